@@ -1,0 +1,50 @@
+# The two commands a fresh Debian machine needs: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint bench restic venv clean
+
+demo: venv restic
+	$(BIN)/python demo/run_demo.py
+
+test: venv-test restic
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: venv-test
+	$(BIN)/ruff check .
+
+bench: venv-test restic
+	$(BIN)/python bench/run.py
+
+restic:
+	@command -v restic >/dev/null || { \
+	  echo "installing restic from Debian's packages"; \
+	  $(SUDO) apt-get install -y restic >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y restic; } || \
+	  { echo "make: cannot install restic; install it with: apt-get install -y restic" >&2; exit 1; }; }
+
+# python3-venv is a separate Debian package; install it when venv creation fails.
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); \
+	  $(SUDO) apt-get install -y python3-venv python3-pip >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y python3-venv python3-pip; }; \
+	  $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+venv-test: $(VENV)/.installed-test
+
+clean:
+	rm -rf $(VENV) .demo .bench

@@ -1,0 +1,3 @@
+from syncer.cli.main import main
+
+main()

@@ -1,0 +1,50 @@
+"""What every action shares: per-dataset error collection and run records."""
+
+import logging
+import time
+from contextlib import contextmanager
+
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
+
+log = logging.getLogger("syncer")
+
+
+@contextmanager
+def recorded_run(db, dataset, action):
+    """Record one action on one dataset in the run history.
+
+    The block receives a dict to fill: set "exit_code" (0 ok, 1 findings) and any
+    summary keys. A SyncerError is recorded as a failure and re-raised.
+    """
+    run_id = db.start_run(dataset, action)
+    outcome = {"exit_code": EXIT_OK}
+    started = time.monotonic()
+    try:
+        yield outcome
+    except SyncerError as error:
+        db.finish_run(run_id, "failed", error.exit_code, {"error": str(error)})
+        raise
+    except BaseException:
+        db.finish_run(run_id, "interrupted", None, {})
+        raise
+    outcome["seconds"] = round(time.monotonic() - started, 3)
+    result = {EXIT_OK: "ok", EXIT_FINDINGS: "findings"}.get(outcome["exit_code"], "failed")
+    db.finish_run(run_id, result, outcome["exit_code"], {k: v for k, v in outcome.items() if k != "items"})
+
+
+def for_each_dataset(policies, work):
+    """Call work(policy) for every policy; a failing dataset does not stop the others.
+
+    Return (results, exit_code): a failure becomes {"name", "error", "exit_code"}, and
+    the exit code is the most severe of all.
+    """
+    results, exit_code = [], EXIT_OK
+    for policy in policies:
+        try:
+            result = work(policy)
+        except SyncerError as error:
+            log.error("%s: %s", policy.name, error)
+            result = {"name": policy.name, "error": str(error), "exit_code": error.exit_code}
+        results.append(result)
+        exit_code = max(exit_code, result.get("exit_code", EXIT_OK))
+    return results, exit_code

@@ -1,0 +1,79 @@
+"""What every command shares: global options, settings, the JSON flag."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from syncer.log import setup_logging
+
+
+@dataclass
+class Settings:
+    policies_dir: Path | None = None
+    state_dir: Path | None = None
+    verbosity: int = 0
+    _db: object = field(default=None, repr=False)
+
+    def policies(self, names=(), check_paths=True):
+        from syncer.policy import load_policies, select_policies
+
+        return select_policies(load_policies(self.resolved_policies_dir(), check_paths), names)
+
+    def resolved_policies_dir(self):
+        if self.policies_dir:
+            return self.policies_dir
+        system = Path("/etc/syncer/policies")
+        return system if system.is_dir() else Path("policies")
+
+    def db(self):
+        from syncer.index.db import StateDB, default_state_dir
+
+        if self._db is None:
+            self._db = StateDB(self.state_dir or default_state_dir())
+        return self._db
+
+
+def store_option(ctx, param, value):
+    """Global options are accepted before or after the command name; a value given
+    on the command line wins over one from the environment."""
+    settings = ctx.ensure_object(Settings)
+    source = ctx.get_parameter_source(param.name)
+    explicit = source == click.core.ParameterSource.COMMANDLINE
+    if param.name == "verbose":
+        if value:
+            settings.verbosity = value
+    elif param.name == "quiet":
+        if value:
+            settings.verbosity = -1
+    elif value is not None and (explicit or getattr(settings, param.name) is None):
+        setattr(settings, param.name, Path(value))
+    return value
+
+
+def global_options(command):
+    options = [
+        click.option("--policies", "policies_dir", envvar="SYNCER_POLICIES", expose_value=False,
+                     callback=store_option, type=click.Path(file_okay=False),
+                     help="Policies directory [env SYNCER_POLICIES; default /etc/syncer/policies, else ./policies]."),
+        click.option("--state-dir", "state_dir", envvar="SYNCER_STATE_DIR", expose_value=False,
+                     callback=store_option, type=click.Path(file_okay=False),
+                     help="State directory [env SYNCER_STATE_DIR; default /var/lib/syncer as root]."),
+        click.option("-v", "--verbose", count=True, expose_value=False, callback=store_option,
+                     help="More log lines (-vv for libraries too)."),
+        click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=store_option,
+                     help="Only warnings and errors."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the full report as one JSON document.")
+
+
+def settings():
+    """Return the Settings of this invocation, with logging set up."""
+    current = click.get_current_context().ensure_object(Settings)
+    setup_logging(current.verbosity)
+    return current

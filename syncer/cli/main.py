@@ -1,0 +1,126 @@
+"""The `syncer` command line: parse, load policies, call one action, render.
+
+Commands live in modules that attach to the group (syncer.cli.group); this module
+imports them all and is the one place where errors become messages and exit codes.
+"""
+
+import logging
+import sys
+
+import click
+
+from syncer.cli.common import global_options, json_option, settings
+from syncer.cli.group import cli
+from syncer.errors import EXIT_FAILURE, EXIT_USAGE, PolicyError, SyncerError
+from syncer.log import mask
+
+log = logging.getLogger("syncer")
+
+
+@cli.command("check-policies")
+@global_options
+@json_option
+def check_policies(as_json):
+    """Validate every policy; report all problems at once (exit 2 if any)."""
+    from syncer.cli.render import print_json
+
+    current = settings()
+    try:
+        policies = current.policies()
+    except PolicyError as error:
+        if as_json:
+            print_json({"valid": False, "problems": error.problems})
+            sys.exit(error.exit_code)
+        raise
+    if as_json:
+        print_json({"valid": True, "datasets": [p.name for p in policies]})
+    else:
+        for policy in policies:
+            click.echo(f"{policy.source.name}: ok (dataset {policy.name}, authority {policy.authority.type})")
+
+
+@cli.command()
+@global_options
+@click.argument("datasets", nargs=-1)
+@click.option("--deep", is_flag=True, help="Re-hash every file, ignoring the hash cache.")
+@click.option("--strict", is_flag=True, help="Count unverifiable items as findings.")
+@json_option
+def verify(datasets, deep, strict, as_json):
+    """Compare local copies with their authoritative copies by checksum."""
+    from syncer.actions.verify import run_verify
+    from syncer.cli.render import print_json, progress_reporter, render_verify
+
+    current = settings()
+    policies = current.policies(datasets)
+    with progress_reporter(not as_json) as progress:
+        report, exit_code = run_verify(policies, current.db(), deep=deep, strict=strict, progress=progress)
+    print_json(report) if as_json else render_verify(report)
+    sys.exit(exit_code)
+
+
+@cli.command()
+@global_options
+@json_option
+def status(as_json):
+    """One line per dataset: size, checksum coverage, findings, last runs."""
+    from syncer.actions.status import run_status
+    from syncer.cli.render import print_json, render_status
+
+    current = settings()
+    report, exit_code = run_status(current.policies(check_paths=False), current.db())
+    print_json(report) if as_json else render_status(report)
+    sys.exit(exit_code)
+
+
+@cli.command()
+@global_options
+@json_option
+def run(as_json):
+    """The scheduled job: every step for every dataset."""
+    from syncer.actions.run import run_all
+    from syncer.cli.render import print_json, progress_reporter, render_verify
+
+    current = settings()
+    policies = current.policies()
+    with progress_reporter(not as_json) as progress:
+        report, exit_code = run_all(policies, current.db(), progress=progress)
+    print_json(report) if as_json else render_verify(report["verify"])
+    sys.exit(exit_code)
+
+
+def report_error(message, exit_code):
+    click.echo(mask(f"syncer: {message}"), err=True)
+    return exit_code
+
+
+def main(argv=None):
+    """Entry point: run the CLI; turn every error into one message and an exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="syncer", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        code = done.exit_code
+    except click.ClickException as error:
+        error.show()
+        code = EXIT_USAGE
+    except click.exceptions.Abort:
+        code = report_error("interrupted", 130)
+    except PolicyError as error:
+        for problem in error.problems:
+            click.echo(mask(problem), err=True)
+        code = report_error(f"{len(error.problems)} problem(s) in the policies", error.exit_code)
+    except SyncerError as error:
+        code = report_error(str(error), error.exit_code)
+    except KeyboardInterrupt:
+        code = report_error("interrupted", 130)
+    except Exception as error:  # a bug: one line for the user, the traceback with -v
+        log.debug("internal error", exc_info=True)
+        code = report_error(f"internal error: {error.__class__.__name__}: {error} (run with -v for details)",
+                            EXIT_FAILURE)
+    sys.stdout.flush()
+    sys.exit(code or 0)
+
+
+# Command modules of later capabilities register themselves on import.
+COMMAND_MODULES = ()
+for module in COMMAND_MODULES:
+    __import__(module)

@@ -1,0 +1,102 @@
+"""Turning action reports into text for people, or JSON for programs."""
+
+import json
+import sys
+import time
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.table import Table
+
+ITEM_LIMIT = 20
+
+
+def console():
+    return Console(highlight=False, soft_wrap=True)
+
+
+def print_json(document):
+    json.dump(document, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def human_bytes(count):
+    if count is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+
+
+def human_age(seconds):
+    if seconds is None:
+        return "never"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def render_verify(report):
+    out = console()
+    for dataset in report["datasets"]:
+        if dataset.get("error"):
+            out.print(f"[bold]{dataset['name']}[/bold]: [red]could not be verified:[/red] {dataset['error']}")
+            continue
+        counts = dataset["counts"]
+        table = Table(title=f"{dataset['name']}  ({dataset['authority']})", title_justify="left")
+        for status in counts:
+            table.add_column(status, justify="right")
+        table.add_row(*[style_count(status, value) for status, value in counts.items()])
+        out.print(table)
+        items = dataset["items"]
+        for entry in items[:ITEM_LIMIT]:
+            reason = f"  ({entry['reason']})" if entry.get("reason") else ""
+            out.print(f"  {entry['status']:<14} {entry['path']}{reason}", markup=False)
+        if len(items) > ITEM_LIMIT:
+            out.print(f"  ... and {len(items) - ITEM_LIMIT} more (use --json for the full list)")
+
+
+def style_count(status, value):
+    if not value:
+        return "0"
+    colour = {"ok": "green", "unverifiable": "yellow"}.get(status, "red")
+    return f"[{colour}]{value}[/{colour}]"
+
+
+def render_status(report):
+    table = Table(title="syncer status", title_justify="left")
+    for column in ("dataset", "files", "bytes", "by checksum", "findings", "last verify"):
+        table.add_column(column)
+    for row in report["datasets"]:
+        verify = row["last"].get("verify")
+        last = f"{human_age(verify['age_seconds'])} ({verify['result']})" if verify else "never"
+        coverage = row["checksum_coverage"]
+        findings = ", ".join(f"{count} {status}" for status, count in row["findings"].items()) or "none"
+        table.add_row(row["name"], str(row["files"]), human_bytes(row["bytes"]),
+                      f"{coverage:.0%}" if coverage is not None else "-",
+                      f"[red]{findings}[/red]" if row["findings"] else findings, last)
+    console().print(table)
+
+
+@contextmanager
+def progress_reporter(enabled):
+    """Yield a callback progress(dataset, files, bytes): a live line on a terminal,
+    nothing otherwise (the actions log plain lines of their own)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    started = time.monotonic()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task("starting")
+
+        def update(dataset, files, hashed_bytes):
+            rate = hashed_bytes / max(time.monotonic() - started, 1e-3) / 2**20
+            bar.update(task, description=f"{dataset}: {files} files, {human_bytes(hashed_bytes)} hashed "
+                                         f"({rate:.0f} MiB/s)")
+
+        yield update

@@ -1,0 +1,75 @@
+"""The project's exception taxonomy and its exit codes.
+
+Lower layers raise these; the CLI turns them into one message and an exit code in
+exactly one place (syncer.cli.main).
+"""
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+EXIT_FAILURE = 3
+
+
+class SyncerError(Exception):
+    """Base of every error syncer reports to a user; carries its exit code."""
+
+    exit_code = EXIT_FAILURE
+
+
+class PolicyError(SyncerError):
+    """A policy (or the set of policies) is invalid. Holds every problem found."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UsageError(SyncerError):
+    """The command line asks for something that cannot be done as asked."""
+
+    exit_code = EXIT_USAGE
+
+
+class CredentialError(SyncerError):
+    """A credentials file is missing, too open, or lacks a key."""
+
+    exit_code = EXIT_USAGE
+
+
+class OperationalError(SyncerError):
+    """Something outside syncer failed: an endpoint, the repository, the disk."""
+
+    exit_code = EXIT_FAILURE
+
+
+class EndpointError(OperationalError):
+    """An authoritative copy could not be reached or refused a request.
+
+    `permanent` tells the retry wrapper not to try again (401, 404, a bad name).
+    """
+
+    def __init__(self, message, *, permanent=False, retry_after=None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class AuthenticationError(EndpointError):
+    """The endpoint refused the credentials."""
+
+    def __init__(self, message):
+        super().__init__(message, permanent=True)
+
+
+class LockBusy(OperationalError):
+    """Another syncer process holds the dataset's lock."""
+
+
+class ResticError(OperationalError):
+    """restic failed; `exit_status` is restic's own exit code."""
+
+    def __init__(self, message, exit_status=None):
+        super().__init__(message)
+        self.exit_status = exit_status

@@ -1,0 +1,249 @@
+"""The state database: hash cache, authority listings, findings and run history.
+
+SQLite in WAL mode, so a reader (`syncer status`) never blocks a running push.
+"""
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from syncer.errors import OperationalError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    dataset TEXT NOT NULL,
+    side TEXT NOT NULL,              -- 'local' or 'authority'
+    path TEXT NOT NULL,              -- relative, '/' separated
+    parent TEXT NOT NULL,            -- the directory part of path ('' at the top)
+    size INTEGER,
+    mtime_ns INTEGER,
+    ctime_ns INTEGER,
+    dev INTEGER,
+    ino INTEGER,
+    md5 TEXT,
+    sha256 TEXT,
+    etag TEXT,                       -- S3 multipart ETag, verified by recomputing
+    note TEXT,                       -- why this entry cannot be verified, if it cannot
+    hashed_at REAL,
+    dirty INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (dataset, side, path)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS files_parent ON files (dataset, side, parent);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    action TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    result TEXT,                     -- ok | findings | failed | interrupted
+    exit_code INTEGER,
+    summary TEXT                     -- JSON
+);
+CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset, action, started_at);
+CREATE TABLE IF NOT EXISTS findings (
+    dataset TEXT NOT NULL,
+    path TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    found_at REAL NOT NULL,
+    PRIMARY KEY (dataset, path)
+) WITHOUT ROWID;
+"""
+
+LOCAL, AUTHORITY = "local", "authority"
+
+COMPARE_SQL = """
+SELECT l.path, l.size, a.size,
+  CASE
+    WHEN l.note IS NOT NULL THEN 'unverifiable'
+    WHEN a.size IS NOT NULL AND a.size != l.size THEN 'changed'
+    WHEN a.sha256 IS NOT NULL THEN
+      CASE WHEN l.sha256 IS NULL THEN 'unverifiable' WHEN l.sha256 = a.sha256 THEN 'ok' ELSE 'changed' END
+    WHEN a.md5 IS NOT NULL THEN
+      CASE WHEN l.md5 IS NULL THEN 'unverifiable' WHEN l.md5 = a.md5 THEN 'ok' ELSE 'changed' END
+    WHEN a.etag IS NOT NULL THEN 'etag'
+    ELSE 'unverifiable'
+  END,
+  CASE WHEN l.note IS NOT NULL THEN 'local: ' || l.note ELSE a.note END,
+  a.etag
+FROM files l JOIN files a ON a.dataset = l.dataset AND a.side = 'authority' AND a.path = l.path
+WHERE l.dataset = :dataset AND l.side = 'local'
+UNION ALL
+SELECT l.path, l.size, NULL, 'extra_local', NULL, NULL FROM files l
+WHERE l.dataset = :dataset AND l.side = 'local' AND NOT EXISTS (
+  SELECT 1 FROM files a WHERE a.dataset = l.dataset AND a.side = 'authority' AND a.path = l.path)
+UNION ALL
+SELECT a.path, NULL, a.size, 'missing_local', a.note, NULL FROM files a
+WHERE a.dataset = :dataset AND a.side = 'authority' AND NOT EXISTS (
+  SELECT 1 FROM files l WHERE l.dataset = a.dataset AND l.side = 'local' AND l.path = a.path)
+"""
+
+
+def default_state_dir():
+    """/var/lib/syncer for root, else the XDG state directory."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/syncer")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return Path(base) / "syncer"
+
+
+class StateDB:
+    """The state database of one state directory."""
+
+    def __init__(self, state_dir):
+        self.state_dir = Path(state_dir)
+        self.path = self.state_dir / "state.db"
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                              check_same_thread=False)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=NORMAL")
+            self.connection.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as error:
+            raise OperationalError(f"state database {self.path} cannot be opened: {error}")
+
+    def close(self):
+        self.connection.close()
+
+    @contextmanager
+    def transaction(self):
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def execute(self, sql, parameters=()):
+        return self.connection.execute(sql, parameters)
+
+    # --- the file index -------------------------------------------------------
+
+    def rows_in_directory(self, dataset, side, parent):
+        """Return {path: (size, mtime_ns, ctime_ns, dev, ino, md5, sha256, dirty)} for one directory."""
+        cursor = self.connection.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, dev, ino, md5, sha256, dirty FROM files "
+            "WHERE dataset=? AND side=? AND parent=?", (dataset, side, parent))
+        return {row[0]: row[1:] for row in cursor}
+
+    def parents(self, dataset, side):
+        cursor = self.connection.execute(
+            "SELECT DISTINCT parent FROM files WHERE dataset=? AND side=?", (dataset, side))
+        return [row[0] for row in cursor]
+
+    def delete_paths(self, dataset, side, paths):
+        self.connection.executemany(
+            "DELETE FROM files WHERE dataset=? AND side=? AND path=?",
+            ((dataset, side, path) for path in paths))
+
+    def delete_parent(self, dataset, side, parent):
+        self.connection.execute(
+            "DELETE FROM files WHERE dataset=? AND side=? AND parent=?", (dataset, side, parent))
+
+    def upsert_files(self, dataset, side, records):
+        """Store hashed files. `records` yields dicts with path and the file's facts."""
+        self.connection.executemany(
+            "INSERT OR REPLACE INTO files (dataset, side, path, parent, size, mtime_ns, ctime_ns, dev, ino,"
+            " md5, sha256, etag, note, hashed_at, dirty) VALUES (:dataset, :side, :path, :parent, :size,"
+            " :mtime_ns, :ctime_ns, :dev, :ino, :md5, :sha256, :etag, :note, :hashed_at, 0)",
+            ({"dataset": dataset, "side": side, "parent": parent_of(r["path"]), "etag": None,
+              "note": None, "md5": None, "sha256": None, "dev": None, "ino": None, "mtime_ns": None,
+              "ctime_ns": None, "hashed_at": None, **r} for r in records))
+
+    def replace_listing(self, dataset, entries, batch=2000):
+        """Replace the authority's listing for `dataset` with `entries` (endpoint Entry
+        objects), streaming them in batches so memory stays flat."""
+        with self.transaction():
+            self.connection.execute("DELETE FROM files WHERE dataset=? AND side=?", (dataset, AUTHORITY))
+            pending = []
+            for entry in entries:
+                pending.append(entry_record(entry))
+                if len(pending) >= batch:
+                    self.upsert_files(dataset, AUTHORITY, pending)
+                    pending = []
+            self.upsert_files(dataset, AUTHORITY, pending)
+
+    def iterate_files(self, dataset, side=LOCAL):
+        """Yield (path, size, mtime_ns, md5, sha256) of indexed files, in path order."""
+        yield from self.connection.execute(
+            "SELECT path, size, mtime_ns, md5, sha256 FROM files WHERE dataset=? AND side=? ORDER BY path",
+            (dataset, side))
+
+    def compare(self, dataset):
+        """Yield (path, local_size, authority_size, status, reason, etag) for every entry
+        on either side. status is ok | changed | unverifiable | extra_local |
+        missing_local | etag (an S3 multipart ETag the caller must recompute)."""
+        yield from self.connection.execute(COMPARE_SQL, {"dataset": dataset})
+
+    def totals(self, dataset, side=LOCAL):
+        """Return (files, bytes, bytes with a digest) of the indexed side."""
+        row = self.connection.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN md5 IS NOT NULL OR sha256 "
+            "IS NOT NULL THEN size ELSE 0 END), 0) FROM files WHERE dataset=? AND side=?",
+            (dataset, side)).fetchone()
+        return row
+
+    def mark_dirty(self, dataset, paths):
+        self.connection.executemany(
+            "UPDATE files SET dirty=1 WHERE dataset=? AND side='local' AND path=?",
+            ((dataset, path) for path in paths))
+
+    # --- findings and runs ----------------------------------------------------
+
+    def replace_findings(self, dataset, items):
+        now = time.time()
+        with self.transaction():
+            self.connection.execute("DELETE FROM findings WHERE dataset=?", (dataset,))
+            self.connection.executemany(
+                "INSERT OR REPLACE INTO findings (dataset, path, status, reason, found_at) VALUES (?,?,?,?,?)",
+                ((dataset, item["path"], item["status"], item.get("reason"), now) for item in items))
+
+    def count_findings(self, dataset):
+        cursor = self.connection.execute(
+            "SELECT status, COUNT(*) FROM findings WHERE dataset=? GROUP BY status", (dataset,))
+        return dict(cursor.fetchall())
+
+    def start_run(self, dataset, action):
+        cursor = self.connection.execute(
+            "INSERT INTO runs (dataset, action, started_at) VALUES (?,?,?)", (dataset, action, time.time()))
+        return cursor.lastrowid
+
+    def finish_run(self, run_id, result, exit_code, summary):
+        self.connection.execute(
+            "UPDATE runs SET finished_at=?, result=?, exit_code=?, summary=? WHERE id=?",
+            (time.time(), result, exit_code, json.dumps(summary, default=str), run_id))
+
+    def last_run(self, dataset, action, result=None):
+        """Return the newest finished run as a dict, or None."""
+        sql = ("SELECT id, started_at, finished_at, result, exit_code, summary FROM runs "
+               "WHERE dataset=? AND action=? AND finished_at IS NOT NULL")
+        parameters = [dataset, action]
+        if result:
+            sql += " AND result=?"
+            parameters.append(result)
+        row = self.connection.execute(sql + " ORDER BY started_at DESC LIMIT 1", parameters).fetchone()
+        if not row:
+            return None
+        keys = ("id", "started_at", "finished_at", "result", "exit_code", "summary")
+        run = dict(zip(keys, row))
+        run["summary"] = json.loads(run["summary"]) if run["summary"] else {}
+        return run
+
+
+def parent_of(path):
+    head, _, _ = path.rpartition("/")
+    return head
+
+
+def entry_record(entry):
+    """Turn an endpoint Entry into an index record for the authority side."""
+    record = {"path": entry.path, "size": entry.size, "note": entry.note,
+              "mtime_ns": int(entry.mtime * 1e9) if entry.mtime is not None else None}
+    if entry.checksum and entry.algorithm in ("md5", "sha256", "etag"):
+        record[entry.algorithm] = entry.checksum.lower()
+    return record

@@ -1,0 +1,163 @@
+"""The hashing engine: many files hashed at once, each read once for all its digests.
+
+hashlib releases the GIL while it digests, so a thread pool sized to the cores
+keeps them all busy. Each thread reuses one buffer; files are opened with
+O_NOATIME (when allowed) and read sequentially.
+"""
+
+import hashlib
+import os
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+CHUNK_SIZE = 1 << 20
+ALGORITHMS = {"md5": hashlib.md5, "sha256": hashlib.sha256}
+_local = threading.local()
+
+
+class FileChanged(Exception):
+    """The file changed while it was being read; its digest would be a lie."""
+
+
+@dataclass
+class Hashed:
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    dev: int
+    ino: int
+    digests: dict
+
+
+def open_for_reading(path):
+    """Open `path` read-only, without updating its access time when we may."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    noatime = getattr(os, "O_NOATIME", 0)
+    if noatime:
+        try:
+            return os.open(path, flags | noatime)
+        except PermissionError:
+            pass  # O_NOATIME needs file ownership; fall back to a plain open
+    return os.open(path, flags)
+
+
+def buffer():
+    if not hasattr(_local, "buffer"):
+        _local.buffer = bytearray(CHUNK_SIZE)
+        _local.view = memoryview(_local.buffer)
+    return _local.buffer, _local.view
+
+
+def read_chunks(fd):
+    """Yield memoryviews of successive chunks of the open file `fd` (views of one
+    reused buffer: each is valid only until the next is produced)."""
+    data, view = buffer()
+    stream = os.fdopen(fd, "rb", buffering=0, closefd=False)
+    while True:
+        count = stream.readinto(data)
+        if not count:
+            return
+        yield view[:count]
+
+
+def hash_file(path, algorithms):
+    """Return a Hashed for the file at `path` with a digest per algorithm name.
+
+    Raise FileChanged if its size or mtime moved while it was read, OSError if it
+    cannot be read.
+    """
+    fd = open_for_reading(path)
+    try:
+        before = os.fstat(fd)
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        hashers = [(name, ALGORITHMS[name]()) for name in algorithms]
+        size = 0
+        for chunk in read_chunks(fd):
+            size += len(chunk)
+            for _, hasher in hashers:
+                hasher.update(chunk)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if (after.st_mtime_ns, after.st_size) != (before.st_mtime_ns, before.st_size) or size != after.st_size:
+        raise FileChanged(path)
+    return Hashed(after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_dev, after.st_ino,
+                  {name: hasher.hexdigest() for name, hasher in hashers})
+
+
+def s3_multipart_etag(path, part_size):
+    """Return the ETag S3 gives a multipart upload of the file with `part_size` parts:
+    the MD5 of the parts' MD5s, then "-" and the number of parts."""
+    part_digests, part, filled = [], hashlib.md5(), 0
+    fd = open_for_reading(path)
+    try:
+        for chunk in read_chunks(fd):
+            while chunk:
+                take = min(len(chunk), part_size - filled)
+                part.update(chunk[:take])
+                filled += take
+                chunk = chunk[take:]
+                if filled == part_size:
+                    part_digests.append(part.digest())
+                    part, filled = hashlib.md5(), 0
+    finally:
+        os.close(fd)
+    if filled or not part_digests:
+        part_digests.append(part.digest())
+    return f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(part_digests)}"
+
+
+def default_workers():
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+class HashPool:
+    """Hash files on a thread pool, keeping a bounded number in flight.
+
+    submit() queues a job and returns the results finished so far, oldest first, so a
+    caller streaming millions of files holds only `window` of them at a time.
+    """
+
+    def __init__(self, algorithms, workers=None):
+        self.algorithms = tuple(algorithms)
+        self.workers = workers or default_workers()
+        self.window = self.workers * 4
+        self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="hash")
+        self.pending = deque()
+
+    def submit(self, key, path):
+        """Queue `path`; return a list of finished (key, Hashed | Exception)."""
+        self.pending.append((key, self.executor.submit(self.hash_once_more_if_changed, path)))
+        done = []
+        while len(self.pending) >= self.window or (self.pending and self.pending[0][1].done()):
+            done.append(self.collect())
+        return done
+
+    def drain(self):
+        while self.pending:
+            yield self.collect()
+
+    def collect(self):
+        key, future = self.pending.popleft()
+        try:
+            return key, future.result()
+        except (OSError, FileChanged) as error:
+            return key, error
+
+    def hash_once_more_if_changed(self, path):
+        try:
+            return hash_file(path, self.algorithms)
+        except FileChanged:
+            return hash_file(path, self.algorithms)
+
+    def close(self):
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,177 @@
+"""Schema checks for one parsed policy document.
+
+Every problem is collected, each as "dotted.path: message", so one run of
+check-policies shows them all.
+"""
+
+import difflib
+import re
+
+from syncer.policy.model import AUTHORITY_TYPES, SCHEDULED_ACTIONS
+
+TOP_KEYS = {
+    "name": str,
+    "path": str,
+    "exclude": list,
+    "authority": dict,
+    "offsite": dict,
+    "schedule": dict,
+}
+REQUIRED_TOP = ("path", "authority")
+
+AUTHORITY_KEYS = {
+    "local": {"path": str},
+    "s3": {"bucket": str, "prefix": str, "endpoint_url": str, "region": str},
+    "smugmug": {"nickname": str, "albums": list, "api_url": str, "upload_url": str},
+    "bunnycdn": {"zone": str, "path": str, "endpoint": str},
+    "gitlab": {"url": str, "groups": list, "include_subgroups": bool},
+}
+AUTHORITY_REQUIRED = {
+    "local": ("path",),
+    "s3": ("bucket",),
+    "smugmug": (),
+    "bunnycdn": ("zone",),
+    "gitlab": ("url", "groups"),
+}
+# Keys each authority type needs in its credentials file.
+CREDENTIAL_KEYS = {
+    "local": (),
+    "s3": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"),
+    "smugmug": ("SMUGMUG_API_KEY", "SMUGMUG_API_SECRET", "SMUGMUG_TOKEN", "SMUGMUG_TOKEN_SECRET"),
+    "bunnycdn": ("BUNNY_ACCESS_KEY",),
+    "gitlab": ("GITLAB_TOKEN",),
+}
+OFFSITE_KEYS = {
+    "repository": str,
+    "password_file": str,
+    "env_file": str,
+    "retention": dict,
+    "prune": str,
+    "host": str,
+    "read_data_subset": str,
+}
+RETENTION_KEYS = {
+    "keep_last": int,
+    "keep_hourly": int,
+    "keep_daily": int,
+    "keep_weekly": int,
+    "keep_monthly": int,
+    "keep_yearly": int,
+    "keep_within": str,
+}
+PRUNE_VALUES = ("never", "always", "daily", "weekly", "monthly")
+TYPE_NAMES = {str: "a string", list: "a list", dict: "a mapping", int: "a whole number", bool: "true or false"}
+SUBSET_PATTERN = re.compile(r"^(\d+(\.\d+)?%|\d+/\d+|\d+[KMGT]?)$")
+
+
+def validate_document(doc):
+    """Given a parsed YAML document, return a list of "dotted.path: message" problems."""
+    if not isinstance(doc, dict):
+        return ["(top): a policy must be a mapping of keys to values"]
+    problems = []
+    check_mapping(doc, TOP_KEYS, REQUIRED_TOP, "", problems)
+    if isinstance(doc.get("exclude"), list):
+        for position, pattern in enumerate(doc["exclude"]):
+            if not isinstance(pattern, str) or not pattern:
+                problems.append(f"exclude.{position}: must be a non-empty string")
+    if isinstance(doc.get("authority"), dict):
+        problems += validate_authority(doc["authority"])
+    if isinstance(doc.get("offsite"), dict):
+        problems += validate_offsite(doc["offsite"])
+    if isinstance(doc.get("schedule"), dict):
+        problems += validate_schedule(doc["schedule"])
+    return problems
+
+
+def validate_authority(authority):
+    problems = []
+    kind = authority.get("type")
+    if kind is None:
+        return ["authority.type: field required (one of " + ", ".join(AUTHORITY_TYPES) + ")"]
+    if kind not in AUTHORITY_TYPES:
+        return [f"authority.type: unknown authority type {kind!r}" + suggest(str(kind), AUTHORITY_TYPES)
+                + " (one of " + ", ".join(AUTHORITY_TYPES) + ")"]
+    allowed = dict(AUTHORITY_KEYS[kind], type=str, credentials=str)
+    check_mapping(authority, allowed, AUTHORITY_REQUIRED[kind], "authority.", problems)
+    if CREDENTIAL_KEYS[kind] and "credentials" not in authority:
+        problems.append(f"authority.credentials: field required for type {kind} "
+                        f"(a KEY=VALUE file with {', '.join(CREDENTIAL_KEYS[kind])})")
+    for key in ("albums", "groups"):
+        if isinstance(authority.get(key), list):
+            for position, item in enumerate(authority[key]):
+                if not isinstance(item, (str, int)) or item == "":
+                    problems.append(f"authority.{key}.{position}: must be a non-empty string")
+    return problems
+
+
+def validate_offsite(offsite):
+    problems = []
+    check_mapping(offsite, OFFSITE_KEYS, ("repository", "password_file"), "offsite.", problems)
+    retention = offsite.get("retention")
+    if isinstance(retention, dict):
+        check_mapping(retention, RETENTION_KEYS, (), "offsite.retention.", problems)
+        for key, value in retention.items():
+            if RETENTION_KEYS.get(key) is int and isinstance(value, int) and value < 0:
+                problems.append(f"offsite.retention.{key}: must not be negative")
+    if isinstance(offsite.get("prune"), str) and offsite["prune"] not in PRUNE_VALUES:
+        problems.append(f"offsite.prune: must be one of {', '.join(PRUNE_VALUES)}")
+    subset = offsite.get("read_data_subset")
+    if isinstance(subset, str) and not SUBSET_PATTERN.match(subset):
+        problems.append("offsite.read_data_subset: must look like 5%, 1/10 or 500M")
+    return problems
+
+
+def validate_schedule(schedule):
+    problems = []
+    check_mapping(schedule, {action: str for action in SCHEDULED_ACTIONS}, (), "schedule.", problems)
+    for action, expression in schedule.items():
+        if action in SCHEDULED_ACTIONS and isinstance(expression, str):
+            problem = check_cron(expression)
+            if problem:
+                problems.append(f"schedule.{action}: {problem}")
+    return problems
+
+
+def check_cron(expression):
+    """Return why `expression` is not a valid 5-field cron expression, or None."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(expression.split()) != 5:
+        return f"{expression!r} is not a cron expression (5 fields: minute hour day month weekday)"
+    try:
+        CronTrigger.from_crontab(expression)
+    except ValueError as error:
+        return f"{expression!r} is not a valid cron expression ({error})"
+    return None
+
+
+def check_mapping(mapping, allowed, required, prefix, problems):
+    """Append to `problems` every unknown key, wrong type and missing required key."""
+    for key, value in mapping.items():
+        if key not in allowed:
+            problems.append(f"{prefix}{key}: unknown key" + suggest(str(key), allowed))
+            continue
+        expected = allowed[key]
+        if not is_type(value, expected):
+            problems.append(f"{prefix}{key}: must be {TYPE_NAMES[expected]}, not {describe(value)}")
+    for key in required:
+        if mapping.get(key) in (None, ""):
+            problems.append(f"{prefix}{key}: field required")
+
+
+def is_type(value, expected):
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def describe(value):
+    if value is None:
+        return "empty"
+    return {str: "a string", list: "a list", dict: "a mapping", bool: "true/false", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def suggest(word, choices):
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
