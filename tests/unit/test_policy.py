@@ -1,0 +1,163 @@
+"""Policy loading and validation: every listed bad input, all reported at once."""
+
+import pytest
+
+from syncer.errors import PolicyError, UsageError
+from syncer.policy import load_policies, select_policies
+from syncer.policy.credentials import read_credentials, resolve_credentials_path
+from tests.support import run_syncer, write_policy, write_secret
+
+
+def good(tmp_path, **overrides):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "auth").mkdir(exist_ok=True)
+    document = {"path": str(tmp_path / "data"), "authority": {"type": "local", "path": str(tmp_path / "auth")}}
+    document.update(overrides)
+    return document
+
+
+def problems_of(directory):
+    with pytest.raises(PolicyError) as caught:
+        load_policies(directory)
+    return caught.value.problems
+
+
+def test_a_valid_policy_loads_with_the_stem_as_name(tmp_path):
+    write_policy(tmp_path / "p", "photos", good(tmp_path, exclude=["*.tmp"]))
+    [policy] = load_policies(tmp_path / "p")
+    assert policy.name == "photos"
+    assert policy.exclude == ("*.tmp",)
+    assert policy.authority.type == "local"
+
+
+def test_relative_paths_are_taken_from_the_policy_folder(tmp_path):
+    (tmp_path / "p" / "data").mkdir(parents=True)
+    (tmp_path / "auth").mkdir()
+    write_policy(tmp_path / "p", "x", {"path": "data", "authority": {"type": "local", "path": "../auth"}})
+    [policy] = load_policies(tmp_path / "p")
+    assert policy.path == (tmp_path / "p" / "data").resolve()
+    assert policy.authority.get("path") == str((tmp_path / "auth").resolve())
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "broken.yaml").write_text("path: /x\nauthority: [unclosed\n")
+    [problem] = problems_of(tmp_path / "p")
+    assert problem.startswith("broken.yaml: line ")
+    assert "column" in problem and "YAML syntax error" in problem
+
+
+def test_every_problem_of_every_file_is_reported_at_once(tmp_path):
+    document = good(tmp_path, exclud=["*.tmp"])  # misspelt key
+    document["authority"]["pth"] = "/x"
+    write_policy(tmp_path / "p", "one", document)
+    write_policy(tmp_path / "p", "two", {"path": 5, "authority": {"type": "local", "path": str(tmp_path)}})
+    write_policy(tmp_path / "p", "three", {"authority": {"type": "dropbox"}})
+    problems = problems_of(tmp_path / "p")
+    assert "one.yaml: exclud: unknown key (did you mean 'exclude'?)" in problems
+    assert "one.yaml: authority.pth: unknown key (did you mean 'path'?)" in problems
+    assert "two.yaml: path: must be a string, not a number" in problems
+    assert "three.yaml: path: field required" in problems
+    assert any(p.startswith("three.yaml: authority.type: unknown authority type 'dropbox'") for p in problems)
+
+
+def test_missing_required_authority_fields(tmp_path):
+    write_policy(tmp_path / "p", "site", good(tmp_path, authority={"type": "bunnycdn"}))
+    problems = problems_of(tmp_path / "p")
+    assert "site.yaml: authority.zone: field required" in problems
+    assert any(p.startswith("site.yaml: authority.credentials: field required for type bunnycdn") for p in problems)
+
+
+def test_dataset_path_missing_or_not_a_directory(tmp_path):
+    write_policy(tmp_path / "p", "gone", good(tmp_path, path=str(tmp_path / "nowhere")))
+    (tmp_path / "file").write_text("x")
+    write_policy(tmp_path / "p", "file", good(tmp_path, path=str(tmp_path / "file")))
+    problems = problems_of(tmp_path / "p")
+    assert f"gone.yaml: path: dataset path {tmp_path / 'nowhere'} does not exist" in problems
+    assert f"file.yaml: path: dataset path {tmp_path / 'file'} is not a directory" in problems
+
+
+def test_two_policies_with_one_name(tmp_path):
+    write_policy(tmp_path / "p", "a", good(tmp_path, name="photos"))
+    write_policy(tmp_path / "p", "b", good(tmp_path, name="photos"))
+    assert problems_of(tmp_path / "p") == ["b.yaml: name: dataset name 'photos' is already used by a.yaml"]
+
+
+def test_credentials_file_missing_or_too_open(tmp_path):
+    secret = write_secret(tmp_path / "open.env", "AWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n")
+    secret.chmod(0o644)
+    s3 = {"type": "s3", "bucket": "b", "credentials": str(secret)}
+    write_policy(tmp_path / "p", "open", good(tmp_path, authority=s3))
+    write_policy(tmp_path / "p", "none", good(tmp_path, authority=dict(s3, credentials=str(tmp_path / "no.env"))))
+    problems = problems_of(tmp_path / "p")
+    assert any(p.startswith(f"open.yaml: authority.credentials: credentials file {secret} is readable by group")
+               for p in problems)
+    assert f"none.yaml: authority.credentials: credentials file {tmp_path / 'no.env'} does not exist" in problems
+
+
+def test_restic_binary_missing_is_reported(tmp_path, monkeypatch):
+    password = write_secret(tmp_path / "restic.pass", "pw")
+    write_policy(tmp_path / "p", "x", good(tmp_path, offsite={"repository": str(tmp_path / "repo"),
+                                                             "password_file": str(password)}))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    assert problems_of(tmp_path / "p") == [
+        "x.yaml: offsite: the restic binary was not found on PATH (apt-get install -y restic)"]
+
+
+def test_bad_cron_and_retention(tmp_path):
+    password = write_secret(tmp_path / "restic.pass", "pw")
+    document = good(tmp_path, schedule={"verify": "61 * * * *", "push": "daily"},
+                    offsite={"repository": "/r", "password_file": str(password),
+                             "retention": {"keep_daily": "seven", "keep_weakly": 4}, "prune": "sometimes"})
+    write_policy(tmp_path / "p", "x", document)
+    problems = problems_of(tmp_path / "p")
+    assert any(p.startswith("x.yaml: schedule.verify: '61 * * * *' is not a valid cron expression") for p in problems)
+    assert any(p.startswith("x.yaml: schedule.push: 'daily' is not a cron expression") for p in problems)
+    assert "x.yaml: offsite.retention.keep_daily: must be a whole number, not a string" in problems
+    assert "x.yaml: offsite.retention.keep_weakly: unknown key (did you mean 'keep_weekly'?)" in problems
+    assert any(p.startswith("x.yaml: offsite.prune: must be one of") for p in problems)
+
+
+def test_credentials_directory_is_used_for_relative_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    assert resolve_credentials_path("photos.env", tmp_path / "p") == tmp_path / "creds" / "photos.env"
+    assert resolve_credentials_path("/abs/x.env", tmp_path / "p").as_posix() == "/abs/x.env"
+
+
+def test_credentials_are_read_and_missing_keys_named_without_values(tmp_path):
+    path = write_secret(tmp_path / "c.env", "# comment\nexport BUNNY_ACCESS_KEY='s3cr3t-value'\n")
+    assert read_credentials(path, ("BUNNY_ACCESS_KEY",)) == {"BUNNY_ACCESS_KEY": "s3cr3t-value"}
+    with pytest.raises(Exception) as caught:
+        read_credentials(path, ("GITLAB_TOKEN",))
+    assert "lacks GITLAB_TOKEN" in str(caught.value) and "s3cr3t" not in str(caught.value)
+
+
+def test_select_unknown_dataset_suggests(tmp_path):
+    write_policy(tmp_path / "p", "photos", good(tmp_path))
+    policies = load_policies(tmp_path / "p")
+    with pytest.raises(UsageError, match="did you mean 'photos'"):
+        select_policies(policies, ["photo"])
+
+
+def test_check_policies_cli_exits_2_with_every_problem_and_no_traceback(tmp_path):
+    write_policy(tmp_path / "p", "one", {"path": 1})
+    (tmp_path / "p" / "two.yaml").write_text("a: [\n")
+    result = run_syncer("check-policies", policies=tmp_path / "p", state=tmp_path / "s")
+    assert result.exit_code == 2
+    assert "one.yaml: path: must be a string" in result.stderr
+    assert "one.yaml: authority: field required" in result.stderr
+    assert "two.yaml: line 2" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_check_policies_json_and_ok(tmp_path):
+    write_policy(tmp_path / "p", "photos", good(tmp_path))
+    result = run_syncer("check-policies", "--json", policies=tmp_path / "p", state=tmp_path / "s")
+    assert result.exit_code == 0, result.output
+    assert result.json() == {"valid": True, "datasets": ["photos"]}
+
+
+def test_policies_env_variable_and_missing_directory(tmp_path):
+    result = run_syncer("check-policies", env={"SYNCER_POLICIES": str(tmp_path / "absent")})
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'absent'}: policies directory does not exist" in result.stderr
