@@ -81,7 +81,8 @@ def test_multipart_etag_is_recomputed(bucket_dataset, part_mib):
 
 def test_unreachable_endpoint_exits_3_naming_it(tmp_path):
     local = write_tree(tmp_path / "local", {"a": "a"})
-    credentials = write_secret(tmp_path / "s3.env", "AWS_ACCESS_KEY_ID=AKIDSECRETID\nAWS_SECRET_ACCESS_KEY=verysecretvalue\n")
+    credentials = write_secret(tmp_path / "s3.env",
+                               "AWS_ACCESS_KEY_ID=AKIDSECRETID\nAWS_SECRET_ACCESS_KEY=verysecretvalue\n")
     url = f"http://127.0.0.1:{free_port()}"
     write_policy(tmp_path / "policies", "site", {"path": str(local), "authority": {
         "type": "s3", "bucket": "b", "endpoint_url": url, "credentials": str(credentials)}})
