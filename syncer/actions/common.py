@@ -4,6 +4,7 @@ import logging
 import time
 from contextlib import contextmanager
 
+from syncer.actions.hooks import with_hooks
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
 
 log = logging.getLogger("syncer")
@@ -32,16 +33,20 @@ def recorded_run(db, dataset, action):
     db.finish_run(run_id, result, outcome["exit_code"], {k: v for k, v in outcome.items() if k != "items"})
 
 
-def for_each_dataset(policies, work):
+def for_each_dataset(policies, work, action=None, dry_run=False):
     """Call work(policy) for every policy; a failing dataset does not stop the others.
 
-    Return (results, exit_code): a failure becomes {"name", "error", "exit_code"}, and
-    the exit code is the most severe of all.
+    With `action`, the policy's hooks for that action run around each call. Return
+    (results, exit_code): a failure becomes {"name", "error", "exit_code"}, and the
+    exit code is the most severe of all.
     """
     results, exit_code = [], EXIT_OK
     for policy in policies:
         try:
-            result = work(policy)
+            if action:
+                result = with_hooks(policy, action, lambda policy=policy: work(policy), dry_run)
+            else:
+                result = work(policy)
         except SyncerError as error:
             log.error("%s: %s", policy.name, error)
             result = {"name": policy.name, "error": str(error), "exit_code": error.exit_code}

@@ -29,7 +29,7 @@ def run_verify(policies, db, deep=False, strict=False, progress=None):
         with dataset_lock(db.state_dir, policy.name):
             return verify_dataset(policy, db, deep, strict, progress)
 
-    results, exit_code = for_each_dataset(policies, work)
+    results, exit_code = for_each_dataset(policies, work, action="verify")
     return {"datasets": results}, exit_code
 
 
