@@ -16,6 +16,7 @@ TOP_KEYS = {
     "authority": dict,
     "offsite": dict,
     "schedule": dict,
+    "hooks": dict,
 }
 REQUIRED_TOP = ("path", "authority")
 
@@ -80,6 +81,8 @@ def validate_document(doc):
         problems += validate_offsite(doc["offsite"])
     if isinstance(doc.get("schedule"), dict):
         problems += validate_schedule(doc["schedule"])
+    if isinstance(doc.get("hooks"), dict):
+        problems += validate_hooks(doc["hooks"])
     return problems
 
 
@@ -130,6 +133,42 @@ def validate_schedule(schedule):
             if problem:
                 problems.append(f"schedule.{action}: {problem}")
     return problems
+
+
+HOOK_ACTIONS = ("pull", "verify", "push", "check", "restore", "drill", "scrub", "repair")
+HOOK_KEYS = {f"{when}_{action}": list for when in ("before", "after", "on_error", "finally")
+             for action in HOOK_ACTIONS}
+HOOK_KEYS.update({"on_error": list, "finally": list, "timeout": str})
+
+
+def validate_hooks(hooks):
+    """Hook lists hold shell command strings; timeout is a duration like 30s, 10m, 1h."""
+    problems = []
+    hooks = {key: str(value) if key == "timeout" and isinstance(value, int) else value
+             for key, value in hooks.items()}
+    check_mapping(hooks, HOOK_KEYS, (), "hooks.", problems)
+    for key, commands in hooks.items():
+        if isinstance(commands, list) and key in HOOK_KEYS:
+            for position, command in enumerate(commands):
+                if not isinstance(command, str) or not command.strip():
+                    problems.append(f"hooks.{key}.{position}: must be a shell command (a non-empty string)")
+    if isinstance(hooks.get("timeout"), str):
+        try:
+            parse_duration(hooks["timeout"])
+        except ValueError:
+            problems.append(f"hooks.timeout: {hooks['timeout']!r} is not a duration (like 30s, 10m or 1h)")
+    return problems
+
+
+def parse_duration(text):
+    """Return seconds for "90", "90s", "10m", "2h" or "1d". Raise ValueError otherwise."""
+    text = str(text).strip()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    seconds = float(number) * units[unit]
+    if seconds <= 0:
+        raise ValueError("must be positive")
+    return seconds
 
 
 def check_cron(expression):
