@@ -9,16 +9,19 @@ from syncer.errors import PolicyError, UsageError
 from syncer.policy.credentials import check_credentials_file, resolve_credentials_path
 from syncer.policy.model import Authority, Offsite, Policy
 from syncer.policy.schema import suggest, validate_document
+from syncer.policy.settings import GLOBAL_FILE_NAMES
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 
 
 def policy_files(directory):
-    """Return the policy files directly inside `directory`, sorted by name."""
+    """Return the policy files directly inside `directory`, sorted by name (syncer.yaml
+    holds global settings, not a dataset)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise PolicyError([f"{directory}: policies directory does not exist"])
-    return sorted(p for p in directory.iterdir() if p.suffix in POLICY_SUFFIXES and p.is_file())
+    return sorted(p for p in directory.iterdir()
+                  if p.suffix in POLICY_SUFFIXES and p.is_file() and p.name not in GLOBAL_FILE_NAMES)
 
 
 def load_policies(directory, check_paths=True):

@@ -16,6 +16,9 @@ TOP_KEYS = {
     "authority": dict,
     "offsite": dict,
     "schedule": dict,
+    "watch": bool,  # always-on keys: see syncer.policy.settings
+    "watch_debounce": object,
+    "notify": dict,
     "hooks": dict,
 }
 REQUIRED_TOP = ("path", "authority")
@@ -81,8 +84,20 @@ def validate_document(doc):
         problems += validate_offsite(doc["offsite"])
     if isinstance(doc.get("schedule"), dict):
         problems += validate_schedule(doc["schedule"])
+    problems += validate_always_on(doc)
     if isinstance(doc.get("hooks"), dict):
         problems += validate_hooks(doc["hooks"])
+    return problems
+
+
+def validate_always_on(doc):
+    from syncer.policy.settings import validate_duration, validate_notify
+
+    problems = []
+    if "watch_debounce" in doc:
+        problems += validate_duration(doc["watch_debounce"], "watch_debounce")
+    if isinstance(doc.get("notify"), dict):
+        problems += validate_notify(doc["notify"])
     return problems
 
 
@@ -172,13 +187,15 @@ def parse_duration(text):
 
 
 def check_cron(expression):
-    """Return why `expression` is not a valid 5-field cron expression, or None."""
-    from apscheduler.triggers.cron import CronTrigger
+    """Return why `expression` is not a valid cron expression, or None. Five fields
+    (minute hour day month weekday), or six with seconds first (for short test cycles)."""
+    from syncer.policy.settings import cron_trigger
 
-    if len(expression.split()) != 5:
-        return f"{expression!r} is not a cron expression (5 fields: minute hour day month weekday)"
+    if len(expression.split()) not in (5, 6):
+        return (f"{expression!r} is not a cron expression "
+                "(5 fields: minute hour day month weekday; or 6 with seconds first)")
     try:
-        CronTrigger.from_crontab(expression)
+        cron_trigger(expression)
     except ValueError as error:
         return f"{expression!r} is not a valid cron expression ({error})"
     return None
