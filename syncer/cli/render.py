@@ -100,3 +100,19 @@ def progress_reporter(enabled):
                                          f"({rate:.0f} MiB/s)")
 
         yield update
+
+
+def render_items(dataset, summary):
+    """One line per dataset with `summary`, then its items (capped)."""
+    out = console()
+    if dataset.get("error"):
+        out.print(f"[bold]{dataset['name']}[/bold]: [red]failed:[/red] {dataset['error']}")
+        return
+    out.print(f"[bold]{dataset['name']}[/bold]: {summary}")
+    items = dataset.get("items", [])
+    for entry in items[:ITEM_LIMIT]:
+        reason = f"  ({entry['reason']})" if entry.get("reason") else ""
+        source = f" from {entry['source']}" if entry.get("source") else ""
+        out.print(f"  {entry['status']:<14} {entry['path']}{source}{reason}", markup=False)
+    if len(items) > ITEM_LIMIT:
+        out.print(f"  ... and {len(items) - ITEM_LIMIT} more (use --json for the full list)")

@@ -20,6 +20,8 @@ TOP_KEYS = {
     "watch_debounce": object,
     "notify": dict,
     "hooks": dict,
+    "scrub": dict,
+    "repair": str,
 }
 REQUIRED_TOP = ("path", "authority")
 
@@ -87,6 +89,7 @@ def validate_document(doc):
     problems += validate_always_on(doc)
     if isinstance(doc.get("hooks"), dict):
         problems += validate_hooks(doc["hooks"])
+    problems += validate_integrity(doc)
     return problems
 
 
@@ -172,6 +175,27 @@ def validate_hooks(hooks):
             parse_duration(hooks["timeout"])
         except ValueError:
             problems.append(f"hooks.timeout: {hooks['timeout']!r} is not a duration (like 30s, 10m or 1h)")
+    return problems
+
+
+SCRUB_KEYS = {"fraction": str, "rate_mib_s": int}
+REPAIR_VALUES = ("manual", "auto")
+
+
+def validate_integrity(doc):
+    """scrub: {fraction: "5%", rate_mib_s: 50}; repair: manual | auto."""
+    problems = []
+    scrub = doc.get("scrub")
+    if isinstance(scrub, dict):
+        scrub = {k: f"{v * 100:g}%" if k == "fraction" and isinstance(v, float) else v for k, v in scrub.items()}
+        check_mapping(scrub, SCRUB_KEYS, (), "scrub.", problems)
+        fraction = scrub.get("fraction")
+        if isinstance(fraction, str) and not re.fullmatch(r"(100|\d{1,2}(\.\d+)?)%", fraction.strip()):
+            problems.append(f"scrub.fraction: {fraction!r} is not a share like 5%")
+        if isinstance(scrub.get("rate_mib_s"), int) and scrub["rate_mib_s"] <= 0:
+            problems.append("scrub.rate_mib_s: must be a positive number of MiB/s")
+    if "repair" in doc and doc["repair"] not in REPAIR_VALUES:
+        problems.append(f"repair: must be one of {', '.join(REPAIR_VALUES)}")
     return problems
 
 

@@ -1,0 +1,132 @@
+"""scrub: re-read a slice of each dataset and catch bit rot.
+
+A file whose content changed while its size and mtime did not is corrupt: storage
+faults do not touch mtime, legitimate edits do. ctime is no witness (chmod, chown
+and attribute restores move it without touching content). Each run reads the
+longest-unconfirmed files first, so repeated scrubs cover the whole dataset.
+"""
+
+import logging
+import os
+import time
+
+from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from syncer.index import integrity
+from syncer.index.hashing import ALGORITHMS, open_for_reading, read_chunks
+from syncer.index.lock import dataset_lock
+
+log = logging.getLogger("syncer.scrub")
+DEFAULT_FRACTION = 0.05
+THIRTY_DAYS = 30 * 86400
+
+
+class Throttle:
+    """Keep the average read rate at or below `mib_per_second` (None: unlimited)."""
+
+    def __init__(self, mib_per_second=None):
+        self.rate = mib_per_second * 2**20 if mib_per_second else None
+        self.started = time.monotonic()
+        self.bytes = 0
+
+    def consume(self, count):
+        if not self.rate:
+            return
+        self.bytes += count
+        ahead = self.bytes / self.rate - (time.monotonic() - self.started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
+def parse_fraction(text):
+    """Return a fraction in (0, 1] from "5%" or "0.05". Raise UsageError otherwise."""
+    text = str(text).strip()
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise UsageError(f"--fraction {text!r} is not a share like 5% or 0.05")
+    if not 0 < value <= 1:
+        raise UsageError(f"--fraction {text!r} must be more than 0% and at most 100%")
+    return value
+
+
+def digest_throttled(path, algorithms, throttle):
+    """Return ({algorithm: hex}, size) of the file at `path`, reading at the throttle's pace."""
+    hashers = {name: ALGORITHMS[name]() for name in algorithms}
+    size = 0
+    fd = open_for_reading(path)
+    try:
+        for chunk in read_chunks(fd):
+            for hasher in hashers.values():
+                hasher.update(chunk)
+            size += len(chunk)
+            throttle.consume(len(chunk))
+    finally:
+        os.close(fd)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}, size
+
+
+def scrub_settings(policy):
+    section = policy.raw.get("scrub") or {}
+    return section.get("fraction"), section.get("rate_mib_s")
+
+
+def run_scrub(policies, db, fraction=None, rate_mib_s=None):
+    """Scrub each dataset. Return (report, exit_code): exit 1 when corruption is found."""
+    def work(policy):
+        share, rate = scrub_settings(policy)
+        with dataset_lock(db.state_dir, policy.name):
+            return scrub_dataset(policy, db, parse_fraction(fraction or share or DEFAULT_FRACTION),
+                                 rate_mib_s if rate_mib_s is not None else rate)
+
+    results, exit_code = for_each_dataset(policies, work, action="scrub")
+    return {"datasets": results}, exit_code
+
+
+def scrub_dataset(policy, db, fraction, rate_mib_s=None):
+    with recorded_run(db, policy.name, "scrub") as outcome:
+        integrity.ensure_schema(db)
+        _, total_bytes, _ = db.totals(policy.name)
+        budget = max(1, int(total_bytes * fraction))
+        throttle = Throttle(rate_mib_s)
+        counts = {"confirmed": 0, "corrupt": 0, "edited": 0, "missing": 0, "unreadable": 0}
+        items, read_bytes = [], 0
+        for path, size, mtime_ns, md5, sha256, _ in list(integrity.oldest_confirmed(db, policy.name)):
+            if read_bytes >= budget:
+                break
+            absolute = policy.path / path
+            try:
+                info = os.stat(absolute)
+            except FileNotFoundError:
+                counts["missing"] += 1  # verify reports it; repair can restore it
+                continue
+            if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
+                counts["edited"] += 1  # a legitimate change: the next verify re-hashes it
+                continue
+            expected = {name: digest for name, digest in (("md5", md5), ("sha256", sha256)) if digest}
+            try:
+                found, actual_size = digest_throttled(absolute, expected, throttle)
+            except OSError as error:
+                counts["unreadable"] += 1
+                items.append({"path": path, "status": "unreadable", "reason": error.strerror})
+                continue
+            read_bytes += actual_size
+            if found == expected:
+                counts["confirmed"] += 1
+                integrity.confirm(db, policy.name, path)
+                continue
+            counts["corrupt"] += 1
+            log.error("%s: %s is corrupt: its content changed but its size and mtime did not", policy.name, path)
+            integrity.record_corruption(db, policy.name, path, size, mtime_ns, expected, found)
+            items.append({"path": path, "status": "corrupt",
+                          "reason": "content changed while size and mtime did not (bit rot or a bad write)"})
+        coverage = integrity.confirmed_share_since(db, policy.name, time.time() - THIRTY_DAYS)
+        if not total_bytes:
+            log.warning("%s: nothing indexed yet; run `syncer verify %s` first", policy.name, policy.name)
+        outcome.update(name=policy.name, counts=counts, items=items, bytes_read=read_bytes,
+                       bytes_total=total_bytes, confirmed_share_30d=coverage,
+                       exit_code=EXIT_FINDINGS if counts["corrupt"] else EXIT_OK)
+        log.info("%s: scrub read %.1f MiB of %.1f MiB: %s", policy.name, read_bytes / 2**20, total_bytes / 2**20,
+                 ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return dict(outcome)
+

@@ -1,0 +1,163 @@
+"""scrub finds bit rot that kept size and mtime; repair replaces it with a copy
+proven good, and never leaves a half-written file under the real name."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support import REPO, run_syncer, write_policy, write_tree
+
+FILES = {f"photos/{n:02}.jpg": bytes([n]) * (40_000 + n) for n in range(10)}
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rot(path, offset=100):
+    """Flip one byte and put the mtime back, as a storage fault would leave it."""
+    info = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    write_tree(tmp_path / "local", FILES)
+    write_tree(tmp_path / "authority", FILES)
+    write_policy(tmp_path / "policies", "photos", {
+        "path": str(tmp_path / "local"), "authority": {"type": "local", "path": str(tmp_path / "authority")}})
+    assert cli(tmp_path, "verify").exit_code == 0
+    return tmp_path
+
+
+def cli(tmp_path, *arguments):
+    return run_syncer(*arguments, "--json", policies=tmp_path / "policies", state=tmp_path / "state")
+
+
+def only(result):
+    [dataset] = result.json()["datasets"]
+    return dataset
+
+
+def test_bit_rot_is_found_and_repaired_from_the_authority(dataset):
+    target = dataset / "local/photos/03.jpg"
+    good = digest(target)
+    rot(target)
+    scrubbed = cli(dataset, "scrub", "--fraction", "100%")
+    assert scrubbed.exit_code == 1, scrubbed.output
+    report = only(scrubbed)
+    assert report["counts"]["corrupt"] == 1 and report["counts"]["confirmed"] == 9
+    assert report["items"][0]["path"] == "photos/03.jpg" and report["items"][0]["status"] == "corrupt"
+    repaired = cli(dataset, "repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert only(repaired)["items"] == [{"path": "photos/03.jpg", "status": "repaired", "source": "authority",
+                                        "kind": "corrupt"}]
+    assert digest(target) == good
+    [kept] = (dataset / "state/quarantine/photos").rglob("03.jpg")
+    assert digest(kept) != good  # the bad copy is kept, not deleted
+    assert cli(dataset, "scrub", "--fraction", "100%").exit_code == 0
+    assert cli(dataset, "verify").exit_code == 0
+
+
+def test_a_legitimate_edit_is_not_corruption(dataset):
+    target = dataset / "local/photos/04.jpg"
+    target.write_bytes(b"edited by the user")
+    result = cli(dataset, "scrub", "--fraction", "100%")
+    assert result.exit_code == 0, result.output
+    assert only(result)["counts"]["edited"] == 1 and only(result)["counts"]["corrupt"] == 0
+    assert only(cli(dataset, "repair"))["items"] == []
+    assert target.read_bytes() == b"edited by the user"
+
+
+def test_a_chmod_does_not_hide_or_fake_corruption(dataset):
+    target = dataset / "local/photos/05.jpg"
+    target.chmod(0o600)  # moves ctime only
+    assert cli(dataset, "scrub", "--fraction", "100%").exit_code == 0
+
+
+def test_bad_everywhere_is_reported_unrecoverable_and_left_alone(dataset):
+    target = dataset / "local/photos/06.jpg"
+    rot(target)
+    rot(dataset / "authority/photos/06.jpg", offset=200)
+    assert cli(dataset, "scrub", "--fraction", "100%").exit_code == 1
+    before = target.read_bytes()
+    result = cli(dataset, "repair")
+    assert result.exit_code == 1
+    [item] = only(result)["items"]
+    assert item["status"] == "unrecoverable" and item["path"] == "photos/06.jpg"
+    assert target.read_bytes() == before
+
+
+def test_a_missing_file_is_restored_from_the_authority(dataset):
+    (dataset / "local/photos/07.jpg").unlink()
+    assert cli(dataset, "verify").exit_code == 1
+    result = cli(dataset, "repair")
+    assert result.exit_code == 0, result.output
+    assert only(result)["items"][0]["status"] == "repaired"
+    assert (dataset / "local/photos/07.jpg").read_bytes() == FILES["photos/07.jpg"]
+
+
+def test_dry_run_changes_nothing(dataset):
+    target = dataset / "local/photos/02.jpg"
+    rot(target)
+    cli(dataset, "scrub", "--fraction", "100%")
+    before = target.read_bytes()
+    result = cli(dataset, "repair", "--dry-run")
+    assert only(result)["items"][0]["status"] == "would_repair"
+    assert target.read_bytes() == before
+
+
+def test_repeated_scrubs_cover_the_dataset_oldest_first(dataset):
+    seen = []
+    for _ in range(5):
+        result = cli(dataset, "scrub", "--fraction", "20%")
+        assert result.exit_code == 0
+        seen.append(only(result)["counts"]["confirmed"])
+    assert all(count >= 2 for count in seen)
+    assert sum(seen) >= 10
+    assert only(result)["confirmed_share_30d"] == 1.0
+
+
+def test_bad_fraction_is_usage_error(dataset):
+    result = cli(dataset, "scrub", "--fraction", "150%")
+    assert result.exit_code == 2 and "--fraction" in result.stderr
+
+
+def test_an_interrupted_repair_leaves_no_half_file(tmp_path):
+    big = os.urandom(3 * 2**20)
+    write_tree(tmp_path / "local", {"video.mp4": big})
+    write_tree(tmp_path / "authority", {"video.mp4": big})
+    write_policy(tmp_path / "policies", "videos", {
+        "path": str(tmp_path / "local"), "authority": {"type": "local", "path": str(tmp_path / "authority")},
+        "scrub": {"rate_mib_s": 1}})
+    assert cli(tmp_path, "verify").exit_code == 0
+    target = tmp_path / "local/video.mp4"
+    rot(target, offset=2**20)
+    rotten = target.read_bytes()
+    run_syncer("scrub", "--fraction", "100%", "--rate", "1000", policies=tmp_path / "policies",
+               state=tmp_path / "state")
+    process = subprocess.Popen([sys.executable, "-m", "syncer", "--policies", str(tmp_path / "policies"),
+                                "--state-dir", str(tmp_path / "state"), "repair"], cwd=REPO,
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not list((tmp_path / "local").glob(".syncer-repair-*")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert list((tmp_path / "local").glob(".syncer-repair-*")), "the repair never started writing"
+    time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert target.read_bytes() == rotten  # untouched: neither half-written nor lost
+    result = run_syncer("repair", "--json", policies=tmp_path / "policies", state=tmp_path / "state")
+    assert result.exit_code == 0, result.output
+    assert target.read_bytes() == big
+    assert not list((tmp_path / "local").glob(".syncer-repair-*"))
