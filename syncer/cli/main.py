@@ -121,6 +121,6 @@ def main(argv=None):
 
 
 # Command modules of later capabilities register themselves on import.
-COMMAND_MODULES = ("syncer.cli.integrity",)
+COMMAND_MODULES = ("syncer.cli.integrity", "syncer.cli.offsite", "syncer.cli.always",)
 for module in COMMAND_MODULES:
     __import__(module)

@@ -1,0 +1,187 @@
+"""drill: prove a restore works, from any machine with the policy's offsite settings.
+
+Restore the manifest, then a sample that always holds the largest and the newest
+files (or everything with --full) into a temporary directory; check each file
+against the manifest; measure throughput and project the full-restore time.
+"""
+
+import logging
+import random
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from syncer.actions.common import recorded_run
+from syncer.actions.offsite import expected_digest, fetch_manifest, find_snapshot, open_repository, require_offsite
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from syncer.index.db import AUTHORITY
+from syncer.index.hashing import HashPool
+from syncer.restic.argv import escape_glob
+from syncer.restic.runner import ResticFailed
+
+log = logging.getLogger("syncer.drill")
+DEFAULT_SAMPLE = "16"
+SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+SAMPLE_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)(%|[KMGT]i?B?|B)?$", re.I)
+
+
+def parse_sample(spec):
+    """Parse --sample: "N" files, "P%" of the files, or a size ("500M", "2G").
+    Return ("count"|"percent"|"bytes", number). Raise UsageError otherwise."""
+    match = SAMPLE_PATTERN.match(str(spec).strip())
+    if not match:
+        raise UsageError(f"--sample {spec!r}: give a number of files (20), a percentage (5%) or a size (500M)")
+    number, unit = float(match.group(1)), (match.group(2) or "").upper()
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise UsageError(f"--sample {spec!r}: a percentage must be above 0 and at most 100")
+        return "percent", number
+    if unit:
+        return "bytes", int(number * SIZE_UNITS[unit[0] if unit[0] != "B" else ""])
+    if number != int(number) or number < 1:
+        raise UsageError(f"--sample {spec!r}: a number of files must be a whole number of at least 1")
+    return "count", int(number)
+
+
+def choose_sample(entries, spec, rng=None):
+    """Return the manifest paths to restore: the largest and the newest file always,
+    then random others until `spec` (from parse_sample, or None for all) is met."""
+    files = [entry for entry in entries.values() if entry.get("size") is not None]
+    if spec is None:
+        return sorted(entry["path"] for entry in files)
+    if not files:
+        return []
+    rng = rng or random.Random()
+    largest = max(files, key=lambda entry: (entry["size"], entry["path"]))
+    newest = max(files, key=lambda entry: (entry.get("mtime_ns") or 0, entry["path"]))
+    chosen = {largest["path"]: largest, newest["path"]: newest}
+    kind, amount = spec
+    rest = [entry for entry in files if entry["path"] not in chosen]
+    rng.shuffle(rest)
+    if kind == "count":
+        wanted = max(amount, len(chosen))
+        for entry in rest[:max(0, wanted - len(chosen))]:
+            chosen[entry["path"]] = entry
+    elif kind == "percent":
+        wanted = max(1, round(len(files) * amount / 100))
+        for entry in rest[:max(0, wanted - len(chosen))]:
+            chosen[entry["path"]] = entry
+    else:
+        budget = amount - sum(entry["size"] for entry in chosen.values())
+        for entry in rest:
+            if entry["size"] <= budget:
+                chosen[entry["path"]] = entry
+                budget -= entry["size"]
+    return sorted(chosen)
+
+
+def run_drill(policy, db, sample=None, full=False, seed=None):
+    """Drill a restore of `policy`'s dataset. Return (report, exit_code): exit 1 when
+    a sampled file is missing or does not match the manifest."""
+    require_offsite(policy)
+    spec = None if full else parse_sample(sample or DEFAULT_SAMPLE)
+    with recorded_run(db, policy.name, "drill") as outcome:
+        repository = open_repository(policy, db.state_dir)
+        snapshot = find_snapshot(repository, policy)
+        workspace = Path(tempfile.mkdtemp(prefix=f"syncer-drill-{policy.name}-"))
+        failures = []
+        try:
+            try:
+                root, _, entries = fetch_manifest(repository, snapshot, policy.name, workspace)
+            except ResticFailed as error:
+                entries, root = {}, None
+                failures.append({"path": "(manifest)", "reason": f"the manifest cannot be restored: {error}"})
+            chosen = choose_sample(entries, spec, random.Random(seed)) if root else []
+            log.info("%s: drilling snapshot %s: restoring %d of %d files", policy.name, snapshot["short_id"],
+                     len(chosen), len(entries))
+            target = workspace / "restore"
+            started = time.monotonic()
+            if chosen:
+                patterns = [escape_glob(root)] if full else \
+                    [escape_glob(f"{root.rstrip('/')}/{path}") for path in chosen]
+                try:
+                    repository.restore(snapshot["id"], target, patterns)
+                except ResticFailed as error:  # damaged data: the per-file checks below say which
+                    log.warning("%s: restic restore reported errors: %s", policy.name, error)
+            seconds = time.monotonic() - started
+            authority = authority_digests(db, policy.name)
+            results, restored_bytes, authority_differs = [], 0, []
+            base = target / root.lstrip("/") if root else target
+            for path, (status, reason, size, digests) in check_files(base, chosen, entries):
+                restored_bytes += size
+                results.append({"path": path, "size": entries[path]["size"], "status": status})
+                if status == "failed":
+                    failures.append({"path": path, "reason": reason})
+                elif differs_from_authority(digests, authority.get(path)):
+                    authority_differs.append(path)
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+        dataset_bytes = sum(entry.get("size") or 0 for entry in entries.values())
+        throughput = restored_bytes / seconds / 2**20 if restored_bytes and seconds > 0 else None
+        projected = round(dataset_bytes / (throughput * 2**20), 1) if throughput else None
+        for failure in failures:
+            log.warning("%s: drill: %s: %s", policy.name, failure["path"], failure["reason"])
+        log.info("%s: drill %s: %d files checked, %d failed; %.1f MiB restored at %s MiB/s", policy.name,
+                 "failed" if failures else "passed", len(results), len(failures), restored_bytes / 2**20,
+                 f"{throughput:.1f}" if throughput else "-")
+        outcome.update(
+            dataset=policy.name, snapshot=snapshot["id"], passed=not failures, files_checked=len(results),
+            bytes_restored=restored_bytes, failures=failures, throughput_mib_s=round(throughput, 2) if throughput
+            else None, projected_restore_seconds=projected, dataset_files=len(entries), dataset_bytes=dataset_bytes,
+            restore_seconds=round(seconds, 3), full=full, files=results,
+            authority={"checked": sum(1 for path in chosen if path in authority), "differs": authority_differs},
+            exit_code=EXIT_FINDINGS if failures else EXIT_OK)
+    report = dict(outcome)
+    report.pop("seconds", None)
+    return report, report["exit_code"]
+
+
+def check_files(base, paths, entries):
+    """Yield (path, (status, reason, bytes read, digests)) for each restored file below
+    `base` against its manifest entry, hashing on the thread pool."""
+    algorithms = tuple(sorted({expected_digest(entries[path])[0] for path in paths} - {None})) or ("sha256",)
+    with HashPool(algorithms) as pool:
+        for path in paths:
+            local = base / path
+            if local.is_symlink() or not local.is_file():
+                yield path, ("failed", "missing from the restore", 0, {})
+                continue
+            for done in pool.submit(path, local):
+                yield done[0], judge(done[1], entries[done[0]])
+        for done in pool.drain():
+            yield done[0], judge(done[1], entries[done[0]])
+
+
+def judge(result, entry):
+    """Return (status, reason, bytes, digests) for a hashed file (or its error)."""
+    if isinstance(result, Exception):
+        return "failed", f"cannot be read: {result}", 0, {}
+    if entry.get("size") is not None and result.size != entry["size"]:
+        return "failed", f"size {result.size}, manifest says {entry['size']}", result.size, result.digests
+    algorithm, digest = expected_digest(entry)
+    if algorithm is None:
+        return "unverified", "the manifest holds no digest for it", result.size, result.digests
+    if result.digests.get(algorithm) != digest:
+        return "failed", f"{algorithm} differs from the manifest", result.size, result.digests
+    return "ok", None, result.size, result.digests
+
+
+def authority_digests(db, dataset):
+    """Digests the authority gave for this dataset at the last verify on this machine
+    ({} on a laptop that never verified). Used as a second opinion only."""
+    rows = db.execute("SELECT path, md5, sha256 FROM files WHERE dataset=? AND side=?", (dataset, AUTHORITY))
+    return {path: (md5, sha256) for path, md5, sha256 in rows if md5 or sha256}
+
+
+def differs_from_authority(digests, authority):
+    """Return whether a restored file's digests contradict the authority's (only a
+    digest both sides have is compared)."""
+    if not authority or not digests:
+        return False
+    md5, sha256 = authority
+    for algorithm, expected in (("sha256", sha256), ("md5", md5)):
+        if expected and digests.get(algorithm):
+            return digests[algorithm] != expected
+    return False

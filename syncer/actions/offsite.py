@@ -1,0 +1,148 @@
+"""What the offsite actions share: the repository of a policy, the dataset's
+snapshots, and the checksum manifest every snapshot carries.
+
+The manifest is JSON lines: a header {"syncer_manifest": 1, "dataset", "root",
+"created"}, then one {"path", "size", "mtime_ns", "md5", "sha256"} per indexed file.
+It lives in <state>/manifests/<dataset>/ and is backed up beside the data, so a
+laptop with only the repository's address and password can check a restore.
+"""
+
+import datetime
+import json
+import os
+import posixpath
+from pathlib import Path
+
+from syncer.errors import OperationalError, UsageError
+from syncer.restic.argv import dataset_tag
+from syncer.restic.repository import ResticRepository, build_context
+
+MANIFEST_NAME = "syncer-manifest.jsonl"
+MANIFEST_VERSION = 1
+
+
+def require_offsite(policy):
+    if policy.offsite is None:
+        raise UsageError(f"dataset {policy.name} has no offsite section in {policy.file_label}")
+
+
+def open_repository(policy, state_dir):
+    """Return the ResticRepository of `policy`. Raise UsageError/CredentialError as
+    build_context does."""
+    return ResticRepository(build_context(policy, state_dir))
+
+
+def manifest_directory(state_dir, dataset):
+    return Path(state_dir).absolute() / "manifests" / dataset
+
+
+def write_manifest(db, policy, directory):
+    """Write the manifest of `policy`'s dataset from the index into `directory`
+    (atomically). Return (path, files, bytes)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / MANIFEST_NAME
+    partial = directory / (MANIFEST_NAME + ".partial")
+    files = total = 0
+    with open(partial, "w", encoding="utf-8") as handle:
+        header = {"syncer_manifest": MANIFEST_VERSION, "dataset": policy.name, "root": str(policy.path),
+                  "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+        handle.write(json.dumps(header, ensure_ascii=False) + "\n")
+        for relative, size, mtime_ns, md5, sha256 in db.iterate_files(policy.name):
+            entry = {"path": relative, "size": size, "mtime_ns": mtime_ns, "md5": md5, "sha256": sha256}
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            files += 1
+            total += size or 0
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    return path, files, total
+
+
+def read_manifest(path):
+    """Return (header, {path: entry}) from a manifest file. Raise OperationalError if it
+    is not one, or names a path that would escape the dataset."""
+    entries = {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            header = json.loads(handle.readline() or "null")
+            if not isinstance(header, dict) or header.get("syncer_manifest") != MANIFEST_VERSION:
+                raise OperationalError(f"{path}: not a syncer manifest")
+            for line in handle:
+                entry = json.loads(line)
+                if is_escaping(entry["path"]):
+                    raise OperationalError(f"the snapshot's manifest names a path that escapes the dataset: "
+                                           f"{entry['path']!r}")
+                entries[entry["path"]] = entry
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise OperationalError(f"the snapshot's manifest {path} cannot be read: {error}")
+    return header, entries
+
+
+def is_escaping(relative):
+    """Return whether a '/'-separated relative path would leave its root: absolute,
+    empty, or with a '..' component."""
+    if not relative or relative.startswith("/") or "\x00" in relative:
+        return True
+    return any(part in ("..", "") for part in relative.split("/"))
+
+
+def link_escapes(link_path, target, root):
+    """Return whether the symlink at `link_path` (below `root`) pointing at `target`
+    resolves (lexically) outside `root`."""
+    if os.path.isabs(target):
+        return True
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(str(link_path)), target))
+    root = posixpath.normpath(str(root))
+    return not (resolved == root or resolved.startswith(root + "/"))
+
+
+def dataset_snapshots(repository, policy):
+    """Return the dataset's snapshots (its tag and host), oldest first."""
+    return repository.snapshots(dataset_tag(policy.name), policy.restic_host)
+
+
+def find_snapshot(repository, policy, wanted="latest"):
+    """Return the snapshot `wanted` ("latest" or an ID prefix) of the dataset. Raise
+    OperationalError when there is none, UsageError for an unknown ID."""
+    snapshots = dataset_snapshots(repository, policy)
+    if not snapshots:
+        raise OperationalError(f"offsite repository {repository.context.repository} holds no snapshot of "
+                               f"dataset {policy.name} (tag {dataset_tag(policy.name)}, host {policy.restic_host})")
+    if wanted in (None, "latest"):
+        return snapshots[-1]
+    matches = [snapshot for snapshot in snapshots if snapshot["id"].startswith(wanted)]
+    if len(matches) != 1:
+        problem = "no" if not matches else "more than one"
+        raise UsageError(f"{problem} snapshot of dataset {policy.name} has an ID starting with {wanted!r}")
+    return matches[0]
+
+
+def snapshot_layout(snapshot, dataset):
+    """Return (data root, manifest file) as absolute paths inside `snapshot`. Raise
+    OperationalError if the snapshot was not made by syncer push."""
+    suffix = f"/manifests/{dataset}"
+    manifests = [path for path in snapshot.get("paths", []) if path.rstrip("/").endswith(suffix)]
+    others = [path for path in snapshot.get("paths", []) if path not in manifests]
+    if len(manifests) != 1 or len(others) != 1:
+        raise OperationalError(f"snapshot {snapshot.get('short_id')} was not made by syncer push "
+                               f"(paths {snapshot.get('paths')}); it has no manifest")
+    return others[0].rstrip("/") or "/", f"{manifests[0].rstrip('/')}/{MANIFEST_NAME}"
+
+
+def fetch_manifest(repository, snapshot, dataset, directory):
+    """Restore the manifest of `snapshot` into `directory`. Return (root, header,
+    entries) where root is the dataset's absolute path inside the snapshot."""
+    root, manifest = snapshot_layout(snapshot, dataset)
+    destination = Path(directory) / MANIFEST_NAME
+    repository.dump(snapshot["id"], manifest, destination)
+    header, entries = read_manifest(destination)
+    return root, header, entries
+
+
+def expected_digest(entry):
+    """Return (algorithm, digest) to check a file against, preferring SHA-256, or
+    (None, None) when the manifest holds none for it."""
+    for algorithm in ("sha256", "md5"):
+        if entry.get(algorithm):
+            return algorithm, entry[algorithm]
+    return None, None

@@ -1,0 +1,129 @@
+"""push: back a dataset up to its offsite restic repository, with its manifest,
+then apply retention (and prune when it is due)."""
+
+import json
+import logging
+import time
+
+from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.offsite import manifest_directory, open_repository, require_offsite, write_manifest
+from syncer.endpoints.factory import build_endpoint
+from syncer.errors import EXIT_FINDINGS, EXIT_OK
+from syncer.index.db import LOCAL
+from syncer.index.lock import dataset_lock
+from syncer.index.scan import scan_tree
+from syncer.restic.argv import dataset_tag, restic_excludes
+from syncer.restic.runner import RepositoryMissing
+
+log = logging.getLogger("syncer.push")
+PRUNE_INTERVALS = {"always": 0, "daily": 86400, "weekly": 7 * 86400, "monthly": 30 * 86400}
+UNREADABLE_SHOWN = 50
+
+
+def run_push(policies, db, progress=None):
+    """Push each policy's dataset. Return (report, exit_code): exit 1 when restic could
+    not read some files (the snapshot exists without them), 3 when a push failed."""
+    def work(policy):
+        require_offsite(policy)
+        with dataset_lock(db.state_dir, policy.name):
+            return push_dataset(policy, db, progress)
+
+    results, exit_code = for_each_dataset(policies, work)
+    return {"datasets": results}, exit_code
+
+
+def index_algorithm(policy):
+    """The digest verify keeps for this dataset, so push refreshes the same index
+    without re-hashing everything under another algorithm."""
+    return build_endpoint(policy).capabilities.checksum or "sha256"
+
+
+def push_dataset(policy, db, progress=None):
+    with recorded_run(db, policy.name, "push") as outcome:
+        repository = open_repository(policy, db.state_dir)
+        log.info("%s: indexing %s for the manifest", policy.name, policy.path)
+        stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (index_algorithm(policy),))
+        manifest, files, size = write_manifest(db, policy, manifest_directory(db.state_dir, policy.name))
+        log.info("%s: manifest of %d files (%.1f MiB) written to %s", policy.name, files, size / 2**20, manifest)
+        tag, host = dataset_tag(policy.name), policy.restic_host
+        paths = [policy.path, manifest.parent]
+        excludes = restic_excludes(policy.path, policy.exclude)
+        on_status = progress and (lambda status: progress(policy.name, status))
+        log.info("%s: restic backup to %s (tag %s, host %s)", policy.name, repository.context.repository, tag, host)
+        try:
+            result = repository.backup(paths, tag, host, excludes, on_status)
+        except RepositoryMissing:
+            log.info("%s: offsite repository %s does not exist yet: creating it (restic init)", policy.name,
+                     repository.context.repository)
+            repository.init()
+            result = repository.backup(paths, tag, host, excludes, on_status)
+        summary = result.summary
+        snapshot = summary.get("snapshot_id")
+        log.info("%s: snapshot %s: %s new, %s changed files, %.1f MiB added in %.1fs", policy.name, snapshot,
+                 summary.get("files_new"), summary.get("files_changed"), (summary.get("data_added") or 0) / 2**20,
+                 summary.get("total_duration") or 0)
+        for path, reason in result.unreadable[:UNREADABLE_SHOWN]:
+            log.warning("%s: restic could not read %s (%s); it is not in the snapshot", policy.name, path, reason)
+        retention = apply_retention(repository, policy, db, tag, host)
+        newest_kept = retention.pop("snapshot_full_id", None)
+        if newest_kept and snapshot and newest_kept.startswith(snapshot):
+            full_id = newest_kept  # forget's output already named it: no extra restic call
+        else:
+            full_id = resolve_full_id(repository, policy, snapshot)
+        outcome.update(
+            name=policy.name, repository=repository.context.repository, snapshot=full_id,
+            files=stats.files, bytes=stats.bytes, manifest_files=files,
+            files_new=summary.get("files_new"), files_changed=summary.get("files_changed"),
+            files_unmodified=summary.get("files_unmodified"), bytes_added=summary.get("data_added"),
+            bytes_processed=summary.get("total_bytes_processed"), duration=summary.get("total_duration"),
+            unreadable=[{"path": path, "reason": reason} for path, reason in result.unreadable],
+            **retention, exit_code=EXIT_FINDINGS if result.unreadable else EXIT_OK)
+    return dict(outcome)
+
+
+def resolve_full_id(repository, policy, short_id):
+    """restic 0.14's summary gives the short snapshot ID; return the full one."""
+    if not short_id:
+        return None
+    for snapshot in reversed(repository.snapshots(dataset_tag(policy.name), policy.restic_host)):
+        if snapshot["id"].startswith(short_id):
+            return snapshot["id"]
+    return short_id
+
+
+def apply_retention(repository, policy, db, tag, host):
+    """Forget this dataset's snapshots beyond offsite.retention; prune when due.
+    Return the report keys (and the full ID of the newest kept snapshot)."""
+    retention = policy.offsite.retention
+    if not retention:
+        return {"forgotten": 0, "pruned": False}
+    kept, removed = repository.forget(tag, host, retention)
+    log.info("%s: retention kept %d snapshots, forgot %d", policy.name, len(kept), len(removed))
+    report = {"kept": len(kept), "forgotten": len(removed), "pruned": False}
+    if kept:
+        report["snapshot_full_id"] = max(kept, key=lambda snapshot: snapshot.get("time", ""))["id"]
+    if prune_due(policy, db, len(removed)):
+        log.info("%s: pruning unreferenced data (offsite.prune: %s)", policy.name, policy.offsite.prune)
+        with recorded_run(db, policy.name, "prune") as pruned:
+            repository.prune()
+            pruned.update(repository=repository.context.repository)
+        report["pruned"] = True
+    return report
+
+
+def prune_due(policy, db, removed_now, now=None):
+    """Prune when offsite.prune's interval has passed since the last prune and some
+    snapshot was forgotten since then (nothing to reclaim otherwise)."""
+    interval = PRUNE_INTERVALS.get(policy.offsite.prune)
+    if interval is None:
+        return False
+    now = now or time.time()
+    last = db.last_run(policy.name, "prune", "ok")
+    since = last["finished_at"] if last else 0
+    if now - since < interval:
+        return False
+    if removed_now:
+        return True
+    rows = db.execute("SELECT summary FROM runs WHERE dataset=? AND action='push' AND started_at>? "
+                      "AND summary LIKE '%\"forgotten\": %'", (policy.name, since)).fetchall()
+    return any((json.loads(row[0]) or {}).get("forgotten") for row in rows if row[0])

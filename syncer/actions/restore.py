@@ -1,0 +1,211 @@
+"""restore: bring a dataset (or part of it) back from a snapshot to a path.
+
+Everything is restored into a staging directory beside the target and checked
+against the snapshot's manifest before anything touches the target, so a failed or
+interrupted restore leaves the target as it was.
+"""
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from syncer.actions.common import recorded_run
+from syncer.actions.offsite import (
+    MANIFEST_NAME,
+    expected_digest,
+    fetch_manifest,
+    find_snapshot,
+    is_escaping,
+    link_escapes,
+    open_repository,
+    require_offsite,
+)
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, SyncerError, UsageError
+from syncer.index.hashing import HashPool, hash_file
+from syncer.restic.argv import escape_glob
+
+log = logging.getLogger("syncer.restore")
+FAILURES_SHOWN = 20
+
+
+class RestoreRefused(SyncerError):
+    """The snapshot's content cannot be restored safely or does not match its
+    manifest; the target was not touched."""
+
+    exit_code = EXIT_FINDINGS
+
+
+def run_restore(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
+    """Restore `policy`'s dataset from `snapshot` to `target`. Return (report, exit_code).
+
+    Raise UsageError when the target is not empty and neither `force` (replace it) nor
+    `in_place` (write only missing or damaged files) is given; RestoreRefused when a
+    name would escape the target or a restored file does not match the manifest;
+    OperationalError (restic, a full disk) otherwise. The target is untouched unless
+    the restore succeeded.
+    """
+    require_offsite(policy)
+    if force and in_place:
+        raise UsageError("--force and --in-place exclude each other")
+    target = Path(target).absolute()
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"restore target {target} exists and is not a directory")
+    if is_non_empty(target) and not (force or in_place):
+        raise UsageError(f"restore target {target} is not empty; use --force to replace it "
+                         f"or --in-place to write only missing or damaged files")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with recorded_run(db, policy.name, "restore") as outcome:
+        repository = open_repository(policy, db.state_dir)
+        chosen = find_snapshot(repository, policy, snapshot)
+        staging = target.parent / f".{target.name}.syncer-restore-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        try:
+            root, _, entries = fetch_manifest(repository, chosen, policy.name, staging)
+            (staging / MANIFEST_NAME).unlink()
+            patterns = [restic_include(root, pattern) for pattern in includes] or [escape_glob(root)]
+            log.info("%s: restoring snapshot %s into %s", policy.name, chosen["short_id"], staging)
+            try:
+                repository.restore(chosen["id"], staging, patterns)
+            except OperationalError as error:
+                raise OperationalError(f"restore of {policy.name} into {target.parent} failed; the target was "
+                                       f"not touched: {error}")
+            restored_root = staging / root.lstrip("/")
+            restored_root.mkdir(parents=True, exist_ok=True)
+            refuse_escaping(restored_root)
+            checked, unverified = check_restored(restored_root, entries, require_all=not includes)
+            log.info("%s: %d files match the snapshot's manifest", policy.name, checked)
+            written = move_into_place(restored_root, target, entries, force, in_place)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), files_checked=checked,
+                       unverified=unverified, files_written=written,
+                       mode="in-place" if in_place else "replace" if force else "new", exit_code=EXIT_OK)
+    return dict(outcome), EXIT_OK
+
+
+def is_non_empty(path):
+    try:
+        with os.scandir(path) as entries:
+            return any(True for _ in entries)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        return True
+
+
+def restic_include(root, pattern):
+    """Turn a --include glob relative to the dataset into a restic pattern on the
+    snapshot's absolute paths."""
+    if is_escaping(pattern.strip("/")) and pattern.strip("/") not in ("*", "**"):
+        raise UsageError(f"--include {pattern!r} escapes the dataset")
+    return f"{escape_glob(root.rstrip('/'))}/{pattern.lstrip('/')}"
+
+
+def refuse_escaping(root):
+    """Raise RestoreRefused if any restored symlink points outside `root` (an absolute
+    target or one climbing out with '..')."""
+    for directory, names, files in os.walk(root):
+        for name in names + files:
+            path = os.path.join(directory, name)
+            if os.path.islink(path):
+                link = os.readlink(path)
+                if link_escapes(path, link, root):
+                    relative = os.path.relpath(path, root)
+                    raise RestoreRefused(f"the snapshot holds {relative!r}, a symlink pointing outside the "
+                                         f"dataset ({link!r}); refusing to restore, the target was not touched")
+
+
+def check_restored(root, entries, require_all=True):
+    """Check every restored regular file under `root` against the manifest `entries`.
+
+    Return (files checked, unverified [(path, reason)]). Raise RestoreRefused listing
+    the files that differ, and (with `require_all`) those the manifest has but the
+    restore lacks.
+    """
+    failures, unverified, seen = [], [], set()
+    with HashPool(("md5", "sha256")) as pool:
+        def judge(relative, result):
+            entry = entries.get(relative)
+            if isinstance(result, Exception):
+                failures.append((relative, f"cannot be read: {result}"))
+                return
+            if entry is None:
+                unverified.append((relative, "not in the snapshot's manifest"))
+                return
+            algorithm, digest = expected_digest(entry)
+            if entry.get("size") is not None and entry["size"] != result.size:
+                failures.append((relative, f"size {result.size}, manifest says {entry['size']}"))
+            elif algorithm is None:
+                unverified.append((relative, "the manifest holds no digest for it"))
+            elif result.digests[algorithm] != digest:
+                failures.append((relative, f"{algorithm} differs from the manifest"))
+
+        for relative, path in walk_files(root):
+            seen.add(relative)
+            for done in pool.submit(relative, path):
+                judge(*done)
+        for done in pool.drain():
+            judge(*done)
+    if require_all:
+        failures += [(path, "missing from the restore") for path, entry in entries.items()
+                     if path not in seen and entry.get("size") is not None]
+    if failures:
+        shown = "; ".join(f"{path}: {reason}" for path, reason in sorted(failures)[:FAILURES_SHOWN])
+        more = f" (and {len(failures) - FAILURES_SHOWN} more)" if len(failures) > FAILURES_SHOWN else ""
+        raise RestoreRefused(f"{len(failures)} restored file(s) do not match the snapshot's manifest; the target "
+                             f"was not touched: {shown}{more}")
+    return len(seen) - len(unverified), unverified
+
+
+def walk_files(root):
+    """Yield (relative '/' path, absolute path) of regular files below `root`."""
+    for directory, names, files in os.walk(root):
+        names.sort()
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                yield os.path.relpath(path, root).replace(os.sep, "/"), path
+
+
+def move_into_place(restored, target, entries, force, in_place):
+    """Put the checked tree `restored` at `target`. Return the number of files written."""
+    if in_place and target.exists():
+        return merge_in_place(restored, target, entries)
+    count = sum(1 for _ in walk_files(restored))
+    if target.exists() and is_non_empty(target):
+        # --force: swap, then delete the old tree; both renames stay on one filesystem.
+        old = target.parent / f".{target.name}.syncer-old-{os.getpid()}"
+        os.rename(target, old)
+        os.rename(restored, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        if target.exists():
+            target.rmdir()
+        os.rename(restored, target)
+    return count
+
+
+def merge_in_place(restored, target, entries):
+    """Write into `target` only the files that are missing there or differ from the
+    manifest; leave everything else alone."""
+    written = 0
+    for relative, path in walk_files(restored):
+        destination = target / relative
+        entry = entries.get(relative)
+        if destination.is_file() and not destination.is_symlink() and entry and matches(destination, entry):
+            continue
+        if destination.is_symlink() or (destination.exists() and not destination.is_file()):
+            raise UsageError(f"--in-place: {destination} is not a regular file; move it away first")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, destination)
+        written += 1
+    return written
+
+
+def matches(path, entry):
+    algorithm, digest = expected_digest(entry)
+    if algorithm is None or path.stat().st_size != entry.get("size"):
+        return False
+    return hash_file(path, (algorithm,)).digests[algorithm] == digest

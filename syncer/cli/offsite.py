@@ -1,0 +1,232 @@
+"""Offsite commands: push, snapshots, check, restore, drill, audit-offsite."""
+
+import sys
+import time
+from contextlib import contextmanager
+
+import click
+
+from syncer.cli.common import global_options, json_option, settings
+from syncer.cli.group import cli
+from syncer.cli.render import console, human_bytes, print_json
+
+
+@cli.command()
+@global_options
+@click.argument("datasets", nargs=-1)
+@json_option
+def push(datasets, as_json):
+    """Back datasets up to their offsite restic repository, then apply retention."""
+    from syncer.actions.push import run_push
+
+    current = settings()
+    policies = [policy for policy in current.policies(datasets) if policy.offsite or datasets]
+    with push_progress(not as_json) as progress:
+        report, exit_code = run_push(policies, current.db(), progress=progress)
+    print_json(report) if as_json else render_push(report)
+    sys.exit(exit_code)
+
+
+@cli.command()
+@global_options
+@click.argument("dataset", required=False)
+@json_option
+def snapshots(dataset, as_json):
+    """List a dataset's snapshots in its offsite repository."""
+    from syncer.actions.snapshots import run_snapshots
+
+    current = settings()
+    report, exit_code = run_snapshots(offsite_policies(current, dataset), current.db())
+    print_json(report) if as_json else render_snapshots(report)
+    sys.exit(exit_code)
+
+
+@cli.command()
+@global_options
+@click.argument("dataset", required=False)
+@click.option("--read-data-subset", metavar="SUBSET", help="Also read this part of the data: 5%, 1/10 or 500M.")
+@json_option
+def check(dataset, read_data_subset, as_json):
+    """Check the offsite repository's integrity (restic check)."""
+    from syncer.actions.snapshots import run_check
+    from syncer.policy.schema import SUBSET_PATTERN
+
+    if read_data_subset and not SUBSET_PATTERN.match(read_data_subset):
+        raise click.BadParameter("must look like 5%, 1/10 or 500M", param_hint="--read-data-subset")
+    current = settings()
+    report, exit_code = run_check(offsite_policies(current, dataset), current.db(), read_data_subset)
+    if as_json:
+        print_json(report)
+    else:
+        for row in report["datasets"]:
+            if row.get("error"):
+                click.echo(f"{row['name']}: check failed: {row['error']}")
+            else:
+                verdict = "ok" if row["ok"] else "ERRORS FOUND"
+                click.echo(f"{row['name']}: {row['repository']}: {verdict}")
+    sys.exit(exit_code)
+
+
+@cli.command()
+@global_options
+@click.argument("dataset")
+@click.option("--to", "target", required=True, type=click.Path(file_okay=False), help="Where to restore.")
+@click.option("--snapshot", default="latest", show_default=True, help="Snapshot ID (or a prefix of one).")
+@click.option("--include", "includes", multiple=True, metavar="GLOB",
+              help="Only restore paths matching this glob, relative to the dataset (repeatable).")
+@click.option("--force", is_flag=True, help="Replace a non-empty target.")
+@click.option("--in-place", is_flag=True, help="Only write files missing or damaged in the target.")
+@json_option
+def restore(dataset, target, snapshot, includes, force, in_place, as_json):
+    """Restore a dataset from its offsite repository to a path, checked against the manifest."""
+    from syncer.actions.restore import run_restore
+
+    current = settings()
+    (policy,) = offsite_policies(current, dataset)
+    report, exit_code = run_restore(policy, current.db(), target, snapshot, includes, force, in_place)
+    if as_json:
+        print_json(report)
+    else:
+        click.echo(f"{policy.name}: restored snapshot {report['snapshot'][:8]} to {report['target']} "
+                   f"({report['mode']}): {report['files_checked']} files match the manifest, "
+                   f"{report['files_written']} written")
+        for path, reason in report["unverified"][:20]:
+            click.echo(f"  unverified {path} ({reason})")
+    sys.exit(exit_code)
+
+
+@cli.command()
+@global_options
+@click.argument("dataset")
+@click.option("--sample", metavar="N|PCT|SIZE", help="How much to restore: 20 files, 5%, or 500M (default 16 files).")
+@click.option("--full", is_flag=True, help="Restore and check every file.")
+@click.option("--seed", type=int, hidden=True, help="Seed for the random sample (tests).")
+@json_option
+def drill(dataset, sample, full, seed, as_json):
+    """Restore a sample (or everything) into a temporary directory and check it."""
+    from syncer.actions.drill import run_drill
+    from syncer.errors import UsageError
+
+    if sample and full:
+        raise UsageError("--sample and --full exclude each other")
+    current = settings()
+    (policy,) = offsite_policies(current, dataset)
+    report, exit_code = run_drill(policy, current.db(), sample=sample, full=full, seed=seed)
+    print_json(report) if as_json else render_drill(report)
+    sys.exit(exit_code)
+
+
+@cli.command("audit-offsite")
+@global_options
+@click.argument("dataset", required=False)
+@json_option
+def audit_offsite(dataset, as_json):
+    """Report whether each s3: repository's bucket resists deletion (versioning, object lock, lifecycle)."""
+    from syncer.actions.audit import run_audit
+
+    current = settings()
+    report, exit_code = run_audit(offsite_policies(current, dataset))
+    print_json(report) if as_json else render_audit(report)
+    sys.exit(exit_code)
+
+
+def offsite_policies(current, dataset=None):
+    """The policies with an offsite section (the named one, which must have it).
+    Paths on this machine are not checked: these commands work from a laptop."""
+    from syncer.errors import UsageError
+
+    policies = current.policies([dataset] if dataset else (), check_paths=False)
+    if dataset:
+        if policies[0].offsite is None:
+            raise UsageError(f"dataset {dataset} has no offsite section in {policies[0].file_label}")
+        return policies
+    chosen = [policy for policy in policies if policy.offsite]
+    if not chosen:
+        raise UsageError("no policy has an offsite section")
+    return chosen
+
+
+@contextmanager
+def push_progress(enabled):
+    """Yield progress(dataset, restic status message): a live bar on a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  console=Console(stderr=True), transient=True) as bar:
+        tasks = {}
+
+        def update(dataset, status):
+            if dataset not in tasks:
+                tasks[dataset] = bar.add_task(f"{dataset}: restic backup", total=1.0)
+            done = status.get("bytes_done") or 0
+            bar.update(tasks[dataset], completed=status.get("percent_done") or 0,
+                       description=f"{dataset}: {status.get('files_done', 0)} files, {human_bytes(done)}")
+
+        yield update
+
+
+def render_push(report):
+    out = console()
+    for row in report["datasets"]:
+        if row.get("error"):
+            out.print(f"[bold]{row['name']}[/bold]: [red]push failed:[/red] {row['error']}", markup=True)
+            continue
+        out.print(f"[bold]{row['name']}[/bold]: snapshot {row['snapshot'][:8]} in {row['repository']}: "
+                  f"{row['files_new']} new, {row['files_changed']} changed, {human_bytes(row['bytes_added'])} "
+                  f"added in {row['duration'] or 0:.1f}s; retention forgot {row.get('forgotten', 0)}"
+                  f"{', pruned' if row.get('pruned') else ''}")
+        for entry in row["unreadable"][:20]:
+            out.print(f"  [yellow]unreadable[/yellow] {entry['path']} ({entry['reason']})")
+
+
+def render_snapshots(report):
+    out = console()
+    for row in report["datasets"]:
+        if row.get("error"):
+            out.print(f"{row['name']}: {row['error']}", markup=False)
+            continue
+        out.print(f"[bold]{row['name']}[/bold] ({row['repository']}, host {row['host']}): "
+                  f"{len(row['snapshots'])} snapshots")
+        for snapshot in row["snapshots"]:
+            out.print(f"  {snapshot['short_id']}  {snapshot['time'][:19].replace('T', ' ')}", markup=False)
+
+
+def render_drill(report):
+    verdict = "[green]PASSED[/green]" if report["passed"] else "[red]FAILED[/red]"
+    throughput = report["throughput_mib_s"]
+    projected = report["projected_restore_seconds"]
+    out = console()
+    out.print(f"drill {report['dataset']}: {verdict}: snapshot {report['snapshot'][:8]}, "
+              f"{report['files_checked']} files ({human_bytes(report['bytes_restored'])}) checked against the manifest")
+    if throughput:
+        out.print(f"  restore throughput {throughput:.1f} MiB/s; a full restore of "
+                  f"{human_bytes(report['dataset_bytes'])} would take about {format_seconds(projected)}")
+    for failure in report["failures"]:
+        out.print(f"  [red]failed[/red] {failure['path']}: {failure['reason']}")
+
+
+def render_audit(report):
+    out = console()
+    for row in report["datasets"]:
+        if row.get("error"):
+            out.print(f"{row['name']}: audit failed: {row['error']}", markup=False)
+        elif not row["audited"]:
+            out.print(f"{row['name']}: {row['reason']}", markup=False)
+        else:
+            lock = row["object_lock"]
+            lock_text = f"{lock['mode']} {lock['days'] or lock['years']}" if lock["enabled"] and lock["mode"] \
+                else "enabled without default retention" if lock["enabled"] else "not configured"
+            out.print(f"[bold]{row['name']}[/bold]: bucket {row['bucket']}: versioning {row['versioning']}, "
+                      f"object lock {lock_text}, {len(row['lifecycle'])} lifecycle rule(s)")
+            for warning in row["warnings"]:
+                out.print(f"  [yellow]warning[/yellow]: {warning}")
+
+
+def format_seconds(seconds):
+    if seconds is None:
+        return "-"
+    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds >= 60 else f"{seconds:.0f}s"

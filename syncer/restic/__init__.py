@@ -1,0 +1,1 @@
+"""restic: argv builders (pure functions), the version table, and the one place that runs restic."""

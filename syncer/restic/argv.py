@@ -1,0 +1,125 @@
+"""Pure functions that build restic's argv. No secrets ever go here: the password
+travels in RESTIC_PASSWORD_FILE and the repository in RESTIC_REPOSITORY."""
+
+RETENTION_FLAGS = {
+    "keep_last": "--keep-last",
+    "keep_hourly": "--keep-hourly",
+    "keep_daily": "--keep-daily",
+    "keep_weekly": "--keep-weekly",
+    "keep_monthly": "--keep-monthly",
+    "keep_yearly": "--keep-yearly",
+    "keep_within": "--keep-within",
+}
+GLOB_SPECIALS = "\\*?["
+
+
+def dataset_tag(dataset):
+    """The tag every snapshot of `dataset` carries."""
+    return f"syncer:{dataset}"
+
+
+def restic_excludes(root, patterns):
+    """Translate syncer's exclude globs (relative to the dataset `root`) into restic's.
+
+    A pattern without "/" matches a name at any depth in both; a pattern with "/" is
+    relative to the dataset in syncer but would float in restic, so it is anchored at
+    the dataset's absolute path.
+    """
+    root = str(root).rstrip("/")
+    translated = []
+    for pattern in patterns:
+        pattern = pattern.strip()
+        trimmed = pattern.rstrip("/")
+        if "/" in trimmed:
+            translated.append(f"{root}/{trimmed.lstrip('/')}")
+        else:
+            translated.append(trimmed)
+    return translated
+
+
+def escape_glob(path):
+    """Escape restic's (Go filepath.Match) pattern characters so `path` matches itself."""
+    return "".join("\\" + char if char in GLOB_SPECIALS else char for char in path)
+
+
+def init_argv():
+    return ["init"]
+
+
+def unlock_argv():
+    """Remove stale locks only: never --remove-all, which would break a live run."""
+    return ["unlock"]
+
+
+def backup_argv(paths, tag, host, excludes=()):
+    argv = ["backup", "--json", "--tag", tag, "--host", host]
+    for pattern in excludes:
+        argv += ["--exclude", pattern]
+    return argv + ["--"] + [str(path) for path in paths]
+
+
+def snapshots_argv(tag=None, host=None):
+    argv = ["snapshots", "--json"]
+    if tag:
+        argv += ["--tag", tag]
+    if host:
+        argv += ["--host", host]
+    return argv
+
+
+def forget_argv(tag, host, retention):
+    """Forget this dataset's snapshots (its tag and host only) beyond `retention`.
+    Groups by host and tags, not paths, so a moved state or dataset directory does not
+    start a second history."""
+    argv = ["forget", "--json", "--tag", tag, "--host", host, "--group-by", "host,tags"]
+    for key, value in sorted(retention.items()):
+        argv += [RETENTION_FLAGS[key], str(value)]
+    return argv
+
+
+def prune_argv():
+    return ["prune"]
+
+
+def check_argv(read_data_subset=None):
+    argv = ["check"]
+    if read_data_subset:
+        argv += ["--read-data-subset", read_data_subset]
+    return argv
+
+
+def restore_argv(snapshot_id, target, includes=(), include_file=None, json_output=False):
+    """Restore `snapshot_id` below `target`. `includes` are restic patterns on the
+    snapshot's absolute paths; `include_file` (newer restic) holds them one a line."""
+    argv = ["restore", snapshot_id, "--target", str(target)]
+    if json_output:
+        argv.append("--json")
+    if include_file:
+        argv += ["--include-file", str(include_file)]
+    for pattern in includes:
+        argv += ["--include", pattern]
+    return argv
+
+
+def dump_argv(snapshot_id, path):
+    return ["dump", snapshot_id, str(path)]
+
+
+def ls_argv(snapshot_id):
+    return ["ls", "--json", snapshot_id]
+
+
+def parse_s3_repository(repository):
+    """Split a restic `s3:` repository address into (endpoint_url, bucket, prefix), or
+    return None for any other backend. "s3:host/bucket/prefix" means https."""
+    if not repository.startswith("s3:"):
+        return None
+    address = repository[3:]
+    scheme = "https"
+    if "://" in address:
+        scheme, address = address.split("://", 1)
+    host, _, path = address.partition("/")
+    bucket, _, prefix = path.strip("/").partition("/")
+    if not host or not bucket:
+        return None
+    return f"{scheme}://{host}", bucket, prefix

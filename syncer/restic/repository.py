@@ -1,0 +1,150 @@
+"""A restic repository as syncer uses it: each operation is an argv builder plus the
+one runner, with the stale-lock retry and the output parsing in one place."""
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncer.errors import CredentialError, UsageError
+from syncer.policy.credentials import check_credentials_file, read_credentials
+from syncer.restic import argv as build
+from syncer.restic.runner import RepositoryLocked, ResticContext, ResticFailed, run_restic
+from syncer.restic.versions import supports
+
+log = logging.getLogger("syncer.restic")
+INCLUDES_PER_RUN = 500  # keeps argv well below the kernel's limit when --include-file is missing
+CHECK_FOUND_ERRORS = re.compile(r"repository contains errors", re.I)
+
+
+def build_context(policy, state_dir):
+    """Return the ResticContext of `policy`'s offsite section.
+
+    Raise UsageError if the policy has none, CredentialError if the password file or
+    env file is missing or readable by others.
+    """
+    offsite = policy.offsite
+    if offsite is None:
+        raise UsageError(f"dataset {policy.name} has no offsite section in {policy.file_label}")
+    problem = check_credentials_file(Path(offsite.password_file))
+    if problem:
+        problem = problem.replace("credentials file", "file")
+        raise CredentialError(f"{policy.file_label}: offsite.password_file: {problem}")
+    env = read_credentials(Path(offsite.env_file)) if offsite.env_file else {}
+    return ResticContext(repository=offsite.repository, password_file=Path(offsite.password_file),
+                         cache_dir=Path(state_dir) / "restic-cache", env=env,
+                         label=f"{policy.file_label}: offsite")
+
+
+@dataclass
+class BackupResult:
+    summary: dict
+    unreadable: list  # [(path, reason)] restic could not read (exit 3)
+
+
+def parse_backup_summary(messages):
+    """Return the "summary" message of `backup --json` output. Raise ResticFailed if
+    there is none (restic ended without saying what it stored)."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("message_type") == "summary":
+            return message
+    raise ResticFailed("restic backup ended without a summary")
+
+
+def unreadable_files(errors, stderr_lines):
+    """Return [(path, reason)] of the files restic reported it could not read, from its
+    JSON error messages, or from 0.14's text lines ("error: open /x: permission denied")."""
+    from syncer.restic.runner import describe_error
+
+    found = [(error.get("item") or "?", describe_error(error)) for error in errors]
+    for line in stderr_lines:
+        match = re.match(r"error: (?:\w+ )?(/[^:]+): (.+)$", line.strip())
+        if match:
+            found.append((match.group(1), match.group(2)))
+    return found
+
+
+def snapshot_time_key(snapshot):
+    return snapshot.get("time", "")
+
+
+class ResticRepository:
+    """One restic repository, reached through the one runner."""
+
+    def __init__(self, context):
+        self.context = context
+
+    def run(self, arguments, **options):
+        """Run restic; if a lock is in the way, clear locks left by dead processes with
+        `restic unlock` (never --remove-all) and try once more."""
+        try:
+            return run_restic(self.context, arguments, **options)
+        except RepositoryLocked as error:
+            log.warning("%s; running `restic unlock` to clear locks of dead processes, then retrying once", error)
+            run_restic(self.context, build.unlock_argv())
+            return run_restic(self.context, arguments, **options)
+
+    def init(self):
+        self.run(build.init_argv())
+
+    def backup(self, paths, tag, host, excludes=(), on_status=None):
+        """Back up `paths` in one snapshot. Return BackupResult; unreadable files (exit 3)
+        are listed, not hidden."""
+        result = self.run(build.backup_argv(paths, tag, host, excludes), json_output=True, on_status=on_status)
+        return BackupResult(parse_backup_summary(result.messages),
+                            unreadable_files(result.errors, result.stderr) if result.partial else [])
+
+    def snapshots(self, tag=None, host=None):
+        """Return the snapshots (restic's JSON objects) with `tag` and `host`, oldest first."""
+        result = self.run(build.snapshots_argv(tag, host), json_output=True)
+        listed = result.messages[0] if result.messages and isinstance(result.messages[0], list) else []
+        return sorted(listed, key=snapshot_time_key)
+
+    def forget(self, tag, host, retention):
+        """Apply `retention` to the snapshots with `tag` and `host`. Return (kept, removed)
+        as lists of snapshot objects."""
+        result = self.run(build.forget_argv(tag, host, retention), json_output=True)
+        kept, removed = [], []
+        for groups in result.messages:
+            for group in groups if isinstance(groups, list) else [groups]:
+                kept += group.get("keep") or []
+                removed += group.get("remove") or []
+        return kept, removed
+
+    def prune(self):
+        self.run(build.prune_argv())
+
+    def check(self, read_data_subset=None):
+        """Run `restic check`. Return (ok, lines): ok is False when restic found errors
+        in the repository; other failures raise."""
+        try:
+            result = self.run(build.check_argv(read_data_subset))
+        except ResticFailed as error:
+            if CHECK_FOUND_ERRORS.search(str(error)):
+                return False, [str(error)]
+            raise
+        return True, [line for line in result.stdout.splitlines() if line.strip()]
+
+    def restore(self, snapshot_id, target, includes=()):
+        """Restore `snapshot_id` below `target`, limited to restic `includes` patterns.
+        Uses --include-file on restic versions that have it, else runs in batches."""
+        includes = list(includes)
+        json_output = supports("restore_json", self.context.binary)
+        if includes and supports("restore_include_file", self.context.binary):
+            with tempfile.NamedTemporaryFile("w", suffix=".include", encoding="utf-8") as listing:
+                listing.write("".join(pattern + "\n" for pattern in includes))
+                listing.flush()
+                return self.run(build.restore_argv(snapshot_id, target, include_file=listing.name,
+                                                   json_output=json_output), json_output=json_output)
+        batches = [includes[start:start + INCLUDES_PER_RUN] for start in range(0, len(includes), INCLUDES_PER_RUN)]
+        result = None
+        for batch in batches or [[]]:
+            result = self.run(build.restore_argv(snapshot_id, target, batch, json_output=json_output),
+                              json_output=json_output)
+        return result
+
+    def dump(self, snapshot_id, path, destination):
+        """Write the file `path` of `snapshot_id` to the local file `destination`."""
+        with open(destination, "wb") as handle:
+            self.run(build.dump_argv(snapshot_id, path), stdout_file=handle)

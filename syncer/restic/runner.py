@@ -1,0 +1,253 @@
+"""The one place that runs restic.
+
+run_restic() logs the command with secrets masked, streams restic's stderr into
+logging, parses --json output, and maps restic's exit status to the project's errors
+from one table. restic 0.14 reports a missing repository, a wrong password and a lock
+conflict as exit 1 with a message; newer releases have dedicated codes. Both end up
+in the same exceptions.
+"""
+
+import ctypes
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syncer.errors import ResticError
+from syncer.log import mask, register_secret
+
+log = logging.getLogger("syncer.restic")
+
+
+class ResticFailed(ResticError):
+    """restic exited with a fatal error (exit 1 or an unknown status)."""
+
+
+class RepositoryMissing(ResticError):
+    """There is no restic repository at the address (restic 0.17+: exit 10)."""
+
+
+class RepositoryLocked(ResticError):
+    """Another restic process holds a conflicting lock (restic 0.17+: exit 11)."""
+
+
+class WrongPassword(ResticError):
+    """The password does not open the repository (restic 0.17+: exit 12)."""
+
+
+class ResticInterrupted(ResticError):
+    """restic was interrupted (exit 130)."""
+
+
+# restic's exit status -> what it means. "partial" (3: some source files could not be
+# read) is not an exception: the snapshot exists, and the caller warns with the list.
+EXIT_STATUSES = {
+    0: "ok",
+    1: "fatal",
+    3: "partial",
+    10: "no_repository",
+    11: "locked",
+    12: "wrong_password",
+    130: "interrupted",
+}
+# restic 0.14 says these on stderr with exit 1; checked in order.
+STDERR_HINTS = (
+    ("wrong password", "wrong_password"),
+    ("repository does not exist", "no_repository"),
+    ("unable to open config file", "no_repository"),
+    ("already locked", "locked"),
+)
+ERRORS = {
+    "fatal": ResticFailed,
+    "no_repository": RepositoryMissing,
+    "locked": RepositoryLocked,
+    "wrong_password": WrongPassword,
+    "interrupted": ResticInterrupted,
+}
+
+
+@dataclass(frozen=True)
+class ResticContext:
+    """Where a repository is and how to open it. The password stays in its file."""
+
+    repository: str
+    password_file: Path
+    cache_dir: Path
+    env: dict = field(default_factory=dict, repr=False)  # from offsite.env_file
+    binary: str = "restic"
+    label: str = ""  # the policy file and section, for messages
+
+    def environment(self):
+        """restic's environment: the ambient one minus any RESTIC_*/AWS_* settings,
+        plus this repository's. Secrets travel here, never in argv."""
+        environment = {key: value for key, value in os.environ.items()
+                       if not key.startswith(("RESTIC_", "AWS_", "B2_", "AZURE_", "GOOGLE_"))}
+        environment.update(self.env)
+        environment.update(RESTIC_REPOSITORY=self.repository, RESTIC_PASSWORD_FILE=str(self.password_file),
+                           RESTIC_CACHE_DIR=str(self.cache_dir))
+        return environment
+
+
+@dataclass
+class ResticResult:
+    exit_status: int
+    messages: list  # parsed JSON documents from stdout (status lines excluded)
+    stdout: str  # stdout text that was not JSON
+    stderr: list  # stderr lines
+    errors: list  # JSON error messages restic wrote to stderr (unreadable files)
+
+    @property
+    def partial(self):
+        return self.exit_status == 3
+
+
+def classify_exit(exit_status, stderr_text):
+    """Return what restic's `exit_status` means ("ok", "partial", "fatal",
+    "no_repository", "locked", "wrong_password", "interrupted"), reading restic 0.14's
+    messages when it only says exit 1. An unknown status is "fatal"."""
+    kind = EXIT_STATUSES.get(exit_status, "fatal")
+    if kind == "fatal":
+        lowered = stderr_text.lower()
+        for hint, meaning in STDERR_HINTS:
+            if hint in lowered:
+                return meaning
+    return kind
+
+
+def describe_failure(kind, context, command, exit_status, stderr_lines):
+    """Return the one-line message for a failed restic command."""
+    where = f"offsite repository {context.repository}"
+    if kind == "wrong_password":
+        return f"{where}: wrong password (the key in {context.password_file} does not open it)"
+    if kind == "no_repository":
+        return f"{where} does not exist or cannot be opened (`syncer push` creates a new one)"
+    if kind == "locked":
+        holder = next((line.strip() for line in stderr_lines if "locked" in line.lower()), "")
+        return f"{where} is locked by another restic process: {holder}"
+    if kind == "interrupted":
+        return f"restic {command} was interrupted"
+    fatal = [line.strip() for line in stderr_lines if line.strip().lower().startswith(("fatal", "error"))]
+    detail = fatal[-1] if fatal else (stderr_lines[-1].strip() if stderr_lines else "no message")
+    return f"restic {command} on {where} failed (exit {exit_status}): {detail}"
+
+
+def masked_command(context, arguments):
+    """The command line as it may be logged: repository address with any
+    user:password@ removed, and every registered secret masked."""
+    return mask(f"RESTIC_REPOSITORY={mask_url(context.repository)} restic {shlex.join(arguments)}")
+
+
+def mask_url(address):
+    """Hide credentials embedded in a repository URL (rest:https://user:pass@host/)."""
+    scheme, separator, rest = address.partition("://")
+    if separator and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return address
+
+
+def die_with_parent():
+    """In the child: get SIGTERM when syncer dies, so no orphan restic keeps a lock."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_status=None):
+    """Run restic with `arguments` (from syncer.restic.argv) against `context`.
+
+    With `json_output`, parse each stdout line that holds JSON; restic's "status"
+    messages go to `on_status` instead of the result. With `stdout_file` (an open
+    binary file), restic's stdout is written there (for `restic dump`).
+    Return a ResticResult for exit 0 and 3. Raise WrongPassword, RepositoryMissing,
+    RepositoryLocked, ResticInterrupted or ResticFailed otherwise.
+    """
+    register_secret(read_first_line(context.password_file))
+    command = arguments[0]
+    log.debug("running %s", masked_command(context, arguments))
+    try:
+        process = subprocess.Popen(
+            [context.binary, *arguments], env=context.environment(), stdin=subprocess.DEVNULL,
+            stdout=stdout_file if stdout_file is not None else subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent)
+    except FileNotFoundError:
+        raise ResticError("the restic binary was not found on PATH (apt-get install -y restic)")
+    except OSError as error:
+        raise ResticError(f"restic could not be started: {error.strerror}")
+    stderr_lines, errors = [], []
+    reader = threading.Thread(target=stream_stderr, args=(process.stderr, stderr_lines, errors), daemon=True)
+    reader.start()
+    messages, text = [], []
+    try:
+        if stdout_file is None:
+            for raw in process.stdout:
+                line = raw.decode("utf-8", "replace")
+                document = parse_json_line(line) if json_output else None
+                if document is None:
+                    text.append(line)
+                elif isinstance(document, dict) and document.get("message_type") == "status":
+                    if on_status:
+                        on_status(document)
+                else:
+                    messages.append(document)
+        exit_status = process.wait()
+    except BaseException:
+        process.terminate()
+        process.wait()
+        raise
+    finally:
+        reader.join()
+    kind = classify_exit(exit_status, "\n".join(stderr_lines))
+    if kind in ("ok", "partial"):
+        return ResticResult(exit_status, messages, "".join(text), stderr_lines, errors)
+    message = mask(describe_failure(kind, context, command, exit_status, stderr_lines))
+    raise ERRORS[kind](message, exit_status)
+
+
+def stream_stderr(stream, lines, errors):
+    """Log restic's stderr line by line; keep the lines, and its JSON error messages."""
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        document = parse_json_line(line)
+        if isinstance(document, dict) and document.get("message_type") == "error":
+            errors.append(document)
+            log.warning("restic: %s: %s", document.get("item") or "?", describe_error(document))
+            continue
+        lines.append(line)
+        if line.strip():
+            level = logging.WARNING if line.lower().startswith(("warning", "error")) else logging.DEBUG
+            log.log(level, "restic: %s", mask(line))
+
+
+def describe_error(document):
+    """Render restic's JSON error message (`{"error": {"Op", "Path", "Err"}, ...}`)."""
+    error = document.get("error")
+    if isinstance(error, dict):
+        number = error.get("Err")
+        reason = os.strerror(number) if isinstance(number, int) else str(number)
+        return f"{error.get('Op', 'read')}: {reason}"
+    return str(error or document.get("message") or "error")
+
+
+def parse_json_line(line):
+    stripped = line.strip()
+    if not stripped or stripped[0] not in "{[":
+        return None
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        return None
+
+
+def read_first_line(path):
+    """The password restic will read (its first line), so logging can mask it."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.readline().rstrip("\r\n")
+    except OSError:
+        return ""

@@ -1,0 +1,52 @@
+"""Which restic features this machine's restic has: one table, one lookup.
+
+Debian ships restic 0.14; newer releases add flags and exit codes that syncer uses
+when present and emulates when not. Nothing else in syncer compares versions.
+"""
+
+import re
+import subprocess
+from functools import lru_cache
+
+from syncer.errors import ResticError
+
+# feature -> the first restic release that has it
+FEATURES = {
+    "dedicated_exit_codes": (0, 17, 0),  # 10 no repository, 11 lock failed, 12 wrong password
+    "restore_json": (0, 17, 0),          # restore --json reports progress and a summary
+    "restore_include_file": (0, 17, 0),  # restore --include-file instead of many --include
+    "snapshot_subfolder": (0, 17, 0),    # restore ID:subfolder
+}
+VERSION_PATTERN = re.compile(r"restic (\d+)\.(\d+)\.(\d+)")
+
+
+def parse_version(text):
+    """Given the output of `restic version`, return (major, minor, patch). Raise
+    ResticError if it does not look like restic's."""
+    match = VERSION_PATTERN.search(text or "")
+    if not match:
+        raise ResticError(f"cannot tell the restic version from {text.strip()[:80]!r}")
+    return tuple(int(part) for part in match.groups())
+
+
+def has_feature(version, feature):
+    """Return whether restic `version` (a tuple) has `feature` (a key of FEATURES)."""
+    return tuple(version) >= FEATURES[feature]
+
+
+@lru_cache(maxsize=8)
+def detect_version(binary="restic"):
+    """Return the version tuple of the restic at `binary`. Raise ResticError when it
+    cannot be run."""
+    try:
+        done = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise ResticError("the restic binary was not found on PATH (apt-get install -y restic)")
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise ResticError(f"restic version could not be run: {error}")
+    return parse_version(done.stdout)
+
+
+def supports(feature, binary="restic"):
+    """Return whether the installed restic has `feature`."""
+    return has_feature(detect_version(binary), feature)

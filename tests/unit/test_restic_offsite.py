@@ -1,0 +1,94 @@
+"""Pure parts of the offsite actions: manifest paths, escapes, samples, prune timing."""
+
+import random
+
+import pytest
+
+from syncer.actions.audit import assess
+from syncer.actions.drill import choose_sample, parse_sample
+from syncer.actions.offsite import expected_digest, is_escaping, link_escapes, snapshot_layout
+from syncer.errors import OperationalError, UsageError
+
+
+@pytest.mark.parametrize("path, escaping", [
+    ("a/b.txt", False), ("é/写真.png", False), ("../x", True), ("a/../../x", True), ("/etc/passwd", True),
+    ("", True), ("a//b", True), ("a/./b", False),
+])
+def test_is_escaping(path, escaping):
+    assert is_escaping(path) is escaping
+
+
+@pytest.mark.parametrize("link, target, escapes", [
+    ("/t/a/link", "b.txt", False), ("/t/a/link", "../b.txt", False), ("/t/a/link", "../../etc", True),
+    ("/t/link", "/etc/passwd", True), ("/t/a/link", "../../t/x", False), ("/t/a/link", "../../tx/y", True),
+])
+def test_link_escapes(link, target, escapes):
+    assert link_escapes(link, target, "/t") is escapes
+
+
+def test_snapshot_layout_finds_data_and_manifest():
+    snapshot = {"short_id": "ab", "paths": ["/srv/photos", "/var/lib/syncer/manifests/photos"]}
+    assert snapshot_layout(snapshot, "photos") == ("/srv/photos",
+                                                    "/var/lib/syncer/manifests/photos/syncer-manifest.jsonl")
+    with pytest.raises(OperationalError, match="not made by syncer push"):
+        snapshot_layout({"short_id": "ab", "paths": ["/srv/photos"]}, "photos")
+
+
+def test_expected_digest_prefers_sha256_and_admits_none():
+    assert expected_digest({"md5": "m", "sha256": "s"}) == ("sha256", "s")
+    assert expected_digest({"md5": "m", "sha256": None}) == ("md5", "m")
+    assert expected_digest({"md5": None}) == (None, None)
+
+
+@pytest.mark.parametrize("spec, parsed", [
+    ("20", ("count", 20)), ("5%", ("percent", 5.0)), ("500M", ("bytes", 500 * 2**20)), ("2G", ("bytes", 2 * 2**30)),
+    ("100k", ("bytes", 100 * 2**10)),
+])
+def test_parse_sample(spec, parsed):
+    assert parse_sample(spec) == parsed
+
+
+@pytest.mark.parametrize("spec", ["0", "-1", "abc", "150%", "1.5"])
+def test_parse_sample_refuses_nonsense(spec):
+    with pytest.raises(UsageError):
+        parse_sample(spec)
+
+
+def manifest(count=50):
+    return {f"f{i:03d}": {"path": f"f{i:03d}", "size": i * 10, "mtime_ns": (count - i) * 1000}
+            for i in range(count)} | {"nodigest": {"path": "nodigest", "size": None}}
+
+
+def test_sample_always_holds_largest_and_newest():
+    entries = manifest()
+    for seed in range(5):
+        chosen = choose_sample(entries, ("count", 5), random.Random(seed))
+        assert len(chosen) == 5
+        assert "f049" in chosen and "f000" in chosen  # largest, newest
+        assert "nodigest" not in chosen
+
+
+def test_sample_by_percent_size_and_full():
+    entries = manifest()
+    assert len(choose_sample(entries, ("percent", 10.0), random.Random(1))) == 5
+    by_size = choose_sample(entries, ("bytes", 1000), random.Random(1))
+    assert {"f049", "f000"} <= set(by_size)
+    assert sum(entries[p]["size"] for p in by_size) <= 1000
+    assert len(choose_sample(entries, None)) == 50
+
+
+def protection(versioning="not configured", lock=None, lifecycle=()):
+    return {"versioning": versioning, "mfa_delete": "not configured",
+            "object_lock": lock or {"enabled": False, "mode": None, "days": None, "years": None},
+            "lifecycle": list(lifecycle)}
+
+
+def test_audit_missing_fields_are_never_safe():
+    assert any("delete every snapshot" in w for w in assess(protection()))
+    assert any("versioning without object lock" in w for w in assess(protection("Enabled")))
+    enabled_without_retention = {"enabled": True, "mode": None, "days": None, "years": None}
+    assert assess(protection("Enabled", enabled_without_retention))
+    assert assess(protection("Enabled", {"enabled": True, "mode": "COMPLIANCE", "days": 30, "years": None})) == []
+    expiring = [{"id": "old", "status": "Enabled", "expiration_days": 30, "noncurrent_days": None}]
+    locked = {"enabled": True, "mode": "COMPLIANCE", "days": 30, "years": None}
+    assert any("expires objects" in w for w in assess(protection("Enabled", locked, expiring)))
