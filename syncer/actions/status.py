@@ -1,30 +1,102 @@
-"""status: one row per dataset from the state database; reads nothing else."""
+"""status: one row per dataset from the state database; reads nothing else.
+
+Each row: local files and bytes, the last run of every action (when, result, how
+long), the newest snapshot's age (the recovery point), open findings, the share of
+bytes verified by checksum, the projected restore time from the last drill, and which
+scheduled actions are stale (no completed run within twice their schedule interval).
+"""
 
 import time
 
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
 from syncer.index.db import LOCAL
+from syncer.index.runs import last_success
+from syncer.policy.settings import cron_interval
 
-ACTIONS = ("pull", "verify", "push", "check", "drill")
+ACTIONS = ("pull", "verify", "push", "check", "drill", "scrub")
+STALE_FACTOR = 2
 
 
-def run_status(policies, db, now=None):
-    """Return (report, exit_code); exit 1 when any dataset has open findings."""
+def run_status(policies, db, now=None, available=None):
+    """Return (report, exit_code); exit 1 when any dataset is stale or has open findings.
+
+    `available` maps an action to whether this version can run it (see
+    syncer.actions.registry); a scheduled action it cannot run is reported as
+    unavailable rather than stale.
+    """
+    if available is None:
+        from syncer.actions.registry import available_actions
+
+        available = available_actions()
     now = now or time.time()
     rows, exit_code = [], EXIT_OK
     for policy in policies:
-        files, size, verified_bytes = db.totals(policy.name, LOCAL)
-        findings = {status: count for status, count in db.count_findings(policy.name).items()
-                    if status != "unverifiable"}
-        last = {}
-        for action in ACTIONS:
-            run = db.last_run(policy.name, action)
-            if run:
-                last[action] = {"at": run["finished_at"], "age_seconds": round(now - run["finished_at"]),
-                                "result": run["result"]}
-        rows.append({"name": policy.name, "path": str(policy.path), "files": files, "bytes": size,
-                     "checksum_coverage": round(verified_bytes / size, 4) if size else None,
-                     "findings": findings, "last": last})
-        if findings:
+        row = dataset_status(policy, db, now, available)
+        rows.append(row)
+        if row["findings"] or row["stale"]:
             exit_code = EXIT_FINDINGS
     return {"datasets": rows}, exit_code
+
+
+def dataset_status(policy, db, now, available):
+    files, size, verified_bytes = db.totals(policy.name, LOCAL)
+    findings = {status: count for status, count in db.count_findings(policy.name).items()
+                if status != "unverifiable"}
+    last = {}
+    for action in ACTIONS:
+        run = db.last_run(policy.name, action)
+        if not run:
+            continue
+        success = run if run["result"] in ("ok", "findings") else last_success(db, policy.name, action)
+        last[action] = {"at": run["finished_at"], "age_seconds": round(now - run["finished_at"]),
+                        "result": run["result"], "seconds": round(run["finished_at"] - run["started_at"], 3),
+                        "last_success_at": success and success["finished_at"]}
+        if run["result"] not in ("ok", "findings") and run["summary"].get("error"):
+            last[action]["error"] = run["summary"]["error"]
+    schedule = dict(policy.schedule)
+    stale, unavailable = [], []
+    for action, expression in schedule.items():
+        if not available.get(action, False):
+            unavailable.append(action)
+            continue
+        interval = cron_interval(expression, now)
+        success_at = last.get(action, {}).get("last_success_at")
+        if interval and (success_at is None or now - success_at > STALE_FACTOR * interval):
+            stale.append(action)
+    snapshot = newest_snapshot(db, policy.name, now)
+    drill = last_drill(db, policy.name, size)
+    return {"name": policy.name, "path": str(policy.path), "files": files, "bytes": size,
+            "checksum_coverage": round(verified_bytes / size, 4) if size else None,
+            "findings": findings, "last": last, "schedule": schedule, "stale": stale,
+            "unavailable": unavailable, "newest_snapshot": snapshot,
+            "rpo_seconds": snapshot and snapshot["age_seconds"], "drill": drill,
+            "projected_restore_seconds": drill and drill.get("projected_restore_seconds")}
+
+
+def newest_snapshot(db, dataset, now):
+    """Return {"at", "age_seconds", "id"} of the newest snapshot syncer made (its last
+    completed push), or None."""
+    push = last_success(db, dataset, "push")
+    if not push:
+        return None
+    summary = push["summary"]
+    snapshot = summary.get("snapshot")
+    snapshot_id = summary.get("snapshot_id") or (snapshot if isinstance(snapshot, str) else None)
+    at = summary.get("snapshot_time") if isinstance(summary.get("snapshot_time"), (int, float)) else None
+    at = at or push["finished_at"]
+    return {"at": at, "age_seconds": round(now - at), "id": snapshot_id}
+
+
+def last_drill(db, dataset, local_bytes):
+    """Return what the last completed drill measured, or None: its time, result,
+    throughput (MiB/s) and projected full-restore time of the dataset."""
+    drill = last_success(db, dataset, "drill")
+    if not drill:
+        return None
+    summary = drill["summary"]
+    throughput = summary.get("throughput_mib_s")
+    projected = summary.get("projected_restore_seconds")
+    if projected is None and throughput and local_bytes:
+        projected = round(local_bytes / (throughput * 2**20), 1)
+    return {"at": drill["finished_at"], "result": drill["result"], "passed": summary.get("passed"),
+            "throughput_mib_s": throughput, "projected_restore_seconds": projected}

@@ -1,0 +1,26 @@
+"""Changes the file watcher saw: mark them dirty, and bring just them up to date in the
+index before a push, so k changed files cost O(k) hashing, not a pass over the dataset."""
+
+import logging
+
+from syncer.endpoints.factory import build_endpoint
+from syncer.index.dirty import mark_changed, refresh_paths
+from syncer.index.lock import dataset_lock
+
+log = logging.getLogger("syncer.watch")
+
+
+def mark_changes(db, dataset, paths):
+    """Mark the index rows of changed `paths` dirty, so the next verify re-hashes them."""
+    mark_changed(db, dataset, sorted(paths))
+
+
+def refresh_changes(policy, db, paths):
+    """Re-index only `paths` of `policy`'s dataset (hashing with the authority's
+    algorithm), under the dataset's lock. Return the ScanStats."""
+    algorithm = build_endpoint(policy).capabilities.checksum or "sha256"
+    with dataset_lock(db.state_dir, policy.name):
+        stats = refresh_paths(db, policy.name, policy.path, paths, policy.exclude, (algorithm,))
+    log.info("%s: %d changed path(s) re-indexed: %d file(s) hashed (%.1f MiB), %d removed", policy.name,
+             len(paths), stats.hashed, stats.hashed_bytes / 2**20, stats.removed)
+    return stats

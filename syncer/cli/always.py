@@ -1,0 +1,114 @@
+"""Commands of the always-on mode: `daemon`, `job` (what the timers call) and
+`systemd install`."""
+
+import sys
+from pathlib import Path
+
+import click
+
+from syncer.cli.common import global_options, json_option, settings
+from syncer.cli.group import cli
+from syncer.errors import OperationalError, UsageError
+
+JOB_ACTIONS = ("run", "pull", "verify", "push", "check", "drill", "scrub")
+
+
+def global_settings(current):
+    from syncer.policy.settings import load_global_settings
+
+    return load_global_settings(current.resolved_policies_dir())
+
+
+def state_dir(current):
+    from syncer.index.db import default_state_dir
+
+    return current.state_dir or default_state_dir()
+
+
+@cli.command()
+@global_options
+def daemon():
+    """Run the schedules of every policy, watch datasets with `watch: true`, and report
+    to healthchecks/ntfy/webhooks and the metrics textfile. Stops cleanly on SIGTERM."""
+    from syncer.schedule.daemon import Daemon
+
+    current = settings()
+    policies = current.policies(check_paths=False)
+    sys.exit(Daemon(policies, state_dir(current), global_settings(current)).run())
+
+
+@cli.command()
+@global_options
+@click.argument("action", type=click.Choice(JOB_ACTIONS))
+@click.argument("datasets", nargs=-1)
+@json_option
+def job(action, datasets, as_json):
+    """Run one ACTION on every dataset (or those named) as the timers do: with
+    healthchecks pings, failure/recovery notifications and the metrics textfile."""
+    from syncer.actions.registry import find_runner
+    from syncer.actions.supervise import supervised
+    from syncer.cli.render import print_json, render_verify
+
+    if action == "run":
+        from syncer.actions.run import run_all as runner
+    else:
+        runner, why = find_runner(action)
+        if runner is None:
+            raise UsageError(f"{action} is {why}")
+    current = settings()
+    every_policy = current.policies()
+    policies = current.policies(datasets) if datasets else every_policy
+    with supervised(policies, current.db(), global_settings(current), every_policy, action) as outcome:
+        try:
+            report, exit_code = runner(policies, current.db())
+        except Exception as error:
+            outcome.update(exit_code=getattr(error, "exit_code", 3), error=str(error))
+            raise
+    if as_json:
+        print_json(report)
+    elif action == "verify":
+        render_verify(report)
+    elif action == "run" and "verify" in report:
+        render_verify(report["verify"])
+    sys.exit(exit_code)
+
+
+@cli.group()
+def systemd():
+    """systemd units for this machine."""
+
+
+@systemd.command()
+@global_options
+@click.option("--dry-run", is_flag=True, help="Print the units instead of writing them.")
+@click.option("--target", type=click.Path(file_okay=False), default="/etc/systemd/system", show_default=True,
+              help="Where to write the units.")
+def install(dry_run, target):
+    """Render the units with this machine's paths (the installed syncer, the policies
+    and state dirs) and write them (or print them with --dry-run)."""
+    from syncer.schedule.units import machine_paths, render_units
+
+    current = settings()
+    policies = current.policies(check_paths=False)
+    paths = machine_paths(policies, current.resolved_policies_dir(), state_dir(current), global_settings(current))
+    units = render_units(paths)
+    target = Path(target)
+    if dry_run:
+        for name, text in units.items():
+            click.echo(f"# {target / name}")
+            click.echo(text)
+        return
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in units.items():
+            temporary = target / f".{name}.tmp"
+            temporary.write_text(text)
+            temporary.chmod(0o644)
+            temporary.replace(target / name)
+    except OSError as error:
+        raise OperationalError(f"cannot write the units into {target}: {error.strerror or error}")
+    click.echo(f"wrote {', '.join(units)} into {target}")
+    click.echo("then either the timers (a daily run, an hourly verify):")
+    click.echo("  systemctl daemon-reload && systemctl enable --now syncer.timer syncer-verify.timer")
+    click.echo("or the always-on daemon (the policies' schedules, change watching):")
+    click.echo("  systemctl daemon-reload && systemctl enable --now syncer-daemon.service")

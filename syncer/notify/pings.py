@@ -1,0 +1,58 @@
+"""Sending notifications: healthchecks.io-style pings, ntfy, a generic JSON webhook.
+
+Only here does syncer speak HTTP to a notification service. A notification that
+cannot be delivered is logged (without its URL: the URL is the secret) and never
+fails the action it reports on.
+"""
+
+import json
+import logging
+import socket
+
+import requests
+
+from syncer.log import mask
+
+log = logging.getLogger("syncer.notify")
+TIMEOUT_SECONDS = 10
+BODY_LIMIT = 10_000  # healthchecks keeps 100 kB of a ping body; a log tail needs far less
+USER_AGENT = "syncer-notify"
+
+
+def post(kind, url, **request):
+    """POST to `url`; return True when it answered 2xx. Log (masked, URL-free) otherwise."""
+    try:
+        response = requests.post(url, timeout=TIMEOUT_SECONDS, headers={"User-Agent": USER_AGENT,
+                                                                        **request.pop("headers", {})},
+                                 **request)
+    except requests.RequestException as error:
+        log.warning("%s notification could not be sent: %s", kind, mask(error.__class__.__name__))
+        return False
+    if not 200 <= response.status_code < 300:
+        log.warning("%s notification was refused: HTTP %d", kind, response.status_code)
+        return False
+    return True
+
+
+def ping_healthchecks(url, state, body=""):
+    """Ping a healthchecks.io-style check: state is "start", "success" or "fail"; the
+    body (a log tail) is shown on the check's page."""
+    suffix = {"start": "/start", "success": "", "fail": "/fail"}[state]
+    return post("healthchecks", url.rstrip("/") + suffix, data=mask(body)[-BODY_LIMIT:].encode("utf-8"))
+
+
+def send_ntfy(url, title, message, problem):
+    """Publish to an ntfy topic URL: a high-priority message for a problem."""
+    headers = {"Title": title.encode("utf-8"), "Priority": "high" if problem else "default",
+               "Tags": "warning" if problem else "white_check_mark"}
+    return post("ntfy", url, data=mask(message)[-BODY_LIMIT:].encode("utf-8"), headers=headers)
+
+
+def send_webhook(url, document):
+    """POST `document` as JSON to a generic webhook."""
+    body = mask(json.dumps(document, default=str))
+    return post("webhook", url, data=body.encode("utf-8"), headers={"Content-Type": "application/json"})
+
+
+def hostname():
+    return socket.gethostname()

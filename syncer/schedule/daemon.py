@@ -1,0 +1,249 @@
+"""`syncer daemon`: apscheduler decides WHEN, watchdog says WHAT changed; both call actions.
+
+One cron job per dataset and scheduled action (max_instances=1, coalescing, jitter,
+a misfire grace time). A run missed while the daemon was down (the last start in the
+state database is older than the schedule's previous time) runs soon after start, as
+systemd's Persistent=true does. Steps of one dataset never overlap. SIGTERM lets the
+running steps finish for `stop_grace`, then abandons them (recorded as interrupted)
+and exits 0. Under systemd Type=notify: READY, STATUS, WATCHDOG and STOPPING.
+"""
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from syncer.actions.changes import mark_changes, refresh_changes
+from syncer.actions.registry import find_runner
+from syncer.actions.supervise import supervised, write_metrics
+from syncer.errors import EXIT_FAILURE, SyncerError
+from syncer.index.db import StateDB
+from syncer.index.runs import abandon_unfinished, last_started
+from syncer.policy.settings import cron_trigger, watch_settings
+from syncer.schedule.watch import PendingChanges, Watcher
+
+log = logging.getLogger("syncer.daemon")
+WORKERS = 2
+TICK_SECONDS = 0.5
+CATCH_UP_DELAY = 2.0  # seconds after start; staggered per job
+
+
+class Notifier:
+    """sd_notify when systemd gave us a socket; nothing otherwise."""
+
+    def __init__(self):
+        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
+        self.notifier = None
+        if self.enabled:
+            import sdnotify
+
+            self.notifier = sdnotify.SystemdNotifier()
+        usec = os.environ.get("WATCHDOG_USEC")
+        pid = os.environ.get("WATCHDOG_PID")
+        self.watchdog_interval = None
+        if self.enabled and usec and usec.isdigit() and (not pid or pid == str(os.getpid())):
+            self.watchdog_interval = int(usec) / 1e6 / 2
+
+    def notify(self, state):
+        if self.notifier:
+            self.notifier.notify(state)
+
+
+class Daemon:
+    def __init__(self, policies, state_dir, global_settings):
+        self.policies = {policy.name: policy for policy in policies}
+        self.state_dir = state_dir
+        self.settings = global_settings
+        self.stop_event = threading.Event()
+        self.dataset_locks = {name: threading.Lock() for name in self.policies}
+        self.active = {}  # (dataset, action) -> start time
+        self.active_lock = threading.Condition()
+        self.changes = PendingChanges()
+        self.watcher = None
+        self.debounce = {}
+        self.said_once = set()
+        self.notifier = Notifier()
+        self.db = StateDB(state_dir)  # the main loop's own connection; each step opens another
+        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(WORKERS)},
+                                             job_defaults={"max_instances": 1, "coalesce": True,
+                                                           "misfire_grace_time": int(global_settings.misfire_grace)})
+
+    # --- start ----------------------------------------------------------------
+
+    def plan_jobs(self, now=None):
+        """Add one job per dataset and scheduled action; return the number added.
+        Actions this version lacks are said once per action, naming the datasets."""
+        now = now or time.time()
+        unavailable, added = {}, 0
+        for policy in self.policies.values():
+            for action, expression in policy.schedule.items():
+                runner, why = find_runner(action)
+                if runner is None:
+                    unavailable.setdefault((action, why), []).append(policy.name)
+                    continue
+                trigger = cron_trigger(expression, jitter=int(self.settings.jitter) or None)
+                options = {}
+                missed = missed_run(expression, last_started(self.db, policy.name, action), now)
+                if missed:
+                    options["next_run_time"] = datetime.now().astimezone() + timedelta(
+                        seconds=CATCH_UP_DELAY + added * 0.5)
+                    log.info("%s %s: missed its run at %s while the daemon was not running; running it now",
+                             policy.name, action, missed.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
+                self.scheduler.add_job(self.run_step, trigger, args=(policy.name, action), id=f"{policy.name}:{action}",
+                                       name=f"{policy.name} {action}", **options)
+                added += 1
+        for (action, why), names in sorted(unavailable.items()):
+            log.warning("schedule: %s (%s) is %s; these entries will not run", action, ", ".join(names), why)
+        return added
+
+    def plan_watches(self):
+        for policy in self.policies.values():
+            watch, debounce = watch_settings(policy)
+            if not watch:
+                continue
+            self.debounce[policy.name] = debounce
+            if self.watcher is None:
+                self.watcher = Watcher(self.changes)
+            if not policy.path.is_dir():
+                log.warning("%s: cannot watch %s: not a directory; falling back to scheduled scans", policy.name,
+                            policy.path)
+                continue
+            if self.watcher.watch(policy.name, policy.path, policy.exclude):
+                push = "a push" if policy.offsite else "nothing (no offsite in the policy)"
+                log.info("%s: watching %s; changes are marked dirty, then %s after %gs of quiet", policy.name,
+                         policy.path, push, debounce)
+
+    # --- steps ----------------------------------------------------------------
+
+    def run_step(self, dataset, action, changed_paths=None):
+        """Run one action on one dataset, supervised (pings, notifications, metrics)."""
+        runner, why = find_runner(action)
+        if runner is None:
+            self.say_once((dataset, action), "%s %s: %s", dataset, action, why)
+            return
+        with self.dataset_locks[dataset]:
+            if self.stop_event.is_set():
+                return
+            policy = self.policies[dataset]
+            with self.active_lock:
+                self.active[(dataset, action)] = time.time()
+            db = StateDB(self.state_dir)
+            try:
+                with supervised([policy], db, self.settings, list(self.policies.values()), action) as outcome:
+                    try:
+                        if changed_paths:
+                            refresh_changes(policy, db, changed_paths)
+                        log.info("%s %s: starting", dataset, action)
+                        result = runner([policy], db)
+                        exit_code = result[1] if isinstance(result, tuple) else int(result or 0)
+                        log.info("%s %s: finished (exit %d)", dataset, action, exit_code)
+                    except SyncerError as error:
+                        log.error("%s %s: %s", dataset, action, error)
+                        outcome.update(exit_code=error.exit_code, error=str(error))
+                    except Exception as error:  # a bug must not take the daemon down
+                        log.error("%s %s: internal error: %s: %s", dataset, action, error.__class__.__name__, error)
+                        log.debug("internal error", exc_info=True)
+                        outcome.update(exit_code=EXIT_FAILURE, error=f"internal error: {error.__class__.__name__}")
+            finally:
+                db.close()
+                with self.active_lock:
+                    self.active.pop((dataset, action), None)
+                    self.active_lock.notify_all()
+
+    def trigger_push(self, dataset, paths):
+        """After a quiet spell: re-index the changed paths and push, as one step."""
+        policy = self.policies[dataset]
+        runner, why = find_runner("push")
+        if not policy.offsite or runner is None:
+            reason = "no offsite in the policy" if not policy.offsite else f"push is {why}"
+            self.say_once((dataset, "watch-push"), "%s: changes are marked dirty for the next verify; no push "
+                          "follows (%s)", dataset, reason)
+            return
+        log.info("%s: %d path(s) changed and then quiet for %gs; pushing", dataset, len(paths),
+                 self.debounce[dataset])
+        self.scheduler.add_job(self.run_step, args=(dataset, "push", sorted(paths)), id=f"{dataset}:watch-push",
+                               name=f"{dataset} push (changes)", replace_existing=True,
+                               next_run_time=datetime.now().astimezone())
+
+    def say_once(self, key, message, *arguments):
+        if key not in self.said_once:
+            self.said_once.add(key)
+            log.warning(message, *arguments)
+
+    # --- the main loop --------------------------------------------------------
+
+    def tick(self):
+        """Mark what changed dirty; trigger pushes of datasets that went quiet."""
+        for dataset, paths in self.changes.take_unmarked().items():
+            try:
+                mark_changes(self.db, dataset, paths)
+            except SyncerError as error:
+                log.warning("%s: cannot mark changes dirty: %s", dataset, error)
+        for dataset, paths in self.changes.take_quiet(lambda name: self.debounce[name]).items():
+            self.trigger_push(dataset, paths)
+
+    def run(self):
+        """Run until SIGTERM/SIGINT; return the exit code (0)."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, frame: self.stop_event.set())
+        jobs = self.plan_jobs()
+        self.plan_watches()
+        self.scheduler.start()
+        for job in self.scheduler.get_jobs():
+            log.info("%s: next at %s", job.name, job.next_run_time.strftime("%Y-%m-%d %H:%M:%S"))
+        write_metrics(list(self.policies.values()), self.db, self.settings)
+        watching = len(self.watcher.watching) if self.watcher else 0
+        log.info("daemon started: %d scheduled job(s), %d watched dataset(s), pid %d", jobs, watching, os.getpid())
+        self.notifier.notify(f"READY=1\nSTATUS={jobs} scheduled job(s), {watching} watched dataset(s)")
+        next_ping = 0.0
+        while not self.stop_event.is_set():
+            self.tick()
+            if self.notifier.watchdog_interval and time.monotonic() >= next_ping:
+                self.notifier.notify("WATCHDOG=1")
+                next_ping = time.monotonic() + self.notifier.watchdog_interval
+            self.stop_event.wait(min(TICK_SECONDS, self.notifier.watchdog_interval or TICK_SECONDS))
+        return self.shutdown()
+
+    def shutdown(self):
+        log.info("stopping: no new steps start")
+        self.notifier.notify("STOPPING=1")
+        if self.watcher:
+            self.watcher.stop()
+        self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + self.settings.stop_grace
+        with self.active_lock:
+            while self.active and time.monotonic() < deadline:
+                log.info("waiting up to %.0fs for %s to finish", deadline - time.monotonic(),
+                         ", ".join(f"{d} {a}" for d, a in self.active))
+                self.active_lock.wait(max(0.0, min(5.0, deadline - time.monotonic())))
+            abandoned = dict(self.active)
+        for (dataset, action), started in abandoned.items():
+            log.warning("%s %s: abandoned (still running after %.0fs); it will run again on schedule", dataset,
+                        action, self.settings.stop_grace)
+            abandon_unfinished(self.db, dataset, action, started)
+        self.db.close()
+        log.info("daemon stopped")
+        if abandoned:
+            # Worker threads cannot be interrupted; exit without waiting for them.
+            logging.shutdown()
+            sys.stdout.flush()
+            os._exit(0)
+        return 0
+
+
+def missed_run(expression, last_start, now):
+    """Return the schedule time missed since `last_start` (when it is at or before
+    `now`), or None: also None when the action never ran (there is nothing to catch up
+    with, as with a systemd timer's first activation)."""
+    if last_start is None:
+        return None
+    trigger = cron_trigger(expression)
+    after = datetime.fromtimestamp(last_start + 1, UTC).astimezone()
+    due = trigger.get_next_fire_time(None, after)
+    return due if due and due.timestamp() <= now else None

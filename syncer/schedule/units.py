@@ -1,0 +1,214 @@
+"""The systemd units: syncer.service/.timer (the daily run), syncer-verify.service/.timer
+(hourly verify) and syncer-daemon.service (the always-on mode), hardened.
+
+render_units() is the one source of their text: the files shipped in systemd/ are its
+output with the generic paths (a test keeps them identical), and `syncer systemd
+install` renders them with this machine's executable, policies and state dirs.
+"""
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+GENERIC_EXECUTABLE = ("/usr/bin/env", "syncer")  # found on systemd's default PATH
+GENERIC_POLICIES = Path("/etc/syncer/policies")
+GENERIC_STATE = Path("/var/lib/syncer")
+RUN_CALENDAR = "*-*-* 03:30:00"
+VERIFY_CALENDAR = "*-*-* *:15:00"
+UNIT_NAMES = ("syncer.service", "syncer.timer", "syncer-verify.service", "syncer-verify.timer",
+              "syncer-daemon.service")
+HOME_PREFIXES = ("/home", "/root", "/run/user")
+
+# As borgmatic hardens its units: read-only system, private /tmp and devices, no new
+# privileges, kernel and namespaces off limits; writable only where syncer must write.
+HARDENING = """\
+NoNewPrivileges=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectSystem=strict
+ProtectHome={protect_home}
+ReadWritePaths={read_write}
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+CapabilityBoundingSet=CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_CHOWN
+UMask=0077
+Nice=10
+CPUSchedulingPolicy=batch
+IOSchedulingClass=idle
+Environment=XDG_CACHE_HOME={state}/cache
+{credentials}"""
+
+
+@dataclass
+class UnitPaths:
+    """What a rendering needs to know about the machine."""
+
+    executable: tuple = GENERIC_EXECUTABLE
+    policies_dir: Path = GENERIC_POLICIES
+    state_dir: Path = GENERIC_STATE
+    dataset_paths: tuple = ()  # the local copies that pull writes
+    pulled_by_daemon: tuple = ()  # those whose schedule has pull
+    extra_writable: tuple = ()  # e.g. the metrics textfile's directory
+    credentials: dict = field(default_factory=dict)  # LoadCredential name -> file
+
+
+def quote(argument):
+    """Quote one ExecStart argument for systemd ('%' is a specifier there)."""
+    argument = str(argument).replace("%", "%%")
+    if re.search(r'[\s"\'\\;$]', argument):
+        return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return argument
+
+
+def path_list(paths):
+    """A ReadWritePaths= value: '-' makes a path that does not exist (yet) no error."""
+    unique = []
+    for path in paths:
+        text = str(path).replace("%", "%%")
+        if text not in unique:
+            unique.append(text)
+    return " ".join(f'"-{p}"' if re.search(r"\s", p) else f"-{p}" for p in unique)
+
+
+def exec_start(paths, *arguments):
+    command = [*paths.executable, "--policies", paths.policies_dir, "--state-dir", paths.state_dir, *arguments]
+    return " ".join(quote(argument) for argument in command)
+
+
+def hardening(paths, writable):
+    protect_home = "read-only" if any(str(p).startswith(HOME_PREFIXES) for p in writable) else "yes"
+    credentials = "".join(f"LoadCredential={name}:{path}\n" for name, path in sorted(paths.credentials.items()))
+    return HARDENING.format(protect_home=protect_home, read_write=path_list(writable), state=paths.state_dir,
+                            credentials=credentials)
+
+
+def render_units(paths=None, run_calendar=RUN_CALENDAR, verify_calendar=VERIFY_CALENDAR):
+    """Return {unit file name: text} for `paths` (the generic ones by default)."""
+    paths = paths or UnitPaths()
+    state = [paths.state_dir, *paths.extra_writable]
+    run_writable = state + list(paths.dataset_paths)
+    daemon_writable = state + list(paths.pulled_by_daemon)
+    return {
+        "syncer.service": f"""\
+[Unit]
+Description=syncer: pull, verify and push every dataset (the scheduled run)
+Wants=network-online.target
+After=network-online.target
+Conflicts=syncer-daemon.service
+
+[Service]
+Type=oneshot
+ExecStart={exec_start(paths, "job", "run")}
+{hardening(paths, run_writable)}""",
+        "syncer.timer": f"""\
+[Unit]
+Description=syncer: the daily run
+
+[Timer]
+OnCalendar={run_calendar}
+RandomizedDelaySec=30min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+""",
+        "syncer-verify.service": f"""\
+[Unit]
+Description=syncer: verify every dataset against its authoritative copy
+Wants=network-online.target
+After=network-online.target
+Conflicts=syncer-daemon.service
+
+[Service]
+Type=oneshot
+ExecStart={exec_start(paths, "job", "verify")}
+{hardening(paths, state)}""",
+        "syncer-verify.timer": f"""\
+[Unit]
+Description=syncer: the hourly verify
+
+[Timer]
+OnCalendar={verify_calendar}
+RandomizedDelaySec=5min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+""",
+        "syncer-daemon.service": f"""\
+[Unit]
+Description=syncer: the always-on daemon (schedules from the policies, change watching)
+Wants=network-online.target
+After=network-online.target
+Conflicts=syncer.timer syncer-verify.timer
+
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart={exec_start(paths, "daemon")}
+WatchdogSec=120s
+Restart=on-failure
+RestartSec=30s
+TimeoutStopSec=90s
+KillMode=mixed
+{hardening(paths, daemon_writable)}
+[Install]
+WantedBy=multi-user.target
+""",
+    }
+
+
+def installed_executable():
+    """Return the argv that starts this installation of syncer: the `syncer` script
+    beside this Python when there is one, else this Python with -m syncer."""
+    script = Path(sys.executable).parent / "syncer"
+    if script.is_file() and os.access(script, os.X_OK):
+        return (str(script),)
+    return (sys.executable, "-m", "syncer")
+
+
+def machine_paths(policies, policies_dir, state_dir, global_settings):
+    """Return the UnitPaths of this machine for `policies`."""
+    credentials = {}
+    for policy in policies:
+        for name in credential_names(policy.raw):
+            # Outside systemd a relative name is read beside the policy file: load that file.
+            credentials[name] = str(policy.source.parent.resolve() / name)
+    extra = ()
+    if global_settings.metrics_textfile:
+        extra = (global_settings.metrics_textfile.parent,)
+    return UnitPaths(
+        executable=installed_executable(), policies_dir=Path(policies_dir).resolve(),
+        state_dir=Path(state_dir).resolve(), dataset_paths=tuple(str(p.path) for p in policies),
+        pulled_by_daemon=tuple(str(p.path) for p in policies if "pull" in p.schedule),
+        extra_writable=extra, credentials=credentials)
+
+
+def credential_names(raw):
+    """Yield the relative credentials names of a policy document: under systemd they are
+    read from $CREDENTIALS_DIRECTORY, so the unit must LoadCredential= them."""
+    candidates = [(raw.get("authority") or {}).get("credentials")]
+    offsite = raw.get("offsite") or {}
+    candidates += [offsite.get("password_file"), offsite.get("env_file")]
+    for name in candidates:
+        if isinstance(name, str) and name and not os.path.isabs(name) and "/" not in name:
+            yield name
+
+
+def on_calendars(text):
+    """Return the OnCalendar= values of a unit's text."""
+    return [line.split("=", 1)[1].strip() for line in text.splitlines() if line.startswith("OnCalendar=")]

@@ -1,0 +1,132 @@
+"""watchdog says WHAT changed: one observer, one watch per dataset with `watch: true`.
+
+Changed paths are collected per dataset; the daemon marks them dirty in the index and,
+after a quiet spell (`watch_debounce`), triggers a push. When the kernel's inotify
+watches run out, the dataset falls back to scheduled scans, said once.
+"""
+
+import errno
+import logging
+import os
+import threading
+import time
+
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+
+from syncer.index.exclude import compile_excludes
+
+log = logging.getLogger("syncer.watch")
+# Events that mean the content or the set of files changed (not opens and reads).
+CHANGE_EVENTS = ("created", "modified", "deleted", "moved", "closed")
+MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
+
+
+class ChangeCollector(FileSystemEventHandler):
+    """Collect the relative paths that changed below one dataset's root."""
+
+    def __init__(self, dataset, root, exclude, changes):
+        self.dataset = dataset
+        self.root = os.fspath(root)
+        self.is_excluded = compile_excludes(exclude)
+        self.changes = changes
+
+    def on_any_event(self, event):
+        if event.event_type not in CHANGE_EVENTS:
+            return
+        if event.is_directory and event.event_type == "modified":
+            return  # the files inside report their own changes
+        paths = [event.src_path] + ([event.dest_path] if getattr(event, "dest_path", "") else [])
+        relative = []
+        for path in paths:
+            path = os.fsdecode(path)
+            if not path.startswith(self.root + os.sep):
+                continue
+            name = path[len(self.root) + 1:].replace(os.sep, "/")
+            if name and not self.is_excluded(name) and not os.path.basename(name).startswith(".syncer-"):
+                relative.append(name)
+        if relative:
+            self.changes.add(self.dataset, relative)
+
+
+class PendingChanges:
+    """Thread-safe: paths changed per dataset, what is not yet marked dirty, and when
+    the last change came (for the debounce)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.unmarked = {}
+        self.since_push = {}
+        self.last_change = {}
+
+    def add(self, dataset, paths):
+        with self.lock:
+            self.unmarked.setdefault(dataset, set()).update(paths)
+            self.since_push.setdefault(dataset, set()).update(paths)
+            self.last_change[dataset] = time.monotonic()
+
+    def take_unmarked(self):
+        """Return {dataset: paths} changed since the last call."""
+        with self.lock:
+            taken, self.unmarked = self.unmarked, {}
+        return taken
+
+    def take_quiet(self, debounce_of):
+        """Return {dataset: paths} of datasets quiet for their debounce since a change."""
+        now, quiet = time.monotonic(), {}
+        with self.lock:
+            for dataset, paths in list(self.since_push.items()):
+                if paths and now - self.last_change.get(dataset, now) >= debounce_of(dataset):
+                    quiet[dataset] = self.since_push.pop(dataset)
+        return quiet
+
+    def put_back(self, dataset, paths):
+        """Keep `paths` for the next trigger (the push could not be started yet)."""
+        with self.lock:
+            self.since_push.setdefault(dataset, set()).update(paths)
+
+
+def watch_limit():
+    try:
+        with open(MAX_USER_WATCHES) as handle:
+            return handle.read().strip()
+    except OSError:
+        return "unknown"
+
+
+class Watcher:
+    """One watchdog observer for every watched dataset."""
+
+    def __init__(self, changes, observer_factory=Observer):
+        self.changes = changes
+        self.observer = observer_factory()
+        self.watching = []
+        self.fallen_back = []
+        self.started = False
+
+    def watch(self, dataset, root, exclude=()):
+        """Watch `root` recursively; return True, or False (said once, in the log) when
+        it cannot be watched and the dataset falls back to scheduled scans."""
+        if not self.started:
+            self.observer.start()
+            self.started = True
+        try:
+            self.observer.schedule(ChangeCollector(dataset, root, exclude, self.changes), os.fspath(root),
+                                   recursive=True)
+        except OSError as error:
+            if error.errno in (errno.ENOSPC, errno.EMFILE):
+                log.warning("%s: cannot watch %s: the kernel's inotify %s ran out (fs.inotify.max_user_watches"
+                            " is %s; raise it with sysctl); falling back to scheduled scans", dataset, root,
+                            "watches" if error.errno == errno.ENOSPC else "instances", watch_limit())
+            else:
+                log.warning("%s: cannot watch %s (%s); falling back to scheduled scans", dataset, root,
+                            error.strerror or error)
+            self.fallen_back.append(dataset)
+            return False
+        self.watching.append(dataset)
+        return True
+
+    def stop(self):
+        if self.started:
+            self.observer.stop()
+            self.observer.join(timeout=5)

@@ -1,0 +1,104 @@
+"""The shipped and the rendered systemd units pass `systemd-analyze verify` without a
+single warning, and every OnCalendar= is a valid calendar expression."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from syncer.schedule.units import UNIT_NAMES, on_calendars, render_units
+from tests.support import REPO, require_tool, run_syncer, write_policy, write_secret
+
+SHIPPED = REPO / "systemd"
+
+
+def analyze(*arguments, cwd=None):
+    tool = require_tool("systemd-analyze")
+    return subprocess.run([tool, *arguments], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def assert_verifies(unit):
+    done = analyze("verify", "--man=no", str(unit), cwd=unit.parent)
+    assert done.returncode == 0 and done.stderr == "", f"{unit.name}:\n{done.stderr}"
+
+
+@pytest.mark.parametrize("name", UNIT_NAMES)
+def test_every_shipped_unit_verifies_without_warnings(name):
+    assert_verifies(SHIPPED / name)
+
+
+def test_the_shipped_units_are_the_generic_rendering():
+    assert sorted(path.name for path in SHIPPED.iterdir()) == sorted(UNIT_NAMES)
+    for name, text in render_units().items():
+        assert (SHIPPED / name).read_text() == text, f"systemd/{name} is out of date: re-render it"
+
+
+def test_a_unit_with_an_unknown_key_fails_the_check(tmp_path):
+    unit = tmp_path / "syncer.service"
+    unit.write_text(render_units()["syncer.service"] + "ProtectSytem=strict\n")
+    done = analyze("verify", "--man=no", str(unit), cwd=tmp_path)
+    assert "Unknown key" in done.stderr  # so an empty stderr above means something
+
+
+def test_every_on_calendar_is_valid():
+    calendars = [value for name in UNIT_NAMES for value in on_calendars((SHIPPED / name).read_text())]
+    assert len(calendars) == 2
+    for value in calendars:
+        done = analyze("calendar", value)
+        assert done.returncode == 0, done.stderr
+        assert "Next elapse" in done.stdout
+    assert analyze("calendar", "*-*-* 25:00:00").returncode != 0
+
+
+@pytest.fixture
+def machine(tmp_path):
+    policies = tmp_path / "etc policies"
+    (tmp_path / "my data").mkdir()
+    (tmp_path / "auth").mkdir()
+    write_secret(policies / "restic.pass", "correct horse battery staple\n")
+    write_policy(policies, "photos", {
+        "path": str(tmp_path / "my data"), "authority": {"type": "local", "path": str(tmp_path / "auth")},
+        "offsite": {"repository": str(tmp_path / "repo"), "password_file": "restic.pass"},
+        "schedule": {"pull": "0 2 * * *", "verify": "0 * * * *"}})
+    (policies / "syncer.yaml").write_text(f"metrics:\n  textfile: {tmp_path / 'prom' / 'syncer.prom'}\n")
+    return tmp_path, policies
+
+
+def test_install_dry_run_renders_this_machines_paths(machine):
+    tmp_path, policies = machine
+    result = run_syncer("systemd", "install", "--dry-run", policies=policies, state=tmp_path / "state")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "# /etc/systemd/system/syncer-daemon.service" in out
+    executable = Path(__import__("sys").executable).parent / "syncer"
+    assert f"ExecStart={executable} --policies \"{policies}\" --state-dir {tmp_path / 'state'} daemon" in out
+    assert f"\"-{tmp_path / 'my data'}\"" in out  # pull writes the local copy: writable, quoted
+    assert f"-{tmp_path / 'prom'}" in out
+    assert f"LoadCredential=restic.pass:{policies}/restic.pass" in out
+    assert "correct horse" not in out
+    assert not (tmp_path / "state").exists() or not list((tmp_path / "state").iterdir())
+
+
+def test_installed_units_verify_without_warnings(machine):
+    tmp_path, policies = machine
+    target = tmp_path / "system"
+    result = run_syncer("systemd", "install", "--target", target, policies=policies, state=tmp_path / "state")
+    assert result.exit_code == 0, result.stderr
+    assert "systemctl enable --now syncer.timer syncer-verify.timer" in result.stdout
+    assert sorted(path.name for path in target.iterdir()) == sorted(UNIT_NAMES)
+    for name in UNIT_NAMES:
+        assert (target / name).stat().st_mode & 0o777 == 0o644
+        assert_verifies(target / name)
+    verify_unit = (target / "syncer-verify.service").read_text()
+    [writable] = [line for line in verify_unit.splitlines() if line.startswith("ReadWritePaths=")]
+    # verify writes only its state (and the metrics textfile), never a dataset
+    assert writable == f"ReadWritePaths=-{tmp_path / 'state'} -{tmp_path / 'prom'}"
+
+
+def test_install_into_an_unwritable_place_exits_3(machine, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_syncer("systemd", "install", "--target", blocker / "sub", policies=machine[1],
+                        state=tmp_path / "state")
+    assert result.exit_code == 3
+    assert "cannot write the units" in result.stderr and "Traceback" not in result.stderr
