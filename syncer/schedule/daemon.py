@@ -44,6 +44,10 @@ class Notifier:
             import sdnotify
 
             self.notifier = sdnotify.SystemdNotifier()
+            if self.notifier.socket is not None:
+                # A full socket queue must never stall the main loop (and with it SIGTERM):
+                # a dropped watchdog ping is better than a hung daemon.
+                self.notifier.socket.setblocking(False)
         usec = os.environ.get("WATCHDOG_USEC")
         pid = os.environ.get("WATCHDOG_PID")
         self.watchdog_interval = None
