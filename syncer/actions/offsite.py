@@ -146,3 +146,43 @@ def expected_digest(entry):
         if entry.get(algorithm):
             return algorithm, entry[algorithm]
     return None, None
+
+
+def compare_with_offsite(policy, db):
+    """Compare the local index of `policy`'s dataset with the manifest of its latest
+    offsite snapshot. Return counts {"snapshot", "matching", "differing",
+    "not_in_snapshot", "only_in_snapshot", "unverified"}, or {"error": message} when
+    the repository cannot be read. Informational: differences are expected between
+    a change and the next push."""
+    import logging
+    import tempfile
+
+    from syncer.errors import SyncerError
+
+    try:
+        repository = open_repository(policy, db.state_dir)
+        snapshot = find_snapshot(repository, policy)
+        with tempfile.TemporaryDirectory(prefix="syncer-offsite-") as directory:
+            _, _, entries = fetch_manifest(repository, snapshot, policy.name, directory)
+    except SyncerError as error:
+        logging.getLogger("syncer.verify").warning("%s: offsite comparison skipped: %s", policy.name, error)
+        return {"error": str(error)}
+    counts = {"snapshot": snapshot["id"], "matching": 0, "differing": 0, "not_in_snapshot": 0,
+              "only_in_snapshot": 0, "unverified": 0}
+    seen = 0
+    for path, size, _, md5, sha256 in db.iterate_files(policy.name):
+        entry = entries.get(path)
+        if entry is None:
+            counts["not_in_snapshot"] += 1
+            continue
+        seen += 1
+        pairs = [(mine, entry.get(name)) for name, mine in (("sha256", sha256), ("md5", md5))
+                 if mine and entry.get(name)]
+        if size != entry.get("size") or (pairs and pairs[0][0] != pairs[0][1]):
+            counts["differing"] += 1
+        elif pairs:
+            counts["matching"] += 1
+        else:
+            counts["unverified"] += 1
+    counts["only_in_snapshot"] = len(entries) - seen
+    return counts

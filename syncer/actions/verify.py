@@ -65,6 +65,10 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
                               "hashed_bytes": stats.hashed_bytes},
                        exit_code=EXIT_FINDINGS if findings else EXIT_OK)
         log.info("%s: %s", policy.name, ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+        if policy.offsite:  # informational: never changes the statuses or the exit code
+            from syncer.actions.offsite import compare_with_offsite
+
+            outcome["offsite"] = compare_with_offsite(policy, db)
     return dict(outcome)
 
 

@@ -84,7 +84,14 @@ def run(as_json):
     policies = current.policies()
     with progress_reporter(not as_json) as progress:
         report, exit_code = run_all(policies, current.db(), progress=progress)
-    print_json(report) if as_json else render_verify(report["verify"])
+    if as_json:
+        print_json(report)
+    else:
+        render_verify(report["verify"])
+        if report.get("push", {}).get("datasets"):
+            from syncer.cli.offsite import render_push
+
+            render_push(report["push"])
     sys.exit(exit_code)
 
 

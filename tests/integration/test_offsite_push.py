@@ -1,0 +1,130 @@
+"""push, snapshots, retention, run and verify's offsite comparison, against real restic
+with a local repository."""
+
+import json
+import os
+import sqlite3
+
+from tests.integration.offsite_support import PASSWORD, make_dataset, tree_bytes
+
+FILES = {
+    "2019/summer/IMG_0001.jpg": os.urandom(200_000),
+    "2019/summer/IMG_0002.jpg": os.urandom(90_000),
+    "documents/2020 déclaration.pdf": os.urandom(50_000),
+    "music/Sigur Rós/写真-1.png": os.urandom(30_000),
+    "notes/empty.txt": b"",
+    "notes/a[1]*.txt": b"glob characters in a name\n",
+}
+
+
+def test_push_then_restore_is_byte_identical(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    pushed = dataset.syncer("push", "--json")
+    assert pushed.exit_code == 0, pushed.output
+    row = pushed.json()["datasets"][0]
+    assert "does not exist yet: creating it (restic init)" in pushed.stderr
+    assert len(row["snapshot"]) == 64 and row["files_new"] == len(FILES) + 1  # + the manifest
+    assert row["unreadable"] == []
+
+    listed = json.loads(dataset.restic("snapshots", "--json").stdout)
+    assert [snapshot["id"] for snapshot in listed] == [row["snapshot"]]
+    assert listed[0]["tags"] == ["syncer:photos"] and listed[0]["hostname"] == "photos"
+    assert any(path.endswith("/manifests/photos") for path in listed[0]["paths"])
+
+    restored = dataset.syncer("restore", "photos", "--to", tmp_path / "restored")
+    assert restored.exit_code == 0, restored.output
+    assert tree_bytes(tmp_path / "restored") == tree_bytes(dataset.data)
+    assert not [p for p in tmp_path.iterdir() if "syncer-restore" in p.name]  # no staging left behind
+
+    with sqlite3.connect(dataset.state / "state.db") as db:
+        result, summary = db.execute("SELECT result, summary FROM runs WHERE action='push'").fetchone()
+    assert result == "ok" and json.loads(summary)["snapshot"] == row["snapshot"]
+    assert PASSWORD not in pushed.output + restored.output + summary
+
+
+def test_second_push_after_a_small_change_adds_little(tmp_path):
+    files = {f"big/{number}.bin": os.urandom(400_000) for number in range(5)} | {"small.txt": b"one\n"}
+    dataset = make_dataset(tmp_path, files)
+    first = dataset.syncer("push", "--json")
+    assert first.exit_code == 0, first.output
+    (dataset.data / "small.txt").write_bytes(b"one and a bit more\n")
+    second = dataset.syncer("push", "--json")
+    assert second.exit_code == 0, second.output
+    first_row, second_row = first.json()["datasets"][0], second.json()["datasets"][0]
+    assert first_row["bytes_added"] > 1_900_000
+    assert second_row["files_changed"] == 2  # small.txt and the manifest
+    assert second_row["bytes_added"] < 50_000
+    snapshots = dataset.syncer("snapshots", "photos", "--json").json()["datasets"][0]["snapshots"]
+    assert [s["id"] for s in snapshots] == [first_row["snapshot"], second_row["snapshot"]]
+
+
+def test_retention_keeps_what_the_rules_say_and_only_for_this_dataset(tmp_path):
+    photos = make_dataset(tmp_path, {"a.txt": "a"}, retention={"keep_last": 2})
+    music = make_dataset(tmp_path, {"b.txt": "b"}, name="music", repository=photos.repository)
+    assert music.syncer("push").exit_code == 0
+    ids = []
+    for round_number in range(4):
+        (photos.data / "a.txt").write_text(f"version {round_number}")
+        pushed = photos.syncer("push", "photos", "--json")
+        assert pushed.exit_code == 0, pushed.output
+        ids.append(pushed.json()["datasets"][0]["snapshot"])
+    last = pushed.json()["datasets"][0]
+    assert last["kept"] == 2 and last["forgotten"] == 1
+    listed = json.loads(photos.restic("snapshots", "--json").stdout)
+    by_tag = {}
+    for snapshot in listed:
+        by_tag.setdefault(snapshot["tags"][0], []).append(snapshot["id"])
+    assert sorted(by_tag["syncer:photos"]) == sorted(ids[-2:])
+    assert len(by_tag["syncer:music"]) == 1  # another dataset's history is never touched
+    # prune (default weekly) ran once, when the first snapshot was forgotten
+    with sqlite3.connect(photos.state / "state.db") as db:
+        prunes = db.execute("SELECT result FROM runs WHERE dataset='photos' AND action='prune'").fetchall()
+    assert prunes == [("ok",)]
+    assert photos.restic("check").returncode == 0
+
+
+def test_run_verifies_then_pushes_and_verify_compares_with_the_snapshot(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    before = dataset.syncer("verify", "--json")
+    assert before.exit_code == 0, before.output
+    assert "does not exist" in before.json()["datasets"][0]["offsite"]["error"]
+    assert not (tmp_path / "repo").exists()  # only push creates a repository
+
+    ran = dataset.syncer("run", "--json")
+    assert ran.exit_code == 0, ran.output
+    report = ran.json()
+    assert report["verify"]["datasets"][0]["counts"]["ok"] == len(FILES)
+    assert report["push"]["datasets"][0]["snapshot"]
+
+    (dataset.data / "notes/empty.txt").write_text("not empty any more")
+    after = dataset.syncer("verify", "--json").json()["datasets"][0]["offsite"]
+    assert after["snapshot"] == report["push"]["datasets"][0]["snapshot"]
+    assert (after["matching"], after["differing"], after["not_in_snapshot"]) == (len(FILES) - 1, 1, 0)
+
+
+def test_snapshots_check_and_drill_need_nothing_from_the_board(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    # A laptop: a fresh state directory, and the dataset's path does not exist here.
+    laptop_state = tmp_path / "laptop-state"
+    os.rename(dataset.data, tmp_path / "elsewhere")
+    common = ["--state-dir", laptop_state]
+    drilled = dataset.syncer(*common, "drill", "photos", "--full", "--json")
+    assert drilled.exit_code == 0, drilled.output
+    report = drilled.json()
+    assert report["passed"] is True and report["files_checked"] == len(FILES)
+    assert report["bytes_restored"] == sum(len(content) for content in FILES.values())
+    assert report["throughput_mib_s"] > 0 and report["projected_restore_seconds"] >= 0
+    assert report["failures"] == []
+    checked = dataset.syncer(*common, "check", "--read-data-subset", "100%", "--json")
+    assert checked.exit_code == 0 and checked.json()["datasets"][0]["ok"] is True
+    with sqlite3.connect(laptop_state / "state.db") as db:
+        assert db.execute("SELECT result FROM runs WHERE action='drill'").fetchall() == [("ok",)]
+
+
+def test_a_missing_repository_is_not_created_by_drill(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    drilled = dataset.syncer("drill", "photos")
+    assert drilled.exit_code == 3
+    assert "does not exist" in drilled.stderr and "Traceback" not in drilled.output
+    assert not (tmp_path / "repo").exists()
