@@ -65,19 +65,62 @@ def style_count(status, value):
     return f"[{colour}]{value}[/{colour}]"
 
 
+STATUS_ACTIONS = ("pull", "verify", "push", "check", "drill", "scrub")
+
+
 def render_status(report):
+    """One row per dataset; a stale action (no completed run within twice its schedule
+    interval) is shown in red and listed under the table."""
+    rows = report["datasets"]
+    actions = [action for action in STATUS_ACTIONS
+               if any(action in row["last"] or action in row.get("schedule", {}) for row in rows)]
     table = Table(title="syncer status", title_justify="left")
-    for column in ("dataset", "files", "bytes", "by checksum", "findings", "last verify"):
+    for column in ("dataset", "files", "bytes", "by checksum", "findings", *actions, "RPO",
+                   "restore"):
         table.add_column(column)
-    for row in report["datasets"]:
-        verify = row["last"].get("verify")
-        last = f"{human_age(verify['age_seconds'])} ({verify['result']})" if verify else "never"
+    stale_lines = []
+    for row in rows:
         coverage = row["checksum_coverage"]
         findings = ", ".join(f"{count} {status}" for status, count in row["findings"].items()) or "none"
-        table.add_row(row["name"], str(row["files"]), human_bytes(row["bytes"]),
-                      f"{coverage:.0%}" if coverage is not None else "-",
-                      f"[red]{findings}[/red]" if row["findings"] else findings, last)
-    console().print(table)
+        cells = [row["name"], str(row["files"]), human_bytes(row["bytes"]),
+                 f"{coverage:.0%}" if coverage is not None else "-",
+                 f"[red]{findings}[/red]" if row["findings"] else findings]
+        cells += [action_cell(row, action) for action in actions]
+        snapshot = row.get("newest_snapshot")
+        cells.append(human_age(snapshot["age_seconds"]) if snapshot else "none")
+        restore = row.get("projected_restore_seconds")
+        cells.append(human_duration(restore) if restore is not None else "-")
+        table.add_row(*cells)
+        for action in row.get("stale", []):
+            stale_lines.append(f"[red]stale:[/red] {row['name']} {action} (schedule {row['schedule'][action]!r}): "
+                               "no completed run within twice its interval")
+        for action in row.get("unavailable", []):
+            stale_lines.append(f"[yellow]not run:[/yellow] {row['name']} {action} is scheduled but not available "
+                               "in this version")
+    out = console()
+    out.print(table)
+    for line in stale_lines:
+        out.print(line)
+
+
+def action_cell(row, action):
+    last = row["last"].get(action)
+    scheduled = action in row.get("schedule", {})
+    text = f"{human_age(last['age_seconds'])} {last['result']}" if last else ("never" if scheduled else "-")
+    if action in row.get("stale", []):
+        return f"[red]{text} (stale)[/red]"
+    if last and last["result"] in ("failed", "interrupted"):
+        return f"[red]{text}[/red]"
+    if last and last["result"] == "findings":
+        return f"[yellow]{text}[/yellow]"
+    return text
+
+
+def human_duration(seconds):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 @contextmanager

@@ -1,0 +1,270 @@
+"""The pure parts of the always-on mode: cron and durations, notification rules, the
+metrics textfile, missed-run detection, staleness, the watcher's fallback, and the
+dirty-path index refresh that keeps k changes at O(k)."""
+
+import errno
+import logging
+import os
+import time
+from datetime import UTC, datetime
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from syncer.actions.registry import find_runner
+from syncer.actions.status import run_status
+from syncer.errors import PolicyError
+from syncer.index.db import LOCAL, StateDB
+from syncer.index.dirty import count_dirty, mark_changed, refresh_paths
+from syncer.index.scan import scan_tree
+from syncer.notify.events import classify, should_notify
+from syncer.notify.textfile import render_metrics, write_textfile
+from syncer.policy import load_policies
+from syncer.policy.settings import cron_interval, cron_trigger, load_global_settings, parse_duration
+from syncer.schedule.daemon import missed_run
+from syncer.schedule.watch import PendingChanges, Watcher
+from tests.support import write_policy, write_tree
+
+
+def utc(*fields):
+    return datetime(*fields, tzinfo=UTC)
+
+
+def test_cron_weekday_numbers_mean_what_cron_means():
+    monday = utc(2026, 11, 23)
+    for expression, expected_day in (("0 3 * * 0", 29), ("0 3 * * 7", 29), ("0 3 * * 1", 30), ("0 3 * * 2", 24),
+                                     ("0 3 * * 1-5", 24)):
+        trigger = cron_trigger(expression, timezone=UTC)
+        assert trigger.get_next_fire_time(None, utc(2026, 11, 23, 12)).day == expected_day, expression
+    assert cron_trigger("0 3 * * */2", timezone=UTC).get_next_fire_time(None, monday).weekday() in (0, 2, 4, 6)
+
+
+def test_six_fields_put_seconds_first():
+    trigger = cron_trigger("*/5 * * * * *", timezone=UTC)
+    assert trigger.get_next_fire_time(None, utc(2026, 1, 1, 0, 0, 1)) == utc(2026, 1, 1, 0, 0, 5)
+    with pytest.raises(ValueError):
+        cron_trigger("* * * *")
+    with pytest.raises(ValueError):
+        cron_trigger("0 3 * * 8")
+
+
+def test_cron_interval_is_the_longest_gap():
+    assert cron_interval("0 * * * *") == 3600
+    assert cron_interval("30 3 * * 1-5") == 3 * 86400  # Friday to Monday
+    assert cron_interval("*/2 * * * * *") == 2
+
+
+def test_durations():
+    assert parse_duration("10m") == 600 and parse_duration(90) == 90 and parse_duration("1.5h") == 5400
+    assert parse_duration("250ms") == 0.25
+    for bad in ("soon", "-1s", True, "10 minutes"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+
+
+def test_only_failures_and_recoveries_notify_by_default():
+    assert classify(None, "ok") == "success"
+    assert classify("ok", "failed") == "failure"
+    assert classify("failed", "findings") == "failure"
+    assert classify("findings", "ok") == "recovery"
+    assert classify("interrupted", "ok") == "recovery"
+    assert [should_notify(event, "failures") for event in ("success", "failure", "recovery")] == [False, True, True]
+    assert should_notify("success", "all")
+
+
+def test_a_missed_run_is_the_schedule_time_after_the_last_start():
+    last = utc(2026, 11, 20, 3, 0, 5).timestamp()
+    assert missed_run("0 3 * * *", last, utc(2026, 11, 20, 12).timestamp()) is None
+    missed = missed_run("0 3 * * *", last, utc(2026, 11, 22, 12).timestamp())
+    assert missed.astimezone(UTC) == utc(2026, 11, 21, 3)
+    assert missed_run("0 3 * * *", None, time.time()) is None
+
+
+def test_the_textfile_parses_and_is_written_atomically(tmp_path):
+    report = {"datasets": [{
+        "name": 'we"ird\\name', "files": 3, "bytes": 300, "checksum_coverage": 0.5, "findings": {"changed": 2},
+        "last": {"push": {"at": 1000.0, "result": "ok", "seconds": 2.5, "last_success_at": 1000.0}},
+        "schedule": {"push": "0 3 * * *"}, "stale": ["push"], "newest_snapshot": {"at": 1000.0},
+        "drill": {"throughput_mib_s": 2.0, "projected_restore_seconds": 30.0}}]}
+    text = render_metrics(report, now=1600.0)
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+    name = ("dataset", 'we"ird\\name')
+    assert samples[("syncer_newest_snapshot_age_seconds", (name,))] == 600
+    assert samples[("syncer_drill_throughput_bytes_per_second", (name,))] == 2 * 2**20
+    assert samples[("syncer_stale", (("action", "push"), name))] == 1
+    assert samples[("syncer_findings", (("category", "changed"), name))] == 2
+    assert samples[("syncer_last_run_result", (("action", "push"), name, ("result", "failed")))] == 0
+    target = tmp_path / "textfile" / "syncer.prom"
+    write_textfile(target, text)
+    write_textfile(target, text)
+    assert target.read_text() == text and os.listdir(target.parent) == ["syncer.prom"]
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+class ExhaustedObserver:
+    """An observer whose kernel has no inotify watches left."""
+
+    def start(self):
+        pass
+
+    def schedule(self, *arguments, **options):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    def stop(self):
+        pass
+
+    def join(self, timeout=None):
+        pass
+
+
+def test_running_out_of_inotify_watches_falls_back_and_says_so(tmp_path, caplog):
+    watcher = Watcher(PendingChanges(), observer_factory=ExhaustedObserver)
+    with caplog.at_level(logging.WARNING, logger="syncer.watch"):
+        assert watcher.watch("photos", tmp_path) is False
+    assert watcher.fallen_back == ["photos"] and watcher.watching == []
+    [message] = [record.getMessage() for record in caplog.records]
+    assert "inotify watches ran out" in message and "falling back to scheduled scans" in message
+    assert "max_user_watches" in message
+
+
+def test_pending_changes_wait_for_quiet():
+    changes = PendingChanges()
+    changes.add("docs", ["a", "b"])
+    assert changes.take_unmarked() == {"docs": {"a", "b"}} and changes.take_unmarked() == {}
+    assert changes.take_quiet(lambda name: 60) == {}
+    assert changes.take_quiet(lambda name: 0) == {"docs": {"a", "b"}}
+    assert changes.take_quiet(lambda name: 0) == {}
+
+
+@pytest.fixture
+def indexed(tmp_path):
+    files = {f"d{n % 10}/f{n}.txt": f"content {n}" for n in range(300)}
+    root = write_tree(tmp_path / "data", files)
+    db = StateDB(tmp_path / "state")
+    scan_tree(db, "docs", LOCAL, root, (), ("sha256",))
+    yield db, root
+    db.close()
+
+
+def index_rows(db):
+    return db.execute("SELECT path, size, sha256, dirty FROM files WHERE dataset='docs' AND side='local' "
+                      "ORDER BY path").fetchall()
+
+
+def test_k_changes_cost_k_files_and_match_a_full_scan(indexed, tmp_path):
+    db, root = indexed
+    (root / "d1/f1.txt").write_text("changed")
+    (root / "d2/f2.txt").unlink()
+    write_tree(root, {"new/deep/g.txt": "new", "d3/h.txt": "added"})
+    changed = ["d1/f1.txt", "d2/f2.txt", "new", "d3/h.txt"]
+    mark_changed(db, "docs", changed)
+    assert count_dirty(db, "docs") == 2  # the two that had rows; new files need no mark
+    stats = refresh_paths(db, "docs", root, changed)
+    assert (stats.files, stats.hashed, stats.removed) == (3, 3, 1)  # k, not 300
+    assert count_dirty(db, "docs") == 0
+    fresh = StateDB(tmp_path / "fresh")
+    scan_tree(fresh, "docs", LOCAL, root, (), ("sha256",))
+    assert index_rows(db) == index_rows(fresh)
+    assert scan_tree(db, "docs", LOCAL, root, (), ("sha256",)).hashed == 0  # nothing left for verify
+
+
+def test_a_dirty_file_is_rehashed_even_when_its_stat_looks_unchanged(indexed):
+    db, root = indexed
+    mark_changed(db, "docs", ["d4"])  # a directory: every row below it
+    assert count_dirty(db, "docs") == 30
+    assert scan_tree(db, "docs", LOCAL, root, (), ("sha256",)).hashed == 30
+    assert count_dirty(db, "docs") == 0
+
+
+def test_a_removed_directory_drops_its_rows(indexed):
+    db, root = indexed
+    for path in (root / "d5").iterdir():
+        path.unlink()
+    (root / "d5").rmdir()
+    stats = refresh_paths(db, "docs", root, ["d5"])
+    assert stats.removed == 30
+    assert not [row for row in index_rows(db) if row[0].startswith("d5/")]
+    assert [row for row in index_rows(db) if row[0].startswith("d50")] == []
+
+
+def write_status_policy(tmp_path, schedule):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),
+                                          "authority": {"type": "local", "path": str(tmp_path / "data")},
+                                          "schedule": schedule})
+    return load_policies(tmp_path / "p")
+
+
+def record(db, action, result, finished_at, **summary):
+    run_id = db.start_run("docs", action)
+    db.finish_run(run_id, result, {"ok": 0, "findings": 1}.get(result, 3), summary)
+    db.execute("UPDATE runs SET started_at=?, finished_at=? WHERE id=?", (finished_at - 10, finished_at, run_id))
+
+
+def test_status_flags_an_action_without_a_completed_run_in_twice_its_interval(tmp_path):
+    policies = write_status_policy(tmp_path, {"verify": "0 * * * *", "push": "0 3 * * *"})
+    db = StateDB(tmp_path / "state")
+    now = time.time()
+    record(db, "verify", "ok", now - 3 * 3600)
+    record(db, "verify", "failed", now - 600)  # a failure is not a completed run
+    record(db, "push", "ok", now - 3600, snapshot="abc123")
+    record(db, "drill", "ok", now - 100, throughput_mib_s=10.0, projected_restore_seconds=42.0)
+    report, exit_code = run_status(policies, db, now=now, available={"verify": True, "push": True})
+    [row] = report["datasets"]
+    assert row["stale"] == ["verify"] and exit_code == 1
+    assert row["last"]["verify"]["result"] == "failed"
+    assert row["last"]["verify"]["last_success_at"] == pytest.approx(now - 3 * 3600)
+    assert row["newest_snapshot"]["id"] == "abc123" and row["rpo_seconds"] == 3600
+    assert row["projected_restore_seconds"] == 42.0
+    record(db, "verify", "ok", now - 60)
+    report, exit_code = run_status(policies, db, now=now, available={"verify": True, "push": True})
+    assert report["datasets"][0]["stale"] == [] and exit_code == 0
+
+
+def test_status_says_a_scheduled_action_is_unavailable_rather_than_stale(tmp_path):
+    policies = write_status_policy(tmp_path, {"pull": "0 * * * *"})
+    db = StateDB(tmp_path / "state")
+    report, exit_code = run_status(policies, db, available={"pull": False})
+    assert report["datasets"][0]["unavailable"] == ["pull"] and report["datasets"][0]["stale"] == []
+    assert exit_code == 0
+
+
+def test_an_action_this_version_lacks_is_unavailable_not_a_crash():
+    runner, why = find_runner("teleport")
+    assert runner is None and "unknown action" in why
+    runner, why = find_runner("verify")
+    assert callable(runner) and why is None
+
+
+def test_syncer_yaml_is_not_a_dataset_and_its_problems_name_it(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),
+                                          "authority": {"type": "local", "path": str(tmp_path / "data")},
+                                          "watch": True, "watch_debounce": "30s",
+                                          "notify": {"webhook": "https://example.invalid/hook"}})
+    (tmp_path / "p" / "syncer.yaml").write_text("daemon: {jitter: 5s}\n")
+    assert [policy.name for policy in load_policies(tmp_path / "p")] == ["docs"]
+    assert load_global_settings(tmp_path / "p").jitter == 5
+    (tmp_path / "p" / "syncer.yaml").write_text("daemon: {jitter: often}\n")
+    with pytest.raises(PolicyError) as caught:
+        load_global_settings(tmp_path / "p")
+    assert caught.value.problems == ["syncer.yaml: daemon.jitter: 'often' is not a duration (seconds, or like "
+                                     "30s, 10m, 2h)"]
+
+
+def test_policy_always_on_keys_are_validated(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),
+                                          "authority": {"type": "local", "path": str(tmp_path / "data")},
+                                          "watch": "yes", "watch_debounce": "soon",
+                                          "notify": {"ntfy": "topic", "events": "some"},
+                                          "schedule": {"verify": "0 3 * * 9"}})
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path / "p")
+    problems = caught.value.problems
+    assert "docs.yaml: watch: must be true or false, not a string" in problems
+    assert "docs.yaml: watch_debounce: 'soon' is not a duration (seconds, or like 30s, 10m, 2h)" in problems
+    assert "docs.yaml: notify.ntfy: must be an http:// or https:// URL" in problems
+    assert "docs.yaml: notify.events: must be one of failures, all" in problems
+    assert any(p.startswith("docs.yaml: schedule.verify: '0 3 * * 9' is not a valid cron") for p in problems)
