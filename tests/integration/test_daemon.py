@@ -188,3 +188,14 @@ def test_a_change_in_a_watched_dataset_leads_to_a_new_snapshot(site, daemons, tm
     assert any(line.endswith("/dir/new.txt") for line in listing.stdout.splitlines())
     assert "daemon-test-password" not in daemon.output()
     assert daemon.stop()[0] == 0
+
+
+def test_sigterm_during_a_long_step_abandons_it_after_the_grace_and_exits_0(site, daemons):
+    (site["policies"] / "syncer.yaml").write_text("daemon: {jitter: 0, stop_grace: 1s}\n")
+    policy(site, schedule={"verify": "*/2 * * * * *"}, hooks={"before_verify": ["sleep 6"]})
+    daemon = daemons(site)
+    daemon.wait_for_output("docs verify: starting")
+    code, seconds = daemon.stop()
+    assert code == 0, daemon.output()
+    assert seconds < 4  # the grace (1s) and a margin, not the step's 6s
+    assert "docs verify: abandoned (still running after 1s)" in daemon.output()
