@@ -126,8 +126,10 @@ class StateDB:
 
     def rows_in_directory(self, dataset, side, parent):
         """Return {path: (size, mtime_ns, ctime_ns, dev, ino, md5, sha256, dirty)} for one directory."""
+        # Without INDEXED BY, SQLite (no ANALYZE statistics) scans every row of the
+        # dataset's side through the primary key for each directory: quadratic time.
         cursor = self.connection.execute(
-            "SELECT path, size, mtime_ns, ctime_ns, dev, ino, md5, sha256, dirty FROM files "
+            "SELECT path, size, mtime_ns, ctime_ns, dev, ino, md5, sha256, dirty FROM files INDEXED BY files_parent "
             "WHERE dataset=? AND side=? AND parent=?", (dataset, side, parent))
         return {row[0]: row[1:] for row in cursor}
 
