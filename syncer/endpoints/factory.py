@@ -4,10 +4,23 @@ from syncer.errors import UsageError
 from syncer.policy.credentials import read_credentials
 from syncer.policy.schema import CREDENTIAL_KEYS
 
+DEFAULT_CONCURRENCY = 4
 
-def build_endpoint(policy):
-    """Return the endpoint of `policy.authority`. Raise CredentialError when its
-    credentials file is missing, too open or incomplete."""
+
+def build_endpoint(policy, dry_run=False, concurrency=None, retry=None):
+    """Return the endpoint of `policy.authority`, wrapped with retry (backoff honouring
+    Retry-After), a concurrency limit and, with `dry_run`, writes turned into log lines.
+    `retry` overrides RetryingEndpoint's settings (attempts, base_delay, ...). Raise
+    CredentialError when its credentials file is missing, too open or incomplete."""
+    from syncer.endpoints.wrappers import DryRunEndpoint, LimitedEndpoint, RetryingEndpoint
+
+    endpoint = RetryingEndpoint(build_raw_endpoint(policy), **(retry or {}))
+    endpoint = LimitedEndpoint(endpoint, concurrency or DEFAULT_CONCURRENCY)
+    return DryRunEndpoint(endpoint) if dry_run else endpoint
+
+
+def build_raw_endpoint(policy):
+    """Return the bare endpoint of `policy.authority` (no wrappers)."""
     authority = policy.authority
     credentials = {}
     if authority.credentials:
@@ -22,4 +35,21 @@ def build_endpoint(policy):
         return S3Endpoint(authority.get("bucket"), authority.get("prefix", ""), credentials,
                           authority.get("endpoint_url"), authority.get("region"),
                           credentials_file=authority.credentials)
+    if authority.type == "smugmug":
+        from syncer.endpoints.smugmug import SmugMugEndpoint
+
+        return SmugMugEndpoint(credentials, authority.get("nickname"), authority.get("albums") or (),
+                               authority.get("api_url"), authority.get("upload_url"),
+                               credentials_file=authority.credentials)
+    if authority.type == "bunnycdn":
+        from syncer.endpoints.bunnycdn import BunnyEndpoint
+
+        return BunnyEndpoint(authority.get("zone"), credentials.get("BUNNY_ACCESS_KEY"), authority.get("path", ""),
+                             authority.get("endpoint"), credentials_file=authority.credentials)
+    if authority.type == "gitlab":
+        from syncer.endpoints.gitlab import GitLabEndpoint
+
+        return GitLabEndpoint(authority.get("url"), authority.get("groups") or (), credentials.get("GITLAB_TOKEN"),
+                              authority.get("include_subgroups", True), mirror_root=policy.path,
+                              credentials_file=authority.credentials)
     raise UsageError(f"{policy.file_label}: authority.type: {authority.type} is not supported yet")

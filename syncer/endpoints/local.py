@@ -52,7 +52,8 @@ class LocalEndpoint:
         try:
             return open(self.root / entry.path, "rb")
         except OSError as error:
-            raise EndpointError(f"{self.describe()}: cannot read {entry.path}: {error.strerror}")
+            raise EndpointError(f"{self.describe()}: cannot read {entry.path}: {error.strerror}",
+                                permanent=isinstance(error, (FileNotFoundError, IsADirectoryError, PermissionError)))
 
     def write_entry(self, path, source, digests):
         target = self.root / path

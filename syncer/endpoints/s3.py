@@ -12,7 +12,8 @@ from syncer.errors import AuthenticationError, EndpointError
 
 AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken",
               "ExpiredToken", "AuthorizationHeaderMalformed"}
-PERMANENT_CODES = AUTH_CODES | {"NoSuchBucket", "NoSuchKey", "InvalidBucketName", "404", "403", "400"}
+PERMANENT_CODES = AUTH_CODES | {"NoSuchBucket", "NoSuchKey", "InvalidBucketName", "404", "403", "400",
+                                  "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
 
 
 def make_client(credentials, endpoint_url=None, region=None):
@@ -118,7 +119,13 @@ class S3Endpoint:
         if digests.get("md5"):
             arguments["ContentMD5"] = base64.b64encode(bytes.fromhex(digests["md5"])).decode()
         with open(source, "rb") as body:
-            self.call("put_object", Body=body, **arguments)
+            answer = self.call("put_object", Body=body, **arguments)
+        etag = str(answer.get("ETag", "")).strip('"').lower()
+        if digests.get("md5") and len(etag) == 32 and etag != digests["md5"]:
+            # Some S3-compatible servers ignore Content-MD5: the ETag still tells.
+            self.call("delete_object", Bucket=self.bucket, Key=self.prefix + path)
+            raise EndpointError(f"{self.describe()}: {path} arrived corrupted (ETag {etag} is not the file's MD5); "
+                                "the object was removed", permanent=True)
         return Entry(path, os.path.getsize(source), digests.get("md5"), "md5")
 
     def delete_entry(self, path):

@@ -1,0 +1,128 @@
+"""The one place that runs git, for the GitLab endpoint's bare mirrors.
+
+A token reaches git only through the environment of each command
+(GIT_CONFIG_COUNT/KEY/VALUE, git >= 2.31), as an `http.<url>.extraHeader` scoped to
+the GitLab URL: never in argv (any local user can read it), never in `.git/config`,
+never in a log line. Argv is built by pure functions that tests can assert on.
+"""
+
+import base64
+import hashlib
+import logging
+import os
+import subprocess
+
+from syncer.errors import EndpointError
+from syncer.log import mask
+
+log = logging.getLogger("syncer.git")
+GIT_TIMEOUT_SECONDS = 3600
+REF_PREFIXES = ("refs/heads/", "refs/tags/")
+
+
+def auth_environment(base_url, token):
+    """Return the environment entries that give git the token for `base_url` only."""
+    if not token:
+        return {}
+    basic = base64.b64encode(f"oauth2:{token}".encode()).decode()
+    return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"http.{base_url.rstrip('/')}/.extraHeader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"}
+
+
+def clone_mirror_argv(url, target):
+    return ["git", "clone", "--mirror", "--quiet", "--", url, str(target)]
+
+
+def update_mirror_argv(path):
+    return ["git", "-C", str(path), "remote", "update", "--prune"]
+
+
+def set_origin_argv(path, url):
+    return ["git", "-C", str(path), "config", "remote.origin.url", url]
+
+
+def list_refs_argv(path):
+    return ["git", "-C", str(path), "for-each-ref", "--format=%(refname) %(objectname)", *REF_PREFIXES]
+
+
+def fsck_argv(path):
+    return ["git", "-C", str(path), "fsck", "--no-progress"]
+
+
+def push_refs_argv(path, url):
+    """Push branches and tags only: `--mirror` would also push hidden refs
+    (refs/merge-requests/*), which GitLab rejects."""
+    return ["git", "-C", str(path), "push", "--porcelain", "--", url, "+refs/heads/*:refs/heads/*",
+            "+refs/tags/*:refs/tags/*"]
+
+
+def run_git(argv, auth=None, where="git"):
+    """Run one git command; return its stdout. Raise EndpointError with git's first error
+    line (masked) if it fails, permanent when git says authentication failed or the
+    repository does not exist."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("GIT_CONFIG_")}
+    environment.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", "LC_ALL": "C"})
+    environment.update(auth or {})
+    log.debug("running %s", " ".join(argv))
+    try:
+        done = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS)
+    except FileNotFoundError:
+        raise EndpointError("git is not installed (apt-get install -y git)", permanent=True)
+    except subprocess.TimeoutExpired:
+        raise EndpointError(f"{where}: git {argv[3] if argv[1] == '-C' else argv[1]} timed out")
+    if done.returncode:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        detail = mask(next((line for line in lines if "fatal" in line or "error" in line), lines[-1] if lines else ""))
+        lowered = done.stderr.lower()
+        permanent = any(text in lowered for text in ("authentication failed", "not found", "access denied",
+                                                      "could not read username", "403"))
+        raise EndpointError(f"{where}: {detail.strip() or f'git exited with {done.returncode}'}", permanent=permanent)
+    return done.stdout
+
+
+def local_refs(path):
+    """Return {refname: sha} of the branches and tags of the repository at `path`."""
+    output = run_git(list_refs_argv(path), where=str(path))
+    refs = {}
+    for line in output.splitlines():
+        name, _, sha = line.partition(" ")
+        refs[name] = sha
+    return refs
+
+
+def refs_digest(refs):
+    """A SHA-256 over the sorted (ref, sha) pairs: equal digests mean equal branches and tags."""
+    text = "".join(f"{name} {sha}\n" for name, sha in sorted(refs.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def describe_ref_differences(local, remote, limit=3):
+    """Return a short text naming the refs that differ between `local` and `remote`."""
+    differences = []
+    for name in sorted(set(local) | set(remote)):
+        here, there = local.get(name), remote.get(name)
+        if here == there:
+            continue
+        short = name.replace("refs/heads/", "branch ").replace("refs/tags/", "tag ")
+        if here is None:
+            differences.append(f"{short} missing here")
+        elif there is None:
+            differences.append(f"{short} not on GitLab")
+        else:
+            differences.append(f"{short} {here[:9]} here, {there[:9]} on GitLab")
+    more = f" and {len(differences) - limit} more" if len(differences) > limit else ""
+    return "; ".join(differences[:limit]) + more
+
+
+def find_mirrors(root):
+    """Yield the paths (relative, '/'-separated) of the bare repositories `*.git` below `root`."""
+    for directory, subdirectories, _files in os.walk(root):
+        subdirectories.sort()
+        for name in list(subdirectories):
+            if name.endswith(".git"):
+                absolute = os.path.join(directory, name)
+                if os.path.isfile(os.path.join(absolute, "HEAD")) and os.path.isdir(os.path.join(absolute, "objects")):
+                    subdirectories.remove(name)
+                    yield os.path.relpath(absolute, root).replace(os.sep, "/")
+            elif name.startswith(".syncer-"):
+                subdirectories.remove(name)  # an interrupted clone, never a mirror

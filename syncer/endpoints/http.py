@@ -1,0 +1,110 @@
+"""What the HTTP endpoints share: one place that turns a `requests` outcome into the
+project's errors, classified permanent or temporary for the retry wrapper.
+"""
+
+import email.utils
+import time
+
+from syncer.errors import AuthenticationError, EndpointError
+
+
+class NotFound(EndpointError):
+    """The endpoint answered 404: the object or directory does not exist."""
+
+    def __init__(self, message):
+        super().__init__(message, permanent=True)
+
+
+class ResponseStream:
+    """A streamed HTTP body as a readable, closable binary stream."""
+
+    def __init__(self, response):
+        self.response = response
+        self.response.raw.decode_content = True
+
+    def read(self, size=-1):
+        return self.response.raw.read(None if size is None or size < 0 else size)
+
+    def close(self):
+        self.response.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+TEMPORARY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+TIMEOUT = (10, 120)  # (connect, read) seconds
+
+
+def retry_after_seconds(headers, now=None):
+    """Return how long the server asks us to wait, from `Retry-After` (seconds or an
+    HTTP date), else from `X-RateLimit-Reset` (seconds to wait, or an epoch time), else None."""
+    now = now or time.time()
+    value = headers.get("Retry-After")
+    if value:
+        value = value.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - now)
+        except (TypeError, ValueError):
+            pass
+    reset = headers.get("X-RateLimit-Reset") or headers.get("RateLimit-Reset")
+    if reset and reset.strip().isdigit():
+        seconds = float(reset)
+        return max(0.0, seconds - now) if seconds > 10**9 else seconds
+    return None
+
+
+def send(session, method, url, where, credential_hint, **arguments):
+    """Send one request; return the response when its status is below 400.
+
+    Raise AuthenticationError on 401 (naming `credential_hint`), EndpointError with
+    `retry_after` on 429, temporary on 5xx and connection failures, permanent on the
+    other 4xx. The URL in messages never carries credentials (none of ours has any).
+    """
+    import requests
+
+    arguments.setdefault("timeout", TIMEOUT)
+    try:
+        response = session.request(method, url, **arguments)
+    except requests.ConnectionError:
+        raise EndpointError(f"{where}: cannot connect")
+    except requests.Timeout:
+        raise EndpointError(f"{where}: timed out")
+    except requests.RequestException as error:
+        raise EndpointError(f"{where}: {error.__class__.__name__}")
+    if response.status_code < 400:
+        return response
+    raise error_for(response, where, credential_hint)
+
+
+def error_for(response, where, credential_hint):
+    status = response.status_code
+    detail = short_detail(response)
+    if status == 401:
+        return AuthenticationError(f"{where}: the credentials were refused (HTTP 401{detail}); "
+                                   f"check {credential_hint}")
+    if status == 429:
+        return EndpointError(f"{where}: rate limited (HTTP 429)", retry_after=retry_after_seconds(response.headers))
+    if status == 404:
+        return NotFound(f"{where}: HTTP 404{detail}")
+    if status in TEMPORARY_STATUSES:
+        return EndpointError(f"{where}: HTTP {status}{detail}", retry_after=retry_after_seconds(response.headers))
+    return EndpointError(f"{where}: HTTP {status}{detail}", permanent=True)
+
+
+def short_detail(response):
+    """A short, safe reason from an error body (`Message`/`message`), or ''."""
+    try:
+        document = response.json()
+    except ValueError:
+        return ""
+    if isinstance(document, dict):
+        message = document.get("Message") or document.get("message")
+        if message:
+            return f": {str(message)[:200]}"
+    return ""

@@ -1,0 +1,256 @@
+"""SmugMug (API v2, OAuth 1.0a HMAC-SHA1 via requests-oauthlib) as the authoritative copy.
+
+Walk `!authuser` -> `!albums` (filtered by the policy's UrlPath globs) -> `!images`,
+following `Pages.NextPage`. The local layout is `<UrlPath>/<FileName>`; a file name
+used twice in one album gets `~<ImageKey>` before its extension on all but the first
+(by upload date), so names never collide and stay stable from run to run.
+`ArchivedMD5` is the checksum; images without one, and videos (SmugMug serves a
+re-encoded copy), are listed as unverifiable, never as verified.
+"""
+
+import base64
+import hashlib
+import os
+from urllib.parse import quote
+
+from syncer.endpoints.base import Capabilities, Entry, check_relative_path, store_listing
+from syncer.endpoints.http import ResponseStream, send
+from syncer.errors import AuthenticationError, EndpointError
+from syncer.index.exclude import glob_to_regex
+
+DEFAULT_API_URL = "https://api.smugmug.com"
+DEFAULT_UPLOAD_URL = "https://upload.smugmug.com/"
+PAGE_SIZE = 100  # 100-200 is what SmugMug recommends; larger pages are slow upstream
+CREDENTIAL_KEYS = ("SMUGMUG_API_KEY", "SMUGMUG_API_SECRET", "SMUGMUG_TOKEN", "SMUGMUG_TOKEN_SECRET")
+# Which credential an oauth_problem points at, for the one-line 401 message.
+OAUTH_PROBLEM_KEYS = {
+    "consumer_key_unknown": "SMUGMUG_API_KEY",
+    "consumer_key_rejected": "SMUGMUG_API_KEY",
+    "token_rejected": "SMUGMUG_TOKEN",
+    "token_revoked": "SMUGMUG_TOKEN",
+    "token_expired": "SMUGMUG_TOKEN",
+    "signature_invalid": "SMUGMUG_API_SECRET and SMUGMUG_TOKEN_SECRET",
+}
+
+
+def uri_of(value):
+    """`Uris.X` is an object with a `Uri` unless `_shorturis` was sent; accept both."""
+    if isinstance(value, dict):
+        return value.get("Uri")
+    return value if isinstance(value, str) else None
+
+
+def disambiguate(images):
+    """Return one local file name per image of an album, unique within the album.
+
+    The first image (by Date, then ImageKey) keeps its FileName; later ones with the
+    same name get "~ImageKey" before the extension, which never changes for them.
+    """
+    names = [image.get("FileName") or f"{image.get('ImageKey')}" for image in images]
+    order = sorted(range(len(images)), key=lambda i: (images[i].get("Date") or "", images[i].get("ImageKey") or ""))
+    seen, result = set(), list(names)
+    for index in order:
+        name = names[index]
+        if name.casefold() in seen:
+            stem, dot, extension = name.rpartition(".")
+            key = images[index].get("ImageKey", str(index))
+            name = f"{stem}~{key}.{extension}" if dot and stem else f"{name}~{key}"
+        seen.add(name.casefold())
+        result[index] = name
+    return result
+
+
+class SmugMugEndpoint:
+    capabilities = Capabilities(checksum="md5")
+
+    def __init__(self, credentials, nickname=None, albums=(), api_url=None, upload_url=None,
+                 credentials_file=None):
+        import requests
+        from requests_oauthlib import OAuth1
+
+        self.nickname = nickname
+        self.album_patterns = [glob_to_regex(pattern)[0] for pattern in albums]
+        self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
+        self.upload_url = upload_url or DEFAULT_UPLOAD_URL
+        self.credentials_file = credentials_file
+        self.session = requests.Session()
+        self.session.headers["Accept"] = "application/json"
+        self.session.auth = OAuth1(credentials.get("SMUGMUG_API_KEY"), credentials.get("SMUGMUG_API_SECRET"),
+                                   credentials.get("SMUGMUG_TOKEN"), credentials.get("SMUGMUG_TOKEN_SECRET"),
+                                   signature_method="HMAC-SHA1", signature_type="AUTH_HEADER")
+        self.albums_by_path = None
+
+    def describe(self):
+        who = f"smugmug:{self.nickname}" if self.nickname else "smugmug"
+        return who if self.api_url == DEFAULT_API_URL else f"{who} at {self.api_url}"
+
+    # --- requests -----------------------------------------------------------------
+
+    def credential_hint(self, problem=""):
+        keys = OAUTH_PROBLEM_KEYS.get(problem, ", ".join(CREDENTIAL_KEYS))
+        return f"{keys} in {self.credentials_file}" if self.credentials_file else keys
+
+    def request(self, method, url, **arguments):
+        try:
+            return send(self.session, method, url, self.describe(), self.credential_hint(), **arguments)
+        except AuthenticationError as error:
+            problem = str(error).partition("oauth_problem=")[2].split(")")[0].split("&")[0].split(";")[0]
+            if problem in OAUTH_PROBLEM_KEYS:
+                raise AuthenticationError(f"{self.describe()}: the credentials were refused (HTTP 401: "
+                                          f"oauth_problem={problem}); check {self.credential_hint(problem)}")
+            raise
+
+    def get_json(self, uri, **parameters):
+        url = uri if uri.startswith(("http://", "https://")) else self.api_url + uri
+        response = self.request("GET", url, params=parameters or None)
+        try:
+            document = response.json()
+        except ValueError:
+            raise EndpointError(f"{self.describe()}: {uri} did not answer JSON")
+        if not isinstance(document, dict) or not isinstance(document.get("Response"), dict):
+            raise EndpointError(f"{self.describe()}: {uri} answered an unexpected document", permanent=True)
+        return document["Response"]
+
+    def paged(self, uri, key):
+        """Yield the items under `key` of every page, following Pages.NextPage.
+        The key is absent (not []) on an empty album."""
+        response = self.get_json(uri, start=1, count=PAGE_SIZE)
+        while True:
+            yield from response.get(key) or []
+            next_page = (response.get("Pages") or {}).get("NextPage")
+            if not next_page:
+                return
+            response = self.get_json(next_page)
+
+    # --- listing --------------------------------------------------------------------
+
+    def resolve_nickname(self):
+        if not self.nickname:
+            user = self.get_json("/api/v2!authuser").get("User") or {}
+            self.nickname = user.get("NickName")
+            if not self.nickname:
+                raise EndpointError(f"{self.describe()}: !authuser gave no NickName", permanent=True)
+        return self.nickname
+
+    def wanted(self, url_path):
+        path = url_path.strip("/")
+        return not self.album_patterns or any(pattern.fullmatch(path) for pattern in self.album_patterns)
+
+    def list_albums(self):
+        """Return {UrlPath without slashes: album document} of the albums the policy selects."""
+        nickname = self.resolve_nickname()
+        albums = {}
+        for album in self.paged(f"/api/v2/user/{quote(nickname)}!albums", "Album"):
+            url_path = album.get("UrlPath") or ""
+            if self.wanted(url_path):
+                albums[url_path.strip("/")] = album
+        self.albums_by_path = albums
+        return albums
+
+    def album_images(self, album):
+        uri = uri_of((album.get("Uris") or {}).get("AlbumImages")) or f"{album['Uri']}!images"
+        return list(self.paged(uri, "AlbumImage"))
+
+    def list_entries(self):
+        for album_path, album in self.list_albums().items():
+            images = self.album_images(album)
+            for image, name in zip(images, disambiguate(images)):
+                yield self.entry_for(album_path, image, name)
+
+    def entry_for(self, album_path, image, name):
+        path = f"{album_path}/{name}" if album_path else name
+        size = image.get("ArchivedSize")
+        problem = check_relative_path(path) or ("'/' in FileName" if "/" in name else None)
+        if problem:
+            return Entry(path.replace("\x00", "?"), size, note=f"unsafe name: {problem}")
+        reference = {"uri": image.get("Uri"), "url": image.get("ArchivedUri"), "key": image.get("ImageKey")}
+        if image.get("Processing"):
+            return Entry(path, None, note="still being processed by SmugMug", ref=None)
+        if image.get("IsVideo"):
+            if not reference["url"]:
+                video = self.largest_video(image)
+                reference["url"] = video.get("Url")
+            # SmugMug re-encodes videos: a checksum of its copy says nothing about the original.
+            return Entry(path, None, note="video: SmugMug keeps a re-encoded copy, no checksum of the original",
+                         ref=reference)
+        md5 = image.get("ArchivedMD5")
+        if not md5 or not reference["url"]:
+            return Entry(path, size, note="SmugMug gives no ArchivedMD5 for this image", ref=reference)
+        return Entry(path, size, md5.lower(), "md5", ref=reference)
+
+    def largest_video(self, image):
+        uri = uri_of((image.get("Uris") or {}).get("LargestVideo"))
+        if not uri:
+            uri = f"/api/v2/image/{image.get('ImageKey')}-0!largestvideo"
+        try:
+            return self.get_json(uri).get("LargestVideo") or {}
+        except EndpointError as error:
+            if error.permanent and not isinstance(error, AuthenticationError):
+                return {}
+            raise
+
+    def refresh_listing(self, db, dataset, deep=False):
+        return store_listing(self, db, dataset)
+
+    # --- reading and writing -----------------------------------------------------------
+
+    def open_entry(self, entry):
+        url = (entry.ref or {}).get("url") if isinstance(entry.ref, dict) else None
+        if not url:
+            raise EndpointError(f"{self.describe()}: {entry.path} has no download URL", permanent=True)
+        return ResponseStream(self.request("GET", url, stream=True))
+
+    def find_album(self, album_path):
+        albums = self.albums_by_path if self.albums_by_path is not None else self.list_albums()
+        album = albums.get(album_path.strip("/"))
+        if album is None:
+            albums = self.list_albums()
+            album = albums.get(album_path.strip("/"))
+        if album is None:
+            raise EndpointError(f"{self.describe()}: album /{album_path} does not exist (or is not selected "
+                                f"by authority.albums); create it on SmugMug first", permanent=True)
+        return album
+
+    def write_entry(self, path, source, digests):
+        """Upload `source` into the album of `path`, unless the album already holds an
+        image with the same MD5 (SmugMug accepts duplicates silently)."""
+        album_path, _, file_name = path.rpartition("/")
+        album = self.find_album(album_path)
+        md5 = digests.get("md5") or hash_md5(source)
+        size = os.path.getsize(source)
+        for image in self.album_images(album):
+            if (image.get("ArchivedMD5") or "").lower() == md5:
+                return Entry(path, size, md5, "md5")
+        headers = {"X-Smug-AlbumUri": album["Uri"], "X-Smug-ResponseType": "JSON", "X-Smug-Version": "v2",
+                   "X-Smug-FileName": file_name if file_name.isascii() else quote(file_name),
+                   "Content-MD5": base64.b64encode(bytes.fromhex(md5)).decode(),
+                   # a content type keeps requests-oauthlib from reading the streamed body
+                   "Content-Type": "application/octet-stream"}
+        with open(source, "rb") as body:
+            response = self.request("POST", self.upload_url, data=body, headers=headers)
+        try:
+            answer = response.json()
+        except ValueError:
+            raise EndpointError(f"{self.describe()}: the upload of {path} answered no JSON")
+        if answer.get("stat") != "ok":  # failures come as HTTP 200 with stat=fail
+            raise EndpointError(f"{self.describe()}: the upload of {path} failed: "
+                                f"{answer.get('message', 'unknown error')} (code {answer.get('code')})",
+                                permanent=True)
+        return Entry(path, size, md5, "md5")
+
+    def delete_entry(self, path):
+        album_path, _, _ = path.rpartition("/")
+        album = self.find_album(album_path)
+        images = self.album_images(album)
+        for image, name in zip(images, disambiguate(images)):
+            if name == path.rpartition("/")[2] and image.get("Uri"):
+                self.request("DELETE", self.api_url + image["Uri"])
+                return
+
+
+def hash_md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,157 @@
+"""The endpoint contract, run against every endpoint: local, s3 (moto on loopback),
+smugmug, bunnycdn and gitlab (their loopback fakes). A capability an endpoint lacks
+is a skip here, with its reason; the suite is never forked per endpoint."""
+
+import hashlib
+
+import pytest
+
+from syncer.errors import AuthenticationError, EndpointError
+from syncer.index.db import AUTHORITY, StateDB
+
+
+def skip_unless(capable, reason):
+    if not capable:
+        pytest.skip(reason)
+
+
+def read_all(endpoint, entry):
+    with endpoint.open_entry(entry) as stream:
+        chunks = []
+        while True:
+            chunk = stream.read(1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+
+
+def listing(endpoint):
+    return {entry.path: entry for entry in endpoint.list_entries()}
+
+
+def test_describe_names_the_endpoint_and_no_secret(harness):
+    text = harness.endpoint().describe()
+    assert text.startswith(harness.name) or harness.name == "s3" and text.startswith("s3://")
+    for secret in ("fake-consumer-secret", "fake-token-secret", "fake-bunny-zone-password", "glpat-fake-token",
+                   "testing-secret-key"):
+        assert secret not in text
+
+
+def test_listing_shows_every_entry_with_its_native_checksum(harness):
+    harness.seed()
+    endpoint = harness.endpoint()
+    entries = listing(endpoint)
+    expected = harness.expected()
+    assert set(entries) == set(expected)
+    for path, content in expected.items():
+        entry = entries[path]
+        assert entry.algorithm == endpoint.capabilities.checksum
+        if isinstance(content, bytes):
+            assert entry.size == len(content)
+            assert entry.checksum == harness.checksum_of(content)
+        else:
+            assert entry.checksum == content  # a precomputed digest (GitLab: branches and tags)
+
+
+def test_open_entry_returns_the_exact_bytes(harness):
+    harness.seed()
+    endpoint = harness.endpoint()
+    skip_unless(endpoint.capabilities.can_read, endpoint.capabilities.reason)
+    entries = listing(endpoint)
+    for path, content in harness.expected().items():
+        assert read_all(endpoint, entries[path]) == content
+
+
+def test_write_entry_stores_the_file_with_its_checksum(harness, tmp_path):
+    harness.seed()
+    endpoint = harness.endpoint()
+    skip_unless(endpoint.capabilities.can_write, endpoint.capabilities.reason)
+    source = tmp_path / "upload.bin"
+    content = b"restored bytes \x00\xff" * 1000
+    source.write_bytes(content)
+    digests = {"md5": hashlib.md5(content).hexdigest(), "sha256": hashlib.sha256(content).hexdigest()}
+    stored = endpoint.write_entry("Album One/restored.jpg", str(source), digests)
+    assert stored.checksum == harness.checksum_of(content)
+    entries = listing(endpoint)
+    assert entries["Album One/restored.jpg"].checksum == harness.checksum_of(content)
+    assert read_all(endpoint, entries["Album One/restored.jpg"]) == content
+
+
+def test_write_entry_refuses_bytes_that_do_not_match_the_checksum(harness, tmp_path):
+    harness.seed()
+    endpoint = harness.endpoint()
+    skip_unless(endpoint.capabilities.can_write, endpoint.capabilities.reason)
+    source = tmp_path / "corrupt.bin"
+    source.write_bytes(b"these bytes were corrupted on the way")
+    wrong = {"md5": hashlib.md5(b"the original").hexdigest(), "sha256": hashlib.sha256(b"the original").hexdigest()}
+    with pytest.raises(EndpointError) as raised:
+        endpoint.write_entry("Album One/corrupt.jpg", str(source), wrong)
+    assert raised.value.permanent
+    assert not harness.exists("Album One/corrupt.jpg")
+
+
+def test_dry_run_writes_and_deletes_nothing(harness, tmp_path):
+    harness.seed()
+    endpoint = harness.endpoint(dry_run=True)
+    skip_unless(endpoint.capabilities.can_write, endpoint.capabilities.reason)
+    source = tmp_path / "new.bin"
+    source.write_bytes(b"new")
+    endpoint.write_entry("Album One/new.jpg", str(source), {"md5": hashlib.md5(b"new").hexdigest(),
+                                                            "sha256": hashlib.sha256(b"new").hexdigest()})
+    endpoint.delete_entry("Album One/second.jpg")
+    assert not harness.exists("Album One/new.jpg")
+    assert harness.exists("Album One/second.jpg")
+    assert [operation for operation, _ in endpoint.planned] == ["upload", "delete"]
+
+
+def test_delete_entry_removes_it_and_a_later_read_fails_permanently(harness):
+    harness.seed()
+    endpoint = harness.endpoint()
+    skip_unless(endpoint.capabilities.can_delete, endpoint.capabilities.reason)
+    entry = listing(endpoint)["Album One/second.jpg"]
+    endpoint.delete_entry("Album One/second.jpg")
+    assert "Album One/second.jpg" not in listing(endpoint)
+    assert not harness.exists("Album One/second.jpg")
+    with pytest.raises(EndpointError) as raised:
+        read_all(endpoint, entry)
+    assert raised.value.permanent
+
+
+def test_hostile_remote_names_are_flagged_not_trusted(harness):
+    skip_unless(not harness.hostile_skip, harness.hostile_skip)
+    harness.seed()
+    hostile = harness.seed_hostile()
+    entries = listing(harness.endpoint())
+    for path in hostile:
+        assert path in entries, sorted(entries)
+        assert entries[path].checksum is None
+        assert entries[path].note.startswith("unsafe name")
+
+
+def test_refused_credentials_give_one_message_naming_the_key(harness):
+    skip_unless(not harness.credentials_skip, harness.credentials_skip)
+    endpoint, key = harness.bad_credentials()
+    with pytest.raises(AuthenticationError) as raised:
+        list(endpoint.list_entries())
+    message = str(raised.value)
+    assert key in message and "credentials.env" in message
+    assert harness.name in message or harness.fake.url in message
+    assert "revoked" not in message and "wrong-zone-password" not in message
+
+
+def test_rate_limit_is_retried_after_the_servers_retry_after(harness):
+    skip_unless(not harness.rate_limit_skip, harness.rate_limit_skip)
+    harness.seed()
+    path = harness.inject_rate_limit()
+    entries = listing(harness.endpoint())
+    assert set(entries) == set(harness.expected())
+    assert harness.fake.count_requests(path_contains=path) >= 2
+
+
+def test_refresh_listing_stores_the_listing_in_the_index(harness, tmp_path):
+    harness.seed()
+    db = StateDB(tmp_path / "state")
+    skipped = harness.endpoint().refresh_listing(db, "dataset")
+    stored = {row[0] for row in db.iterate_files("dataset", AUTHORITY)}
+    assert stored == set(harness.expected())
+    assert skipped == []

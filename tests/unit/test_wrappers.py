@@ -1,0 +1,123 @@
+"""The endpoint wrappers: retry decides from the endpoint's own classification and the
+server's Retry-After; the concurrency limit holds a slot per open transfer."""
+
+import io
+import threading
+
+import pytest
+
+from syncer.endpoints.base import Capabilities, Entry
+from syncer.endpoints.http import retry_after_seconds
+from syncer.endpoints.wrappers import DryRunEndpoint, LimitedEndpoint, RetryingEndpoint
+from syncer.errors import AuthenticationError, EndpointError
+
+
+class Flaky:
+    capabilities = Capabilities(checksum="sha256")
+
+    def __init__(self, failures):
+        self.failures = list(failures)
+        self.calls = 0
+
+    def describe(self):
+        return "flaky"
+
+    def list_entries(self):
+        self.calls += 1
+        if self.failures:
+            yield Entry("first", 1)
+            raise self.failures.pop(0)
+        yield Entry("first", 1)
+        yield Entry("second", 2)
+
+    def open_entry(self, entry):
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return io.BytesIO(b"data")
+
+    def mirror_update(self, name):
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return name
+
+
+def test_temporary_failures_are_retried_waiting_what_the_server_asked():
+    waits = []
+    inner = Flaky([EndpointError("429", retry_after=7), EndpointError("503")])
+    endpoint = RetryingEndpoint(inner, attempts=3, base_delay=2, sleep=waits.append)
+    assert endpoint.open_entry(Entry("x", 4)).read() == b"data"
+    assert inner.calls == 3
+    assert waits[0] == 7
+    assert 2 <= waits[1] <= 4  # second attempt: 2 * base_delay, with jitter in [0.5, 1]
+
+
+def test_a_listing_that_fails_half_way_is_listed_again_whole():
+    endpoint = RetryingEndpoint(Flaky([EndpointError("reset")]), sleep=lambda seconds: None)
+    assert [entry.path for entry in endpoint.list_entries()] == ["first", "second"]
+
+
+def test_permanent_failures_and_refused_credentials_are_not_retried():
+    for error in (EndpointError("404", permanent=True), AuthenticationError("401")):
+        inner = Flaky([error])
+        with pytest.raises(EndpointError):
+            RetryingEndpoint(inner, sleep=lambda seconds: None).open_entry(Entry("x", 1))
+        assert inner.calls == 1
+
+
+def test_a_server_asking_for_a_long_pause_is_reported_not_waited_for():
+    waits = []
+    endpoint = RetryingEndpoint(Flaky([EndpointError("429", retry_after=3600)]), max_wait=300, sleep=waits.append)
+    with pytest.raises(EndpointError, match="asks to wait 3600s"):
+        endpoint.open_entry(Entry("x", 1))
+    assert waits == []
+
+
+def test_the_endpoints_own_operations_are_retried_too():
+    inner = Flaky([EndpointError("503")])
+    assert RetryingEndpoint(inner, sleep=lambda seconds: None).mirror_update("repo") == "repo"
+    assert inner.calls == 2
+
+
+def test_retry_after_reads_seconds_dates_and_rate_limit_resets():
+    assert retry_after_seconds({"Retry-After": "12"}) == 12
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"}, now=1445412480) == 10
+    assert retry_after_seconds({"X-RateLimit-Reset": "30"}) == 30
+    assert retry_after_seconds({"X-RateLimit-Reset": "2000000000"}, now=1999999990) == 10
+    assert retry_after_seconds({}) is None
+
+
+def test_the_concurrency_limit_holds_a_slot_until_the_stream_is_closed():
+    endpoint = LimitedEndpoint(Flaky([]), concurrency=2)
+    first = endpoint.open_entry(Entry("a", 1))
+    second = endpoint.open_entry(Entry("b", 1))
+    blocked = threading.Event()
+    opened = threading.Event()
+
+    def third():
+        blocked.set()
+        endpoint.open_entry(Entry("c", 1)).close()
+        opened.set()
+
+    worker = threading.Thread(target=third)
+    worker.start()
+    blocked.wait()
+    assert not opened.wait(0.2)
+    first.close()
+    assert opened.wait(5)
+    second.close()
+    worker.join()
+
+
+def test_dry_run_turns_remote_writes_of_the_endpoint_into_plans():
+    class Remote(Flaky):
+        remote_writes = ("push_refs",)
+
+        def push_refs(self, mirror, project):
+            raise AssertionError("a dry run pushed")
+
+    endpoint = DryRunEndpoint(Remote([]))
+    endpoint.push_refs("/srv/x.git", {"path_with_namespace": "x"})
+    endpoint.delete_entry("gone")
+    assert endpoint.planned == [("push_refs", "/srv/x.git"), ("delete", "gone")]
