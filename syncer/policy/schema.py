@@ -22,7 +22,9 @@ TOP_KEYS = {
     "hooks": dict,
     "scrub": dict,
     "repair": str,
+    "pull": dict,
 }
+PULL_KEYS = {"delete": bool, "concurrency": int}  # see syncer.actions.pull
 REQUIRED_TOP = ("path", "authority")
 
 AUTHORITY_KEYS = {
@@ -90,6 +92,10 @@ def validate_document(doc):
     if isinstance(doc.get("hooks"), dict):
         problems += validate_hooks(doc["hooks"])
     problems += validate_integrity(doc)
+    if isinstance(doc.get("pull"), dict):
+        check_mapping(doc["pull"], PULL_KEYS, (), "pull.", problems)
+        if is_type(doc["pull"].get("concurrency"), int) and doc["pull"]["concurrency"] < 1:
+            problems.append("pull.concurrency: must be at least 1")
     return problems
 
 
