@@ -9,7 +9,7 @@ from syncer.errors import PolicyError, UsageError
 from syncer.policy.credentials import check_credentials_file, resolve_credentials_path
 from syncer.policy.model import Authority, Offsite, Policy
 from syncer.policy.schema import suggest, validate_document
-from syncer.policy.settings import GLOBAL_FILE_NAMES
+from syncer.policy.settings import GLOBAL_FILE_NAMES, global_settings_problems
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 
@@ -47,6 +47,7 @@ def load_policies(directory, check_paths=True):
                             f"is already used by {seen[policy.name].source.name}")
         else:
             seen[policy.name] = policy
+    problems += global_settings_problems(directory)
     if problems:
         raise PolicyError(problems)
     return policies

@@ -119,6 +119,16 @@ def global_settings_file(policies_dir):
     return None
 
 
+def global_settings_problems(policies_dir):
+    """Return the problems of syncer.yaml in `policies_dir` (none when it has none), so
+    that check-policies and every command report them with the policies' own."""
+    try:
+        load_global_settings(policies_dir)
+    except PolicyError as error:
+        return error.problems
+    return []
+
+
 def load_global_settings(policies_dir):
     """Return the GlobalSettings of `policies_dir` (defaults when it has no syncer.yaml).
 

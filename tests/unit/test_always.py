@@ -268,3 +268,14 @@ def test_policy_always_on_keys_are_validated(tmp_path):
     assert "docs.yaml: notify.ntfy: must be an http:// or https:// URL" in problems
     assert "docs.yaml: notify.events: must be one of failures, all" in problems
     assert any(p.startswith("docs.yaml: schedule.verify: '0 3 * * 9' is not a valid cron") for p in problems)
+
+
+def test_check_policies_reports_syncer_yaml_problems_with_the_others(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"), "pth": "x",
+                                          "authority": {"type": "local", "path": str(tmp_path / "data")}})
+    (tmp_path / "p" / "syncer.yaml").write_text("metrics: {textfile: [1]}\n")
+    with pytest.raises(PolicyError) as caught:
+        load_policies(tmp_path / "p")
+    assert "syncer.yaml: metrics.textfile: must be a string, not a list" in caught.value.problems
+    assert any(problem.startswith("docs.yaml: pth: unknown key") for problem in caught.value.problems)
