@@ -1,0 +1,146 @@
+"""What goes wrong offsite: damaged packs, a wrong password, a killed push, targets
+that must not be touched, a full disk, and snapshots holding escaping links."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.offsite_support import PASSWORD, make_dataset, tree_bytes
+from tests.support import REPO
+
+FILES = {f"album/{number:02d}.jpg": os.urandom(60_000 + number) for number in range(12)} | {
+    "readme.txt": b"hello\n", "deep/er/still.bin": os.urandom(120_000)}
+
+
+def test_drill_passes_then_fails_after_a_pack_file_is_corrupted(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    good = dataset.syncer("drill", "photos", "--full", "--json")
+    assert good.exit_code == 0, good.output
+    assert good.json()["passed"] is True
+
+    packs = [path for path in Path(dataset.repository, "data").rglob("*") if path.is_file()]
+    assert packs
+    for pack in packs:  # flip a byte every KiB of every pack: each blob (trees and data) is damaged
+        content = bytearray(pack.read_bytes())
+        for offset in range(0, len(content) - 200, 1024):
+            content[offset] ^= 0xFF
+        pack.chmod(0o600)
+        pack.write_bytes(bytes(content))
+    bad = dataset.syncer("drill", "photos", "--sample", "5", "--json")
+    assert bad.exit_code == 1, bad.output
+    report = bad.json()
+    assert report["passed"] is False and report["failures"]
+    assert all(failure["reason"] for failure in report["failures"])
+    checked = dataset.syncer("check", "--read-data-subset", "100%")
+    assert checked.exit_code == 1, checked.output
+    assert "Traceback" not in bad.output + checked.output
+
+
+def test_wrong_password_exits_3_with_a_clear_message_and_no_secret(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    wrong = "not-the-password-7Qx2"
+    dataset.password_file.write_text(wrong + "\n")
+    for arguments in (("push",), ("snapshots",), ("drill", "photos"), ("restore", "photos", "--to", tmp_path / "r")):
+        result = dataset.syncer(*arguments, "-v")
+        assert result.exit_code == 3, (arguments, result.output)
+        assert "wrong password" in result.stderr
+        assert wrong not in result.output and PASSWORD not in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_killed_push_leaves_a_repository_the_next_push_and_check_accept(tmp_path):
+    dataset = make_dataset(tmp_path, {"first.txt": "small first push"}, retention={"keep_last": 5})
+    assert dataset.syncer("push").exit_code == 0
+    for number in range(6):
+        (dataset.data / f"big-{number}.bin").write_bytes(os.urandom(8 * 2**20))
+    command = [sys.executable, "-m", "syncer", "--policies", str(dataset.policies), "--state-dir",
+               str(dataset.state), "push"]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SYNCER_")}
+    process = subprocess.Popen(command, cwd=REPO, env=environment, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    locks = Path(dataset.repository, "locks")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(locks.iterdir()) and process.poll() is None:
+        time.sleep(0.02)
+    time.sleep(0.3)  # let restic write some packs
+    assert process.poll() is None, "the push finished before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(30)
+    assert any(locks.iterdir()), "the killed restic should have left its lock behind"
+
+    again = dataset.syncer("push", "--json")
+    assert again.exit_code == 0, again.output
+    assert "restic unlock" in again.stderr  # retention needs the exclusive lock: the stale one was cleared
+    assert again.json()["datasets"][0]["files_new"] >= 6
+    checked = dataset.restic("check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_restore_refuses_a_non_empty_target_and_honours_force_and_in_place(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "precious.txt").write_text("do not touch")
+    refused = dataset.syncer("restore", "photos", "--to", target)
+    assert refused.exit_code == 2
+    assert "not empty" in refused.stderr and "--force" in refused.stderr
+    assert tree_bytes(target) == {"precious.txt": b"do not touch"}
+
+    in_place = dataset.syncer("restore", "photos", "--to", target, "--in-place", "--json")
+    assert in_place.exit_code == 0, in_place.output
+    assert tree_bytes(target) == tree_bytes(dataset.data) | {"precious.txt": b"do not touch"}
+    (target / "readme.txt").write_text("damaged")
+    (target / "album/00.jpg").unlink()
+    mended = dataset.syncer("restore", "photos", "--to", target, "--in-place", "--json")
+    assert mended.json()["files_written"] == 2
+    assert tree_bytes(target) == tree_bytes(dataset.data) | {"precious.txt": b"do not touch"}
+
+    forced = dataset.syncer("restore", "photos", "--to", target, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert tree_bytes(target) == tree_bytes(dataset.data)
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
+                             capture_output=True, text=True)
+    assert mounted.returncode == 0, f"this test needs to mount a 1 MiB tmpfs (root): {mounted.stderr}"
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_restore_onto_a_full_filesystem_exits_3_and_leaves_the_target_untouched(tmp_path, small_filesystem):
+    dataset = make_dataset(tmp_path, {f"big-{n}.bin": os.urandom(600_000) for n in range(4)})
+    assert dataset.syncer("push").exit_code == 0
+    target = small_filesystem / "restore-here"
+    target.mkdir()
+    (target / "old.txt").write_text("the previous copy")
+    result = dataset.syncer("restore", "photos", "--to", target, "--force")
+    assert result.exit_code == 3, result.output
+    assert "the target was not touched" in result.stderr and "Traceback" not in result.output
+    assert tree_bytes(target) == {"old.txt": b"the previous copy"}
+    assert sorted(path.name for path in small_filesystem.iterdir()) == ["restore-here"]
+
+
+def test_a_snapshot_holding_a_link_that_escapes_is_refused(tmp_path):
+    dataset = make_dataset(tmp_path, {"inside.txt": "fine"})
+    os.symlink("../../../../../../etc/passwd", dataset.data / "escape")
+    os.symlink("inside.txt", dataset.data / "harmless")
+    assert dataset.syncer("push").exit_code == 0
+    target = tmp_path / "target"
+    result = dataset.syncer("restore", "photos", "--to", target)
+    assert result.exit_code == 1, result.output
+    assert "escape" in result.stderr and "symlink pointing outside" in result.stderr
+    assert not target.exists()
+    assert not [p for p in tmp_path.iterdir() if "syncer-restore" in p.name]
