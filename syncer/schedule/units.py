@@ -90,7 +90,10 @@ def exec_start(paths, *arguments):
 
 
 def hardening(paths, writable):
-    protect_home = "read-only" if any(str(p).startswith(HOME_PREFIXES) for p in writable) else "yes"
+    # Every service reads the datasets (verify, push): a home directory holding one, or
+    # the state, must stay visible.
+    visible = [*writable, *paths.dataset_paths, paths.policies_dir]
+    protect_home = "read-only" if any(str(p).startswith(HOME_PREFIXES) for p in visible) else "yes"
     credentials = "".join(f"LoadCredential={name}:{path}\n" for name, path in sorted(paths.credentials.items()))
     return HARDENING.format(protect_home=protect_home, read_write=path_list(writable), state=paths.state_dir,
                             credentials=credentials)

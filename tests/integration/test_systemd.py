@@ -102,3 +102,13 @@ def test_install_into_an_unwritable_place_exits_3(machine, tmp_path):
                         state=tmp_path / "state")
     assert result.exit_code == 3
     assert "cannot write the units" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_dataset_under_home_keeps_home_readable_for_every_service(tmp_path):
+    from syncer.schedule.units import UnitPaths
+
+    units = render_units(UnitPaths(dataset_paths=("/home/anna/photos",)))
+    for name in ("syncer.service", "syncer-verify.service", "syncer-daemon.service"):
+        assert "ProtectHome=read-only" in units[name], name
+    assert "-/home/anna/photos" not in units["syncer-verify.service"]
+    assert "ProtectHome=yes" in render_units()["syncer-verify.service"]
