@@ -279,3 +279,22 @@ def test_check_policies_reports_syncer_yaml_problems_with_the_others(tmp_path):
         load_policies(tmp_path / "p")
     assert "syncer.yaml: metrics.textfile: must be a string, not a list" in caught.value.problems
     assert any(problem.startswith("docs.yaml: pth: unknown key") for problem in caught.value.problems)
+
+
+def test_the_daemon_names_a_scheduled_action_this_version_lacks_once(tmp_path, monkeypatch, caplog):
+    from syncer.actions import registry
+    from syncer.policy.settings import GlobalSettings
+    from syncer.schedule.daemon import Daemon
+
+    monkeypatch.setitem(registry.RUNNERS, "scrub", (("syncer.actions.not_in_this_version", "run_scrub"),))
+    (tmp_path / "data").mkdir()
+    for name in ("docs", "photos"):
+        write_policy(tmp_path / "p", name, {"path": str(tmp_path / "data"),
+                                            "authority": {"type": "local", "path": str(tmp_path / "data")},
+                                            "schedule": {"scrub": "0 4 * * *", "verify": "0 * * * *"}})
+    daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings(jitter=0))
+    with caplog.at_level(logging.WARNING, logger="syncer.daemon"):
+        assert daemon.plan_jobs() == 2  # the two verify jobs
+    assert [record.getMessage() for record in caplog.records] == [
+        "schedule: scrub (docs, photos) is not available in this version; these entries will not run"]
+    daemon.db.close()
