@@ -130,7 +130,7 @@ def run_drill(policy, db, sample=None, full=False, seed=None):
             dataset=policy.name, snapshot=snapshot["id"], passed=not failures, files_checked=len(results),
             bytes_restored=restored_bytes, failures=failures, throughput_mib_s=round(throughput, 2) if throughput
             else None, projected_restore_seconds=projected, dataset_files=len(entries), dataset_bytes=dataset_bytes,
-            restore_seconds=round(seconds, 3), full=full, files=results,
+            restore_seconds=round(seconds, 3), full=full, items=results,
             authority={"checked": sum(1 for path in chosen if path in authority), "differs": authority_differs},
             exit_code=EXIT_FINDINGS if failures else EXIT_OK)
     report = dict(outcome)

@@ -8,6 +8,7 @@ interrupted restore leaves the target as it was.
 import logging
 import os
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 from syncer.actions.common import recorded_run
@@ -23,6 +24,7 @@ from syncer.actions.offsite import (
 )
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, SyncerError, UsageError
 from syncer.index.hashing import HashPool, hash_file
+from syncer.index.lock import dataset_lock
 from syncer.restic.argv import escape_glob
 
 log = logging.getLogger("syncer.restore")
@@ -51,14 +53,17 @@ def run_restore(policy, db, target, snapshot="latest", includes=(), force=False,
     target = Path(target).absolute()
     if target.exists() and not target.is_dir():
         raise UsageError(f"restore target {target} exists and is not a directory")
-    if is_non_empty(target) and not (force or in_place):
+    fresh_disk_entry = "lost+found" if target.is_dir() and os.path.ismount(target) else None
+    if is_non_empty(target, ignore=fresh_disk_entry) and not (force or in_place):
         raise UsageError(f"restore target {target} is not empty; use --force to replace it "
                          f"or --in-place to write only missing or damaged files")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with recorded_run(db, policy.name, "restore") as outcome:
+    # Restoring over the dataset itself: keep a timer's verify or push out meanwhile.
+    guard = dataset_lock(db.state_dir, policy.name) if same_path(target, policy.path) else nullcontext()
+    with guard, recorded_run(db, policy.name, "restore") as outcome:
         repository = open_repository(policy, db.state_dir)
         chosen = find_snapshot(repository, policy, snapshot)
-        staging = target.parent / f".{target.name}.syncer-restore-{os.getpid()}"
+        staging = staging_directory(target)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(mode=0o700)
         try:
@@ -85,10 +90,25 @@ def run_restore(policy, db, target, snapshot="latest", includes=(), force=False,
     return dict(outcome), EXIT_OK
 
 
-def is_non_empty(path):
+def same_path(first, second):
+    try:
+        return os.path.realpath(first) == os.path.realpath(second)
+    except OSError:
+        return False
+
+
+def staging_directory(target):
+    """Where to restore first: beside the target, so the final move is a rename on
+    one filesystem; inside it when the target is a mount point (a fresh disk)."""
+    if target.is_dir() and os.path.ismount(target):
+        return target / f".syncer-restore-{os.getpid()}"
+    return target.parent / f".{target.name}.syncer-restore-{os.getpid()}"
+
+
+def is_non_empty(path, ignore=None):
     try:
         with os.scandir(path) as entries:
-            return any(True for _ in entries)
+            return any(entry.name != ignore for entry in entries)
     except FileNotFoundError:
         return False
     except NotADirectoryError:
@@ -174,6 +194,15 @@ def move_into_place(restored, target, entries, force, in_place):
     if in_place and target.exists():
         return merge_in_place(restored, target, entries)
     count = sum(1 for _ in walk_files(restored))
+    if target.is_dir() and os.path.ismount(target):
+        # A mount point cannot be renamed: empty it (--force) and move the entries in.
+        staging_name = restored.relative_to(target).parts[0]
+        for entry in os.scandir(target):
+            if entry.name not in (staging_name, "lost+found"):
+                remove(Path(entry.path))
+        for entry in os.scandir(restored):
+            os.rename(entry.path, target / entry.name)
+        return count
     if target.exists() and is_non_empty(target):
         # --force: swap, then delete the old tree; both renames stay on one filesystem.
         old = target.parent / f".{target.name}.syncer-old-{os.getpid()}"
@@ -187,6 +216,13 @@ def move_into_place(restored, target, entries, force, in_place):
     return count
 
 
+def remove(path):
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def merge_in_place(restored, target, entries):
     """Write into `target` only the files that are missing there or differ from the
     manifest; leave everything else alone."""
@@ -198,10 +234,19 @@ def merge_in_place(restored, target, entries):
             continue
         if destination.is_symlink() or (destination.exists() and not destination.is_file()):
             raise UsageError(f"--in-place: {destination} is not a regular file; move it away first")
+        if not is_inside(destination.parent, target):
+            raise RestoreRefused(f"--in-place: {destination.parent} leads outside {target} (a symlinked "
+                                 f"directory); refusing to write through it")
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, destination)
         written += 1
     return written
+
+
+def is_inside(path, root):
+    """Whether `path` (which may not exist yet) resolves inside `root`."""
+    real, real_root = os.path.realpath(path), os.path.realpath(root)
+    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
 
 
 def matches(path, entry):

@@ -39,7 +39,7 @@ class Dataset:
 
 
 def make_dataset(root, files, name="photos", repository=None, retention=None, env_text=None, extra=None,
-                 policies=None):
+                 policies=None, exclude=None):
     """Write `files` as a dataset with a local authority (itself) and an offsite
     section; return a Dataset."""
     require_tool("restic")
@@ -55,8 +55,10 @@ def make_dataset(root, files, name="photos", repository=None, retention=None, en
         offsite["retention"] = retention
     offsite.update(extra or {})
     policies = policies or root / "policies"
-    write_policy(policies, name, {"path": str(data), "authority": {"type": "local", "path": str(data)},
-                                  "offsite": offsite})
+    document = {"path": str(data), "authority": {"type": "local", "path": str(data)}, "offsite": offsite}
+    if exclude:
+        document["exclude"] = exclude
+    write_policy(policies, name, document)
     return Dataset(name, root, data, policies, root / "state", offsite["repository"], password_file, env_file)
 
 

@@ -109,15 +109,44 @@ def test_restore_refuses_a_non_empty_target_and_honours_force_and_in_place(tmp_p
     assert tree_bytes(target) == tree_bytes(dataset.data)
 
 
+def mount_tmpfs(mountpoint, size):
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mountpoint)],
+                             capture_output=True, text=True)
+    assert mounted.returncode == 0, f"this test needs to mount a {size} tmpfs (as root): {mounted.stderr}"
+
+
 @pytest.fixture
 def small_filesystem(tmp_path):
     mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
-                             capture_output=True, text=True)
-    assert mounted.returncode == 0, f"this test needs to mount a 1 MiB tmpfs (root): {mounted.stderr}"
+    mount_tmpfs(mountpoint, "1m")
     yield mountpoint
     subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+@pytest.fixture
+def fresh_disk(tmp_path):
+    mountpoint = tmp_path / "disk"
+    mount_tmpfs(mountpoint, "16m")
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_restore_onto_a_mount_point_and_only_the_included_paths(tmp_path, fresh_disk):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    (fresh_disk / "lost+found").mkdir()
+    result = dataset.syncer("restore", "photos", "--to", fresh_disk)
+    assert result.exit_code == 0, result.output
+    assert tree_bytes(fresh_disk) == tree_bytes(dataset.data)
+    assert sorted(p.name for p in fresh_disk.iterdir()) == ["album", "deep", "lost+found", "readme.txt"]
+
+    some = tmp_path / "some"
+    partial = dataset.syncer("restore", "photos", "--to", some, "--include", "album/0*.jpg", "--include", "deep")
+    assert partial.exit_code == 0, partial.output
+    expected = {path: content for path, content in tree_bytes(dataset.data).items()
+                if path.startswith(("album/0", "deep/"))}
+    assert tree_bytes(some) == expected and len(expected) == 11
 
 
 def test_restore_onto_a_full_filesystem_exits_3_and_leaves_the_target_untouched(tmp_path, small_filesystem):
