@@ -8,6 +8,7 @@ when something is broken. Safe to run again: the sample is rebuilt each time.
 import json
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,16 @@ def flip_byte(path):
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+def ensure_password():
+    """The demo repository's password: generated once, readable by its owner only."""
+    path = DEMO / "secrets" / "restic.pass"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def syncer(*arguments):
     command = [sys.executable, "-m", "syncer", "--policies", str(POLICIES), "--state-dir",
                str(DEMO / "state"), *arguments]
@@ -77,6 +88,7 @@ def syncer(*arguments):
 
 def main():
     count = generate()
+    ensure_password()
     print(f"demo: wrote {count} files to {DEMO / 'authority'}, copied them to {DEMO / 'local'} "
           f"and planted {len(PLANTED)} differences\n")
     shown = syncer("run")
@@ -92,6 +104,25 @@ def main():
         return 1
     print(f"demo: all {len(PLANTED)} planted differences were found, and nothing else; "
           f"exit code {checked.returncode} (1 = findings) as documented")
+    return show_offsite()
+
+
+def show_offsite():
+    """The run pushed the local copy to the demo's restic repository; drill a restore."""
+    print()
+    listed = syncer("snapshots", "demo")
+    print(listed.stdout)
+    drilled = syncer("drill", "demo", "--json", "-q")
+    if drilled.returncode != 0:
+        print(f"demo: syncer drill failed (exit {drilled.returncode})\n{drilled.stdout}", file=sys.stderr)
+        return 1
+    drill = json.loads(drilled.stdout)
+    print(f"demo: drill of snapshot {drill['snapshot'][:8]} in {DEMO / 'restic-repo'}: restored "
+          f"{drill['files_checked']} files ({drill['bytes_restored'] / 2**20:.1f} MiB), including the largest and "
+          f"the newest, and checked each against the snapshot's manifest: "
+          f"{'passed' if drill['passed'] else 'FAILED'}")
+    print(f"demo: restore throughput {drill['throughput_mib_s']} MiB/s; a full restore of "
+          f"{drill['dataset_bytes'] / 2**20:.1f} MiB would take about {drill['projected_restore_seconds']} s")
     return 0
 
 

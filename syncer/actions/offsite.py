@@ -165,7 +165,11 @@ def compare_with_offsite(policy, db):
         with tempfile.TemporaryDirectory(prefix="syncer-offsite-") as directory:
             _, _, entries = fetch_manifest(repository, snapshot, policy.name, directory)
     except SyncerError as error:
-        logging.getLogger("syncer.verify").warning("%s: offsite comparison skipped: %s", policy.name, error)
+        from syncer.restic.runner import RepositoryMissing
+
+        expected = isinstance(error, RepositoryMissing) or "holds no snapshot" in str(error)  # before a first push
+        logging.getLogger("syncer.verify").log(logging.INFO if expected else logging.WARNING,
+                                               "%s: offsite comparison skipped: %s", policy.name, error)
         return {"error": str(error)}
     counts = {"snapshot": snapshot["id"], "matching": 0, "differing": 0, "not_in_snapshot": 0,
               "only_in_snapshot": 0, "unverified": 0}
