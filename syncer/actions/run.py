@@ -1,16 +1,19 @@
 """run: the job the systemd timer calls, every step for every dataset."""
 
+from syncer.actions.pull import pulls_on_run, run_pull
 from syncer.actions.push import run_push
 from syncer.actions.verify import run_verify
 
 
 def run_all(policies, db, progress=None):
-    """For each dataset: verify, then push when it has an offsite section (a push
-    runs even after findings: the snapshot history keeps earlier good versions).
+    """For each dataset: pull (see pulls_on_run), verify, then push when it has an
+    offsite section (a push runs even after findings: the snapshot history keeps
+    earlier good versions).
     Return (report, exit_code) with one section per step; the worst exit code wins."""
-    report, exit_code = {"verify": {"datasets": []}, "push": {"datasets": []}}, 0
+    report, exit_code = {"pull": {"datasets": []}, "verify": {"datasets": []}, "push": {"datasets": []}}, 0
     for policy in policies:
-        steps = [("verify", run_verify, progress)] + ([("push", run_push, None)] if policy.offsite else [])
+        steps = [("pull", run_pull, None)] if pulls_on_run(policy) else []
+        steps += [("verify", run_verify, progress)] + ([("push", run_push, None)] if policy.offsite else [])
         for step, runner, step_progress in steps:
             step_report, step_code = runner([policy], db, progress=step_progress)
             report[step]["datasets"] += step_report["datasets"]

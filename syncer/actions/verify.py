@@ -38,8 +38,12 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
         endpoint = build_endpoint(policy)
         algorithm = endpoint.capabilities.checksum or "sha256"
         log.info("%s: indexing the local copy %s", policy.name, policy.path)
-        stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,), deep=deep,
-                          progress=progress and (lambda files, hashed: progress(policy.name, files, hashed)))
+        if hasattr(endpoint, "index_local"):
+            # GitLab: one bare mirror per project; the endpoint indexes the local side itself.
+            stats = endpoint.index_local(db, policy.name, policy.path, deep=deep)
+        else:
+            stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,), deep=deep,
+                              progress=progress and (lambda files, hashed: progress(policy.name, files, hashed)))
         log.info("%s: %d files, %d hashed (%.1f MiB) in %.1fs", policy.name, stats.files, stats.hashed,
                  stats.hashed_bytes / 2**20, stats.seconds)
         log.info("%s: listing the authority %s", policy.name, endpoint.describe())

@@ -87,6 +87,10 @@ def run(as_json):
     if as_json:
         print_json(report)
     else:
+        if report.get("pull", {}).get("datasets"):
+            from syncer.cli.cloud import render_pull
+
+            render_pull(report["pull"])
         render_verify(report["verify"])
         if report.get("push", {}).get("datasets"):
             from syncer.cli.offsite import render_push
@@ -128,6 +132,6 @@ def main(argv=None):
 
 
 # Command modules of later capabilities register themselves on import.
-COMMAND_MODULES = ("syncer.cli.integrity", "syncer.cli.offsite", "syncer.cli.always",)
+COMMAND_MODULES = ("syncer.cli.integrity", "syncer.cli.offsite", "syncer.cli.always", "syncer.cli.cloud",)
 for module in COMMAND_MODULES:
     __import__(module)

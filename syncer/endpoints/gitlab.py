@@ -164,7 +164,7 @@ class GitLabEndpoint:
                 refs = git.local_refs(absolute)
             except EndpointError as error:
                 self.local_state[relative] = ({}, str(error))
-                records.append({"path": relative, "sha256": FSCK_FAILED, "hashed_at": time.time()})
+                records.append({"path": relative, "size": None, "sha256": FSCK_FAILED, "hashed_at": time.time()})
                 continue
             digest = git.refs_digest(refs)
             problem = None
@@ -175,7 +175,8 @@ class GitLabEndpoint:
                 except EndpointError as error:
                     problem = str(error).partition(": ")[2] or str(error)
             self.local_state[relative] = (refs, problem)
-            records.append({"path": relative, "sha256": FSCK_FAILED if problem else digest, "hashed_at": time.time()})
+            records.append({"path": relative, "size": None, "sha256": FSCK_FAILED if problem else digest,
+                            "hashed_at": time.time()})
         with db.transaction():
             db.execute("DELETE FROM files WHERE dataset=? AND side=?", (dataset, LOCAL))
             db.upsert_files(dataset, LOCAL, records)

@@ -172,10 +172,11 @@ class SmugMugEndpoint:
                 reference["url"] = video.get("Url")
             # SmugMug re-encodes videos: a checksum of its copy says nothing about the original.
             return Entry(path, None, note="video: SmugMug keeps a re-encoded copy, no checksum of the original",
-                         ref=reference)
+                         ref=reference if reference["url"] else None)
         md5 = image.get("ArchivedMD5")
         if not md5 or not reference["url"]:
-            return Entry(path, size, note="SmugMug gives no ArchivedMD5 for this image", ref=reference)
+            return Entry(path, size, note="SmugMug gives no ArchivedMD5 for this image",
+                         ref=reference if reference["url"] else None)
         return Entry(path, size, md5.lower(), "md5", ref=reference)
 
     def largest_video(self, image):

@@ -25,6 +25,7 @@ class FakeBunny(FakeServer):
         self.missing_directory = missing_directory  # "404" or "empty"
         self.files = {}  # "dir/name" -> bytes
         self.milliseconds = True
+        self.corrupt = {}  # "dir/name" -> how many more downloads to serve with one byte flipped
         self.raw_entries = {}  # directory -> [ObjectName]: names no real key could hold (hostile)
 
     def add_raw_entry(self, directory, name, data=b"x"):
@@ -51,7 +52,12 @@ class FakeBunny(FakeServer):
         if method == "GET":
             if key not in self.files:
                 return json_response({"HttpCode": 404, "Message": "Object Not Found"}, 404)
-            return Response(200, self.files[key], content_type="application/octet-stream")
+            data = self.files[key]
+            with self.lock:
+                if self.corrupt.get(key) and data:
+                    self.corrupt[key] -= 1
+                    data = bytes([data[0] ^ 0xFF]) + data[1:]
+            return Response(200, data, content_type="application/octet-stream")
         if method == "DESCRIBE":
             if key not in self.files:
                 return json_response({"HttpCode": 404, "Message": "Object Not Found"}, 404)

@@ -57,7 +57,8 @@ class FakeSmugMug(FakeServer):
 
     def add_image(self, album_key, file_name, data, archived=True, video=False, processing=False,
                   reencoded=None):
-        """Add an image; `archived=False` drops ArchivedMD5/Size/Uri (as SmugMug sometimes does);
+        """Add an image; `archived=False` drops ArchivedMD5/Size/Uri (as SmugMug sometimes does),
+        `archived="no-md5"` only ArchivedMD5;
         a video is served re-encoded (`reencoded` bytes) through !largestvideo."""
         key = self.new_key("I")
         image = {"ImageKey": key, "FileName": file_name, "data": bytes(data), "album": album_key,
@@ -208,8 +209,10 @@ class FakeSmugMug(FakeServer):
         if image["video"]:
             document["Uris"]["LargestVideo"] = self.uri(request, f"/api/v2/image/{key}-0!largestvideo")
         if image["archived"]:
-            document.update(ArchivedMD5=hashlib.md5(image["data"]).hexdigest(), ArchivedSize=len(image["data"]),
+            document.update(ArchivedSize=len(image["data"]),
                             ArchivedUri=f"{self.url}/photos/{key}/{quote(image['FileName'])}")
+            if image["archived"] != "no-md5":
+                document["ArchivedMD5"] = hashlib.md5(image["data"]).hexdigest()
         return document
 
     def paged(self, request, path, key, items):

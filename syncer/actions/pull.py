@@ -1,0 +1,344 @@
+"""pull: bring the local copy up to date from the authoritative copy.
+
+Files: download what is missing or changed, a few at a time; each download goes to a
+temporary file beside its target, is checked against the authority's checksum,
+fsynced, then renamed into place, so an interrupted pull never leaves a half file
+under a real name and bad bytes never replace a good file. A mismatch is downloaded
+again, then reported. Local-only files are reported, or with `pull: {delete: true}`
+moved to a trash folder in the state directory (never unlinked).
+
+GitLab: `git clone --mirror` new projects, `git remote update --prune` existing ones.
+"""
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.endpoints.base import check_relative_path
+from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError
+from syncer.index.db import LOCAL
+from syncer.index.exclude import compile_excludes
+from syncer.index.hashing import CHUNK_SIZE
+from syncer.index.lock import dataset_lock
+from syncer.index.scan import scan_tree
+
+log = logging.getLogger("syncer.pull")
+TEMPORARY_PREFIX = ".syncer-pull-"
+DOWNLOAD_ATTEMPTS = 3  # a checksum mismatch is downloaded again this often, then reported
+# Statuses that make a pull exit 1: something could not be brought in line.
+FINDINGS = ("failed", "refused", "local_only")
+COUNTED = ("downloaded", "up_to_date", "unverifiable", "failed", "refused", "local_only", "trashed",
+           "cloned", "updated", "to_download", "to_trash", "to_clone", "to_update")
+
+
+class UnsafeTarget(Exception):
+    """A remote name that would write outside the dataset or over something that is not a file."""
+
+
+def run_pull(policies, db, dry_run=False, progress=None):
+    """Pull each policy's dataset. Return (report, exit_code): exit 1 when a file failed
+    its checksum, a remote name was refused or local-only files remain; 3 when a dataset
+    could not be pulled at all."""
+    def work(policy):
+        with dataset_lock(db.state_dir, policy.name):
+            return pull_dataset(policy, db, dry_run)
+
+    results, exit_code = for_each_dataset(policies, work, action="pull", dry_run=dry_run)
+    return {"datasets": results}, exit_code
+
+
+def pulls_on_run(policy):
+    """Whether `syncer run` pulls this dataset: always for a cloud authority; for a
+    `local` authority only when the policy has a `pull:` section, because there the
+    local copy's differences are usually what the user wants shown, not overwritten."""
+    return policy.authority.type != "local" or "pull" in (policy.raw or {})
+
+
+def pull_settings(policy):
+    settings = (policy.raw or {}).get("pull") or {}
+    return bool(settings.get("delete", False)), int(settings.get("concurrency") or DEFAULT_CONCURRENCY)
+
+
+def pull_dataset(policy, db, dry_run=False):
+    delete, concurrency = pull_settings(policy)
+    with recorded_run(db, policy.name, "pull") as outcome:
+        endpoint = build_endpoint(policy, concurrency=concurrency)
+        policy.path.mkdir(parents=True, exist_ok=True)
+        log.info("%s: pulling from %s%s", policy.name, endpoint.describe(), " (dry run)" if dry_run else "")
+        if getattr(endpoint, "layout", "files") == "repositories":
+            items = pull_repositories(policy, db, endpoint, concurrency, delete, dry_run)
+        else:
+            items = pull_files(policy, db, endpoint, concurrency, delete, dry_run)
+        counts = dict.fromkeys(COUNTED, 0)
+        for entry in items:
+            counts[entry["status"]] += 1
+        shown = sorted((entry for entry in items if entry["status"] not in ("up_to_date",)),
+                       key=lambda entry: (entry["path"], entry["status"]))
+        findings = sum(counts[status] for status in FINDINGS)
+        outcome.update(name=policy.name, authority=endpoint.describe(), dry_run=dry_run,
+                       counts={status: count for status, count in counts.items() if count}, items=shown,
+                       exit_code=EXIT_FINDINGS if findings else EXIT_OK)
+        log.info("%s: %s", policy.name, ", ".join(f"{count} {status}" for status, count in outcome["counts"].items())
+                 or "nothing to do")
+    return dict(outcome)
+
+
+def item(path, status, reason=None):
+    entry = {"path": path, "status": status}
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def pull_files(policy, db, endpoint, concurrency, delete, dry_run):
+    algorithm = endpoint.capabilities.checksum or "sha256"
+    algorithms = tuple(sorted({algorithm, "sha256"} & {"md5", "sha256"}))
+    log.info("%s: indexing the local copy %s", policy.name, policy.path)
+    scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, algorithms)
+    local = {}
+    leftovers = []
+    for path, size, _mtime_ns, md5, sha256 in db.iterate_files(policy.name, LOCAL):
+        if path.rpartition("/")[2].startswith(TEMPORARY_PREFIX):
+            leftovers.append(path)
+        else:
+            local[path] = (size, {"md5": md5, "sha256": sha256})
+    remove_leftovers(policy, db, leftovers, dry_run)
+    log.info("%s: listing the authority %s", policy.name, endpoint.describe())
+    is_excluded = compile_excludes(policy.exclude)
+    items, wanted, listed = [], [], set()
+    for entry in endpoint.list_entries():
+        listed.add(entry.path)
+        if is_excluded(entry.path):
+            continue
+        problem = check_relative_path(entry.path)
+        if problem or (entry.note or "").startswith("unsafe name"):
+            items.append(item(entry.path, "refused", entry.note or f"unsafe name: {problem}"))
+            continue
+        decision = decide(entry, local.get(entry.path))
+        if decision == "up_to_date":
+            items.append(item(entry.path, "up_to_date"))
+        elif decision == "kept":
+            items.append(item(entry.path, "unverifiable", f"kept the local file: {entry.note or 'no checksum'}"))
+        elif decision == "unavailable":
+            items.append(item(entry.path, "unverifiable", entry.note or "no download URL"))
+        else:
+            wanted.append(entry)
+    if dry_run:
+        items += [item(entry.path, "to_download", entry.note) for entry in wanted]
+    else:
+        log.info("%s: downloading %d files, %d at a time", policy.name, len(wanted), concurrency)
+        items += download_all(policy, db, endpoint, wanted, concurrency)
+    local_only = sorted(path for path in local if path not in listed)
+    items += handle_local_only(policy, db, local_only, bool(listed), delete, dry_run)
+    return items
+
+
+def decide(entry, local):
+    """Return what to do with one listed entry given the local (size, digests) or None:
+    up_to_date | kept (no checksum to compare; the local file stays) | unavailable |
+    download."""
+    if entry.ref is None and entry.note:
+        return "kept" if local else "unavailable"
+    if local is None:
+        return "download"
+    size, digests = local
+    if entry.checksum and entry.algorithm in ("md5", "sha256"):
+        return "up_to_date" if digests.get(entry.algorithm) == entry.checksum else "download"
+    if entry.size is not None and entry.size != size:
+        return "download"
+    return "kept" if not entry.checksum else "up_to_date"  # an S3 multipart ETag: verify recomputes it
+
+
+def download_all(policy, db, endpoint, entries, concurrency):
+    """Download `entries` with at most `concurrency` in flight; return their items and
+    record the downloaded files' digests in the index (no second read by verify)."""
+    items, records = [], []
+    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="pull") as pool:
+        futures = [(entry, pool.submit(download_one, endpoint, entry, policy.path)) for entry in entries]
+        for entry, future in futures:
+            try:
+                status, reason, record = future.result()
+            except AuthenticationError:
+                for _, other in futures:
+                    other.cancel()
+                raise
+            except EndpointError as error:
+                status, reason, record = "failed", str(error), None
+            except UnsafeTarget as error:
+                status, reason, record = "refused", str(error), None
+            except OSError as error:
+                status, reason, record = "failed", f"cannot write: {error.strerror or error}", None
+            items.append(item(entry.path, status, reason))
+            if record:
+                records.append(record)
+    if records:
+        with db.transaction():
+            db.upsert_files(policy.name, LOCAL, records)
+    return items
+
+
+def safe_target(root, relative, directory=False):
+    """Return the absolute target of `relative` below `root`, creating its parent
+    directories. Raise UnsafeTarget when a component is a symlink or not a directory,
+    or when the target exists and is not a regular file (a directory with `directory`)."""
+    root = Path(root)
+    current = root
+    for part in relative.split("/")[:-1]:
+        current = current / part
+        if current.is_symlink():
+            raise UnsafeTarget(f"{current.relative_to(root)} is a symlink here; not writing through it")
+        if current.exists() and not current.is_dir():
+            raise UnsafeTarget(f"{current.relative_to(root)} is a file here, the authority has a folder")
+        current.mkdir(exist_ok=True)
+    target = root / relative
+    if target.is_symlink() or (target.exists() and not (target.is_dir() if directory else target.is_file())):
+        raise UnsafeTarget(f"{relative} exists here and is not a {'directory' if directory else 'regular file'}")
+    return target
+
+
+def download_one(endpoint, entry, root):
+    """Download one entry through a temporary file; return (status, reason, index record).
+    A checksum or size mismatch is tried DOWNLOAD_ATTEMPTS times, then reported as
+    failed; the temporary file is removed and the target left untouched."""
+    target = safe_target(root, entry.path)
+    problem = None
+    for _attempt in range(DOWNLOAD_ATTEMPTS):
+        descriptor, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=target.parent)
+        try:
+            hashers = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}
+            size = 0
+            with os.fdopen(descriptor, "wb") as out, endpoint.open_entry(entry) as stream:
+                while True:
+                    chunk = stream.read(CHUNK_SIZE)
+                    if not chunk:
+                        break
+                    out.write(chunk)
+                    size += len(chunk)
+                    for hasher in hashers.values():
+                        hasher.update(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
+            verified = entry.checksum and entry.algorithm in digests
+            if verified and digests[entry.algorithm] != entry.checksum:
+                problem = f"checksum mismatch: {entry.algorithm} {digests[entry.algorithm]}, expected {entry.checksum}"
+            elif entry.size is not None and size != entry.size:
+                problem = f"size mismatch: {size} bytes, expected {entry.size}"
+            else:
+                if entry.mtime:
+                    os.utime(temporary, (entry.mtime, entry.mtime))
+                os.replace(temporary, target)
+                fsync_directory(target.parent)
+                info = target.stat()
+                record = {"path": entry.path, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+                          "ctime_ns": info.st_ctime_ns, "dev": info.st_dev, "ino": info.st_ino,
+                          "hashed_at": time.time(), **digests}
+                if verified:
+                    return "downloaded", None, record
+                return "unverifiable", f"downloaded without a checksum: {entry.note or 'none upstream'}", record
+            log.warning("%s: %s; downloading again", entry.path, problem)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+    return "failed", f"{problem} after {DOWNLOAD_ATTEMPTS} downloads; the local copy was left as it was", None
+
+
+def fsync_directory(directory):
+    descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def remove_leftovers(policy, db, paths, dry_run):
+    """Temporary files of an interrupted pull are ours: remove them."""
+    if dry_run or not paths:
+        return
+    for path in paths:
+        (policy.path / path).unlink(missing_ok=True)
+    db.delete_paths(policy.name, LOCAL, paths)
+    log.info("%s: removed %d temporary files of an interrupted pull", policy.name, len(paths))
+
+
+def handle_local_only(policy, db, paths, authority_listed_anything, delete, dry_run):
+    """Report local-only paths; with `delete`, move them to the trash in the state dir.
+    An authority that listed nothing at all never empties the local copy."""
+    if not delete or not paths:
+        return [item(path, "local_only", "only in the local copy") for path in paths]
+    if not authority_listed_anything:
+        return [item(path, "local_only", "the authority listed nothing; not moving local files to the trash")
+                for path in paths]
+    if dry_run:
+        return [item(path, "to_trash") for path in paths]
+    trash = db.state_dir / "trash" / policy.name / time.strftime("%Y%m%d-%H%M%S")
+    items = []
+    for path in paths:
+        destination = trash / path
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(policy.path / path, destination)
+        except OSError as error:
+            items.append(item(path, "failed", f"cannot move to the trash: {error.strerror or error}"))
+            continue
+        db.delete_paths(policy.name, LOCAL, [path])
+        items.append(item(path, "trashed", f"moved to {destination}"))
+    log.info("%s: moved %d local-only files to %s", policy.name, len(paths), trash)
+    return items
+
+
+# --- GitLab repositories ------------------------------------------------------------------
+
+
+def pull_repositories(policy, db, endpoint, concurrency, delete, dry_run):
+    """Mirror every project of the configured groups into `<path_with_namespace>.git`."""
+    root = policy.path
+    mirrors = set(endpoint.list_mirrors(root))
+    projects = endpoint.list_projects()
+    items, jobs, listed = [], [], set()
+    for project in projects:
+        path = f"{project.get('path_with_namespace') or ''}.git"
+        listed.add(path)
+        problem = check_relative_path(path)
+        if problem:
+            items.append(item(path.replace("\x00", "?"), "refused", f"unsafe name: {problem}"))
+            continue
+        if dry_run:
+            items.append(item(path, "to_update" if path in mirrors else "to_clone"))
+            continue
+        jobs.append((path, project, path in mirrors))
+
+    def mirror(job):
+        path, project, exists = job
+        target = safe_target(root, path, directory=True)
+        if exists:
+            endpoint.update_mirror(project, target)
+            return "updated"
+        if target.exists():
+            raise UnsafeTarget(f"{path} exists here and is not a bare mirror")
+        endpoint.clone_mirror(project, target)
+        return "cloned"
+
+    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mirror") as pool:
+        futures = [(job[0], pool.submit(mirror, job)) for job in jobs]
+        for path, future in futures:
+            try:
+                items.append(item(path, future.result()))
+            except AuthenticationError:
+                for _, other in futures:
+                    other.cancel()
+                raise
+            except (EndpointError, UnsafeTarget) as error:
+                items.append(item(path, "refused" if isinstance(error, UnsafeTarget) else "failed", str(error)))
+    local_only = sorted(path for path in mirrors if path not in listed)
+    items += handle_local_only(policy, db, local_only, bool(listed), delete, dry_run)
+    return items

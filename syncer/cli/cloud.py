@@ -1,0 +1,49 @@
+"""Commands that talk to the authoritative copies: pull."""
+
+import sys
+
+import click
+
+from syncer.cli.common import global_options, json_option, settings
+from syncer.cli.group import cli
+from syncer.cli.render import ITEM_LIMIT, console, print_json
+
+
+@cli.command()
+@global_options
+@click.argument("datasets", nargs=-1)
+@click.option("--dry-run", is_flag=True, help="Show what would be downloaded or moved; change nothing.")
+@json_option
+def pull(datasets, dry_run, as_json):
+    """Bring local copies up to date from their authoritative copies.
+
+    Downloads what is missing or changed (checked against the authority's checksum
+    before it replaces anything), reports local-only files, or moves them to the
+    trash in the state directory with `pull: {delete: true}`. GitLab projects are
+    mirrored with git. Exit 1 when a file failed its checksum, a remote name was
+    refused or local-only files remain.
+    """
+    from syncer.actions.pull import run_pull
+
+    current = settings()
+    report, exit_code = run_pull(current.policies(datasets), current.db(), dry_run=dry_run)
+    print_json(report) if as_json else render_pull(report)
+    sys.exit(exit_code)
+
+
+def render_pull(report):
+    out = console()
+    for dataset in report["datasets"]:
+        if dataset.get("error"):
+            out.print(f"[bold]{dataset['name']}[/bold]: [red]could not be pulled:[/red] {dataset['error']}",
+                      markup=True)
+            continue
+        counts = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in dataset["counts"].items())
+        suffix = " (dry run)" if dataset.get("dry_run") else ""
+        out.print(f"[bold]{dataset['name']}[/bold]  ({dataset['authority']}){suffix}: {counts or 'nothing to do'}")
+        items = dataset["items"]
+        for entry in items[:ITEM_LIMIT]:
+            reason = f"  ({entry['reason']})" if entry.get("reason") else ""
+            out.print(f"  {entry['status']:<13} {entry['path']}{reason}", markup=False)
+        if len(items) > ITEM_LIMIT:
+            out.print(f"  ... and {len(items) - ITEM_LIMIT} more (use --json for the full list)")
