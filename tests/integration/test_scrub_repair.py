@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+import yaml
 
 from tests.support import REPO, run_syncer, write_policy, write_tree
 
@@ -161,3 +162,27 @@ def test_an_interrupted_repair_leaves_no_half_file(tmp_path):
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == big
     assert not list((tmp_path / "local").glob(".syncer-repair-*"))
+
+
+def test_repaired_from_the_snapshot_when_the_authority_copy_is_bad_too(tmp_path):
+    from tests.integration.offsite_support import PASSWORD, make_dataset
+
+    dataset = make_dataset(tmp_path, FILES)
+    authority = write_tree(tmp_path / "authority", FILES)
+    policy = dataset.policies / "photos.yaml"
+    document = yaml.safe_load(policy.read_text())
+    document["authority"]["path"] = str(authority)
+    policy.write_text(yaml.safe_dump(document))
+    assert dataset.syncer("push").exit_code == 0
+    target = dataset.data / "photos/08.jpg"
+    good = digest(target)
+    rot(target)
+    rot(authority / "photos/08.jpg", offset=300)
+    scrubbed = dataset.syncer("scrub", "--fraction", "100%", "--json")
+    assert scrubbed.exit_code == 1, scrubbed.output
+    result = dataset.syncer("repair", "--json")
+    assert result.exit_code == 0, result.output
+    [item] = result.json()["datasets"][0]["items"]
+    assert item == {"path": "photos/08.jpg", "status": "repaired", "source": "offsite", "kind": "corrupt"}
+    assert digest(target) == good
+    assert PASSWORD not in result.output
