@@ -75,12 +75,24 @@ def run_scrub(policies, db, fraction=None, rate_mib_s=None):
     """Scrub each dataset. Return (report, exit_code): exit 1 when corruption is found."""
     def work(policy):
         share, rate = scrub_settings(policy)
+        rate = rate_mib_s if rate_mib_s is not None else rate
         with dataset_lock(db.state_dir, policy.name):
-            return scrub_dataset(policy, db, parse_fraction(fraction or share or DEFAULT_FRACTION),
-                                 rate_mib_s if rate_mib_s is not None else rate)
+            result = scrub_dataset(policy, db, parse_fraction(fraction or share or DEFAULT_FRACTION), rate)
+            if result["counts"]["corrupt"] and policy.raw.get("repair") == "auto":
+                result["repair"] = repair_now(policy, db, rate)
+        return result
 
     results, exit_code = for_each_dataset(policies, work, action="scrub")
     return {"datasets": results}, exit_code
+
+
+def repair_now(policy, db, rate):
+    """`repair: auto`: repair what this scrub found, as its own recorded run."""
+    from syncer.actions.repair import repair_dataset
+    from syncer.actions.repair_offsite import snapshot_copies
+
+    log.info("%s: repair: auto, so repairing what the scrub found", policy.name)
+    return repair_dataset(policy, db, rate_mib_s=rate, offsite_source=snapshot_copies)
 
 
 def scrub_dataset(policy, db, fraction, rate_mib_s=None):

@@ -186,3 +186,17 @@ def test_repaired_from_the_snapshot_when_the_authority_copy_is_bad_too(tmp_path)
     assert item == {"path": "photos/08.jpg", "status": "repaired", "source": "offsite", "kind": "corrupt"}
     assert digest(target) == good
     assert PASSWORD not in result.output
+
+
+def test_repair_auto_repairs_what_the_scrub_found(dataset):
+    policy = dataset / "policies/photos.yaml"
+    document = yaml.safe_load(policy.read_text())
+    document["repair"] = "auto"
+    policy.write_text(yaml.safe_dump(document))
+    target = dataset / "local/photos/01.jpg"
+    good = digest(target)
+    rot(target)
+    result = cli(dataset, "scrub", "--fraction", "100%")
+    assert result.exit_code == 1  # corruption was found, even though it is now repaired
+    assert only(result)["repair"]["repaired"] == 1
+    assert digest(target) == good
