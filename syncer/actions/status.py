@@ -9,6 +9,7 @@ scheduled actions are stale (no completed run within twice their schedule interv
 import time
 
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
+from syncer.index import integrity
 from syncer.index.db import LOCAL
 from syncer.index.runs import last_success
 from syncer.policy.settings import cron_interval
@@ -42,6 +43,9 @@ def dataset_status(policy, db, now, available):
     files, size, verified_bytes = db.totals(policy.name, LOCAL)
     findings = {status: count for status, count in db.count_findings(policy.name).items()
                 if status != "unverifiable"}
+    corrupt = len(integrity.open_corruptions(db, policy.name))
+    if corrupt:
+        findings["corrupt"] = corrupt
     last = {}
     for action in ACTIONS:
         run = db.last_run(policy.name, action)
@@ -67,10 +71,15 @@ def dataset_status(policy, db, now, available):
     drill = last_drill(db, policy.name, size)
     return {"name": policy.name, "path": str(policy.path), "files": files, "bytes": size,
             "checksum_coverage": round(verified_bytes / size, 4) if size else None,
+            "scrub_confirmed_30d": rounded(integrity.confirmed_share_since(db, policy.name, now - 30 * 86400)),
             "findings": findings, "last": last, "schedule": schedule, "stale": stale,
             "unavailable": unavailable, "newest_snapshot": snapshot,
             "rpo_seconds": snapshot and snapshot["age_seconds"], "drill": drill,
             "projected_restore_seconds": drill and drill.get("projected_restore_seconds")}
+
+
+def rounded(share):
+    return None if share is None else round(share, 4)
 
 
 def newest_snapshot(db, dataset, now):

@@ -200,3 +200,13 @@ def test_repair_auto_repairs_what_the_scrub_found(dataset):
     assert result.exit_code == 1  # corruption was found, even though it is now repaired
     assert only(result)["repair"]["repaired"] == 1
     assert digest(target) == good
+
+
+def test_status_shows_open_corruption_and_the_30_day_share(dataset):
+    rot(dataset / "local/photos/09.jpg")
+    cli(dataset, "scrub", "--fraction", "100%")
+    result = cli(dataset, "status")
+    assert result.exit_code == 1
+    [row] = result.json()["datasets"]
+    assert row["findings"]["corrupt"] == 1
+    assert row["scrub_confirmed_30d"] == 1.0
