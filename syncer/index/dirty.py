@@ -32,8 +32,9 @@ def mark_changed(db, dataset, paths, side=LOCAL):
     dirty. Paths not in the index need no mark: any scan hashes a new file."""
     with db.transaction():
         for path in paths:
-            db.execute(f"UPDATE files SET dirty=1 WHERE dataset=? AND side=? AND (path=? OR ({BELOW_SQL}))",
-                       (dataset, side, path, dataset, side, *below(path)))
+            # Two statements, not one with OR: each is a primary-key lookup or range.
+            db.execute("UPDATE files SET dirty=1 WHERE dataset=? AND side=? AND path=?", (dataset, side, path))
+            db.execute(f"UPDATE files SET dirty=1 WHERE {BELOW_SQL}", (dataset, side, *below(path)))
 
 
 def count_dirty(db, dataset, side=LOCAL):
@@ -88,9 +89,9 @@ def refresh_paths(db, dataset, root, paths, exclude=(), algorithms=("sha256",), 
             record(*done)
     with db.transaction():
         for path in gone:
-            cursor = db.execute(f"DELETE FROM files WHERE dataset=? AND side=? AND (path=? OR ({BELOW_SQL}))",
-                                (dataset, side, path, dataset, side, *below(path)))
-            stats.removed += max(cursor.rowcount, 0)
+            for sql, parameters in (("dataset=? AND side=? AND path=?", (dataset, side, path)),
+                                    (BELOW_SQL, (dataset, side, *below(path)))):
+                stats.removed += max(db.execute(f"DELETE FROM files WHERE {sql}", parameters).rowcount, 0)
         db.upsert_files(dataset, side, pending)
     stats.seconds = time.monotonic() - started
     log.debug("refreshed %d changed path(s) of %s: %d hashed", len(paths), dataset, stats.hashed)
