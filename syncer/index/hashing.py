@@ -71,14 +71,8 @@ def hash_file(path, algorithms):
     fd = open_for_reading(path)
     try:
         before = os.fstat(fd)
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
         hashers = [(name, ALGORITHMS[name]()) for name in algorithms]
-        size = 0
-        for chunk in read_chunks(fd):
-            size += len(chunk)
-            for _, hasher in hashers:
-                hasher.update(chunk)
+        size = read_into_hashers(fd, before.st_size, [hasher for _, hasher in hashers])
         after = os.fstat(fd)
     finally:
         os.close(fd)
@@ -86,6 +80,29 @@ def hash_file(path, algorithms):
         raise FileChanged(path)
     return Hashed(after.st_size, after.st_mtime_ns, after.st_ctime_ns, after.st_dev, after.st_ino,
                   {name: hasher.hexdigest() for name, hasher in hashers})
+
+
+def read_into_hashers(fd, expected, hashers):
+    """Feed the open file `fd`, of `expected` bytes, to every hasher; return the bytes read.
+
+    Reading stops once `expected` bytes have come, without the extra read that would
+    only say "end of file": the caller's second fstat catches a file that grew. So a
+    small file costs one read call, and no fadvise.
+    """
+    data, view = buffer()
+    if expected > CHUNK_SIZE and hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    size = 0
+    while True:
+        count = os.readv(fd, (data,))
+        if not count:
+            return size
+        chunk = view[:count]
+        for hasher in hashers:
+            hasher.update(chunk)
+        size += count
+        if size >= expected:
+            return size
 
 
 def s3_multipart_etag(path, part_size):
@@ -118,23 +135,41 @@ class HashPool:
     """Hash files on a thread pool, keeping a bounded number in flight.
 
     submit() queues a job and returns the results finished so far, oldest first, so a
-    caller streaming millions of files holds only `window` of them at a time.
+    caller streaming millions of files holds only a bounded number of them at a time.
+    A large file at the head of the line does not idle the other threads: up to
+    `window` jobs are queued or running at any moment, and up to `held` finished
+    results may wait behind the oldest unfinished one before submit() blocks on it.
     """
 
     def __init__(self, algorithms, workers=None):
         self.algorithms = tuple(algorithms)
         self.workers = workers or default_workers()
         self.window = self.workers * 4
+        self.held = self.window * 64
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="hash")
         self.pending = deque()
+        self.unfinished = 0
+        self.finished = threading.Condition()
 
     def submit(self, key, path):
         """Queue `path`; return a list of finished (key, Hashed | Exception)."""
-        self.pending.append((key, self.executor.submit(self.hash_once_more_if_changed, path)))
+        with self.finished:
+            while self.unfinished >= self.window:
+                self.finished.wait()
+            self.unfinished += 1
+        self.pending.append((key, self.executor.submit(self.run_job, path)))
         done = []
-        while len(self.pending) >= self.window or (self.pending and self.pending[0][1].done()):
+        while self.pending and (len(self.pending) > self.held or self.pending[0][1].done()):
             done.append(self.collect())
         return done
+
+    def run_job(self, path):
+        try:
+            return self.hash_once_more_if_changed(path)
+        finally:
+            with self.finished:
+                self.unfinished -= 1
+                self.finished.notify()
 
     def drain(self):
         while self.pending:
