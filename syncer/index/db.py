@@ -54,10 +54,15 @@ CREATE TABLE IF NOT EXISTS findings (
 """
 
 LOCAL, AUTHORITY = "local", "authority"
+DIGEST_COLUMN = {"md5": "md5", "sha256": "sha256"}  # algorithm -> column; never user input in SQL
 
-COMPARE_SQL = """
+# One pass over the local side, each row joined to its authority row (a LEFT JOIN, so a
+# local-only path comes out as extra_local in the same pass), then, only when the
+# authority has rows no local row matched, a pass for those (missing_local).
+COMPARE_LOCAL_SQL = """
 SELECT l.path, l.size, a.size,
   CASE
+    WHEN a.path IS NULL THEN 'extra_local'
     WHEN l.note IS NOT NULL THEN 'unverifiable'
     WHEN a.size IS NOT NULL AND a.size != l.size THEN 'changed'
     WHEN a.sha256 IS NOT NULL THEN
@@ -67,15 +72,12 @@ SELECT l.path, l.size, a.size,
     WHEN a.etag IS NOT NULL THEN 'etag'
     ELSE 'unverifiable'
   END,
-  CASE WHEN l.note IS NOT NULL THEN 'local: ' || l.note ELSE a.note END,
+  CASE WHEN a.path IS NULL THEN NULL WHEN l.note IS NOT NULL THEN 'local: ' || l.note ELSE a.note END,
   a.etag
-FROM files l JOIN files a ON a.dataset = l.dataset AND a.side = 'authority' AND a.path = l.path
+FROM files l LEFT JOIN files a ON a.dataset = l.dataset AND a.side = 'authority' AND a.path = l.path
 WHERE l.dataset = :dataset AND l.side = 'local'
-UNION ALL
-SELECT l.path, l.size, NULL, 'extra_local', NULL, NULL FROM files l
-WHERE l.dataset = :dataset AND l.side = 'local' AND NOT EXISTS (
-  SELECT 1 FROM files a WHERE a.dataset = l.dataset AND a.side = 'authority' AND a.path = l.path)
-UNION ALL
+"""
+MISSING_LOCAL_SQL = """
 SELECT a.path, NULL, a.size, 'missing_local', a.note, NULL FROM files a
 WHERE a.dataset = :dataset AND a.side = 'authority' AND NOT EXISTS (
   SELECT 1 FROM files l WHERE l.dataset = a.dataset AND l.side = 'local' AND l.path = a.path)
@@ -133,6 +135,28 @@ class StateDB:
             "WHERE dataset=? AND side=? AND parent=?", (dataset, side, parent))
         return {row[0]: row[1:] for row in cursor}
 
+    def cache_keys_in_directory(self, dataset, side, parent, algorithms):
+        """Return {name: (size, mtime_ns, ctime_ns, dev, ino)} for the files indexed in one
+        directory, `name` relative to it. A row that is dirty or lacks a digest of
+        `algorithms` has size None, so it never matches a file's stat.
+
+        The scan's warm path: fewer, smaller Python objects than rows_in_directory.
+        """
+        usable = " AND ".join(["dirty = 0"] + [f"{DIGEST_COLUMN[name]} IS NOT NULL" for name in algorithms])
+        if parent:
+            # The primary key's range [parent/, parent0) holds the directory and all below
+            # it ('0' follows '/'); a scan of that range beats a lookup per row through
+            # files_parent. The unary + keeps the planner off files_parent.
+            cursor = self.connection.execute(
+                f"SELECT substr(path, ?), CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
+                "FROM files WHERE dataset=? AND side=? AND path >= ? AND path < ? AND +parent = ?",
+                (len(parent) + 2, dataset, side, parent + "/", parent + "0", parent))
+        else:
+            cursor = self.connection.execute(
+                f"SELECT path, CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
+                "FROM files INDEXED BY files_parent WHERE dataset=? AND side=? AND parent=''", (dataset, side))
+        return {row[0]: row[1:] for row in cursor}
+
     def parents(self, dataset, side):
         cursor = self.connection.execute(
             "SELECT DISTINCT parent FROM files WHERE dataset=? AND side=?", (dataset, side))
@@ -180,7 +204,15 @@ class StateDB:
         """Yield (path, local_size, authority_size, status, reason, etag) for every entry
         on either side. status is ok | changed | unverifiable | extra_local |
         missing_local | etag (an S3 multipart ETag the caller must recompute)."""
-        yield from self.connection.execute(COMPARE_SQL, {"dataset": dataset})
+        matched = 0
+        for row in self.connection.execute(COMPARE_LOCAL_SQL, {"dataset": dataset}):
+            if row[3] != "extra_local":
+                matched += 1
+            yield row
+        authority_rows = self.connection.execute(
+            "SELECT COUNT(*) FROM files WHERE dataset=? AND side=?", (dataset, AUTHORITY)).fetchone()[0]
+        if authority_rows > matched:
+            yield from self.connection.execute(MISSING_LOCAL_SQL, {"dataset": dataset})
 
     def totals(self, dataset, side=LOCAL):
         """Return (files, bytes, bytes with a digest) of the indexed side."""

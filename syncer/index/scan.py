@@ -40,42 +40,8 @@ def is_usable_name(name):
     return True
 
 
-def list_directory(root, relative, is_excluded, stats):
-    """Return (files {path: stat}, subdirectories [path]) of one directory."""
-    files, directories = {}, []
-    absolute = os.path.join(root, relative) if relative else root
-    try:
-        iterator = os.scandir(absolute)
-    except OSError as error:
-        stats.skipped.append((relative or ".", f"directory cannot be read: {error.strerror}"))
-        return files, directories
-    with iterator:
-        for entry in iterator:
-            path = f"{relative}/{entry.name}" if relative else entry.name
-            if not is_usable_name(entry.name):
-                stats.skipped.append((os.fsencode(path).decode("utf-8", "replace"), "name is not UTF-8"))
-                continue
-            if is_excluded(path):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    directories.append(path)
-                elif entry.is_file(follow_symlinks=False):
-                    files[path] = entry.stat(follow_symlinks=False)
-                else:
-                    kind = "symlink" if entry.is_symlink() else "special file"
-                    stats.skipped.append((path, f"{kind}, not compared"))
-            except OSError as error:
-                stats.skipped.append((path, f"cannot be examined: {error.strerror}"))
-    return files, directories
-
-
-def is_unchanged(row, info, algorithms):
-    if row is None or row[7]:  # row[7]: dirty
-        return False
-    if row[:5] != (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino):
-        return False
-    return all(row[DIGEST_COLUMNS[name]] for name in algorithms)
+DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=False, progress=None):
@@ -87,7 +53,8 @@ def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=
     """
     started = time.monotonic()
     root = os.fspath(root)
-    is_excluded = compile_excludes(exclude)
+    is_excluded = compile_excludes(exclude) if exclude else None
+    algorithms = tuple(algorithms)
     stats = ScanStats()
     pending, visited, stack = [], set(), [""]
 
@@ -115,20 +82,13 @@ def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=
         while stack:
             relative = stack.pop()
             visited.add(relative)
-            files, directories = list_directory(root, relative, is_excluded, stats)
+            cached = db.cache_keys_in_directory(dataset, side, relative, algorithms)
+            directories = walk_directory(root, relative, is_excluded, deep, cached, pool, record, stats)
             stack.extend(sorted(directories, reverse=True))
-            rows = db.rows_in_directory(dataset, side, relative)
-            for path, info in files.items():
-                stats.files += 1
-                stats.bytes += info.st_size
-                if not deep and is_unchanged(rows.pop(path, None), info, algorithms):
-                    continue
-                rows.pop(path, None)
-                for done in pool.submit(path, os.path.join(root, path)):
-                    record(*done)
-            if rows:
-                db.delete_paths(dataset, side, rows)
-                stats.removed += len(rows)
+            if cached:  # indexed files no longer there (or no longer regular files)
+                gone = [f"{relative}/{name}" if relative else name for name in cached]
+                db.delete_paths(dataset, side, gone)
+                stats.removed += len(gone)
             if progress:
                 progress(stats.files, stats.hashed_bytes)
         for done in pool.drain():
@@ -141,6 +101,67 @@ def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=
     log.debug("scanned %s (%s): %d files, %d hashed (%d bytes) in %.2fs", root, side, stats.files,
               stats.hashed, stats.hashed_bytes, stats.seconds)
     return stats
+
+
+def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stats):
+    """Examine one directory: queue its new and changed files on `pool`, popping from
+    `cached` ({name: index key}) every file still there. Return its subdirectories.
+
+    This loop runs once per file of the tree, so it avoids per-file work it can: the
+    directory is listed through a descriptor (stat then resolves one name, not the
+    whole path), and a file's path is only built when it has to be hashed.
+    """
+    directories = []
+    try:
+        if relative:
+            fd = os.open(os.path.join(root, relative), DIRECTORY_FLAGS | NO_FOLLOW)
+        else:
+            fd = os.open(root, DIRECTORY_FLAGS)
+    except OSError as error:
+        stats.skipped.append((relative or ".", f"directory cannot be read: {error.strerror}"))
+        return directories
+    files = size = 0
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                name = entry.name
+                path = None
+                if not name.isascii() and not is_usable_name(name):
+                    path = f"{relative}/{name}" if relative else name
+                    stats.skipped.append((os.fsencode(path).decode("utf-8", "replace"), "name is not UTF-8"))
+                    continue
+                if is_excluded is not None:
+                    path = f"{relative}/{name}" if relative else name
+                    if is_excluded(path):
+                        continue
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        info = entry.stat(follow_symlinks=False)
+                        files += 1
+                        size += info.st_size
+                        key = cached.pop(name, None)
+                        if not deep and key is not None and key == (
+                                info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino):
+                            continue
+                        path = path or (f"{relative}/{name}" if relative else name)
+                        for done in pool.submit(path, os.path.join(root, path)):
+                            record(*done)
+                    elif entry.is_dir(follow_symlinks=False):
+                        directories.append(path or (f"{relative}/{name}" if relative else name))
+                    else:
+                        kind = "symlink" if entry.is_symlink() else "special file"
+                        stats.skipped.append((path or (f"{relative}/{name}" if relative else name),
+                                              f"{kind}, not compared"))
+                except OSError as error:
+                    stats.skipped.append((path or (f"{relative}/{name}" if relative else name),
+                                          f"cannot be examined: {error.strerror}"))
+    except OSError as error:
+        stats.skipped.append((relative or ".", f"directory cannot be read: {error.strerror}"))
+    finally:
+        os.close(fd)
+    stats.files += files
+    stats.bytes += size
+    return directories
 
 
 __all__ = ["ScanStats", "scan_tree", "parent_of"]

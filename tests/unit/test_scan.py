@@ -1,0 +1,178 @@
+"""scan_tree against the index: the hash cache, removals, excludes, odd entries, and
+the comparison the verify report is built from."""
+
+import hashlib
+import os
+
+import pytest
+
+from syncer.index.db import AUTHORITY, LOCAL, StateDB
+from syncer.index.scan import scan_tree
+from tests.support import write_tree
+
+
+@pytest.fixture
+def db(tmp_path):
+    state = StateDB(tmp_path / "state")
+    yield state
+    state.close()
+
+
+def sha256(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def indexed(db, side=LOCAL):
+    return {path: (size, sha) for path, size, _, _, sha in db.iterate_files("data", side)}
+
+
+# Names that sort around "/" ('-' and '.' come before it, '0' right after): a directory's
+# rows must be told apart from those of "a-b" and "a.txt" and from those below "a/sub".
+TREE = {"a/x": "ax", "a/sub/z": "az", "a-b/y": "ab", "a.txt": "top", "a0": "a0", "b/c/d/e": "deep",
+        "empty": ""}
+
+
+def test_first_scan_hashes_all_and_the_second_nothing(db, tmp_path):
+    root = write_tree(tmp_path / "root", TREE)
+    first = scan_tree(db, "data", LOCAL, root)
+    assert (first.files, first.hashed, first.bytes) == (len(TREE), len(TREE), sum(map(len, TREE.values())))
+    assert indexed(db) == {path: (len(text), sha256(text)) for path, text in TREE.items()}
+    second = scan_tree(db, "data", LOCAL, root)
+    assert (second.files, second.hashed, second.removed) == (len(TREE), 0, 0)
+    assert indexed(db) == {path: (len(text), sha256(text)) for path, text in TREE.items()}
+
+
+def test_a_changed_file_is_rehashed_and_an_unchanged_one_is_not(db, tmp_path):
+    root = write_tree(tmp_path / "root", TREE)
+    scan_tree(db, "data", LOCAL, root)
+    (root / "a/sub/z").write_text("changed, same dir")
+    (root / "a-b/y").write_text("ab")  # same content and size, rewritten: ctime moves, so re-read
+    stats = scan_tree(db, "data", LOCAL, root)
+    assert stats.hashed == 2
+    assert indexed(db)["a/sub/z"] == (len("changed, same dir"), sha256("changed, same dir"))
+
+
+def test_same_size_and_mtime_but_new_inode_is_rehashed(db, tmp_path):
+    root = write_tree(tmp_path / "root", {"f": "one"})
+    scan_tree(db, "data", LOCAL, root)
+    info = (root / "f").stat()
+    (root / "g").write_text("two")
+    os.utime(root / "g", ns=(info.st_atime_ns, info.st_mtime_ns))
+    os.replace(root / "g", root / "f")
+    assert scan_tree(db, "data", LOCAL, root).hashed == 1
+    assert indexed(db)["f"] == (3, sha256("two"))
+
+
+def test_deep_rehashes_everything(db, tmp_path):
+    root = write_tree(tmp_path / "root", TREE)
+    scan_tree(db, "data", LOCAL, root)
+    assert scan_tree(db, "data", LOCAL, root, deep=True).hashed == len(TREE)
+
+
+def test_a_row_without_the_digest_asked_for_is_rehashed(db, tmp_path):
+    root = write_tree(tmp_path / "root", {"f": "text"})
+    scan_tree(db, "data", LOCAL, root, algorithms=("sha256",))
+    assert scan_tree(db, "data", LOCAL, root, algorithms=("md5",)).hashed == 1
+    assert scan_tree(db, "data", LOCAL, root, algorithms=("md5",)).hashed == 0
+
+
+def test_a_dirty_row_is_rehashed(db, tmp_path):
+    root = write_tree(tmp_path / "root", TREE)
+    scan_tree(db, "data", LOCAL, root)
+    db.mark_dirty("data", ["a/x"])
+    assert scan_tree(db, "data", LOCAL, root).hashed == 1
+    assert scan_tree(db, "data", LOCAL, root).hashed == 0
+
+
+def test_removed_files_and_directories_leave_the_index(db, tmp_path):
+    root = write_tree(tmp_path / "root", TREE)
+    scan_tree(db, "data", LOCAL, root)
+    (root / "a.txt").unlink()
+    for path in ("b/c/d/e", "a/sub/z"):
+        (root / path).unlink()
+    os.removedirs(root / "b/c/d")
+    stats = scan_tree(db, "data", LOCAL, root)
+    assert stats.hashed == 0
+    assert set(indexed(db)) == {"a/x", "a-b/y", "a0", "empty"}
+
+
+def test_a_file_replaced_by_a_directory_loses_its_row(db, tmp_path):
+    root = write_tree(tmp_path / "root", {"x": "file"})
+    scan_tree(db, "data", LOCAL, root)
+    (root / "x").unlink()
+    write_tree(root, {"x/inner": "now a directory"})
+    scan_tree(db, "data", LOCAL, root)
+    assert set(indexed(db)) == {"x/inner"}
+
+
+def test_excluded_paths_are_not_indexed_and_lose_rows_they_had(db, tmp_path):
+    root = write_tree(tmp_path / "root", {"keep.jpg": "k", "skip.tmp": "s", ".cache/big": "c", "a/b.tmp": "t"})
+    scan_tree(db, "data", LOCAL, root)
+    assert len(indexed(db)) == 4
+    stats = scan_tree(db, "data", LOCAL, root, exclude=["*.tmp", ".cache/**"])
+    assert set(indexed(db)) == {"keep.jpg"}
+    assert stats.files == 1
+
+
+def test_an_excluded_directory_is_not_walked(db, tmp_path):
+    root = write_tree(tmp_path / "root", {"keep": "k", "cache/deep/file": "c"})
+    stats = scan_tree(db, "data", LOCAL, root, exclude=["cache"])
+    assert (stats.files, set(indexed(db))) == (1, {"keep"})
+
+
+def test_symlinks_and_unreadable_names_are_skipped_with_a_reason(db, tmp_path):
+    root = write_tree(tmp_path / "root", {"real": "r"})
+    (root / "link").symlink_to(root / "real")
+    os.close(os.open(os.path.join(os.fsencode(root), b"bad-\xff"), os.O_CREAT | os.O_WRONLY, 0o600))
+    stats = scan_tree(db, "data", LOCAL, root)
+    reasons = dict(stats.skipped)
+    assert reasons["link"] == "symlink, not compared"
+    assert reasons["bad-\ufffd"] == "name is not UTF-8"
+    assert set(indexed(db)) == {"real"}
+
+
+def test_a_symlinked_directory_is_not_followed(db, tmp_path):
+    outside = write_tree(tmp_path / "outside", {"secret": "s"})
+    root = write_tree(tmp_path / "root", {"real": "r"})
+    (root / "elsewhere").symlink_to(outside, target_is_directory=True)
+    stats = scan_tree(db, "data", LOCAL, root)
+    assert set(indexed(db)) == {"real"}
+    assert dict(stats.skipped)["elsewhere"] == "symlink, not compared"
+
+
+def test_cache_keys_are_per_directory_and_relative(db, tmp_path):
+    root = write_tree(tmp_path / "root", TREE)
+    scan_tree(db, "data", LOCAL, root)
+    info = (root / "a/x").stat()
+    keys = db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))
+    assert keys == {"x": (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)}
+    assert set(db.cache_keys_in_directory("data", LOCAL, "", ("sha256",))) == {"a.txt", "a0", "empty"}
+    assert db.cache_keys_in_directory("data", LOCAL, "a", ("md5",))["x"][0] is None
+    db.mark_dirty("data", ["a/x"])
+    assert db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))["x"][0] is None
+
+
+def test_compare_reports_each_category_once(db, tmp_path):
+    local = write_tree(tmp_path / "local", {"same": "1", "differs": "2", "only-here": "3", "size": "4"})
+    authority = write_tree(tmp_path / "authority", {"same": "1", "differs": "X", "only-there": "5",
+                                                    "size": "longer"})
+    scan_tree(db, "data", LOCAL, local)
+    scan_tree(db, "data", AUTHORITY, authority)
+    db.upsert_files("data", AUTHORITY, [{"path": "no-checksum", "size": 1}])
+    write_tree(local, {"no-checksum": "6"})
+    scan_tree(db, "data", LOCAL, local)
+    statuses = {row[0]: row[3] for row in db.compare("data")}
+    assert statuses == {"same": "ok", "differs": "changed", "only-here": "extra_local",
+                        "only-there": "missing_local", "size": "changed", "no-checksum": "unverifiable"}
+    rows = {row[0]: row for row in db.compare("data")}
+    assert rows["only-here"] == ("only-here", 1, None, "extra_local", None, None)
+    assert rows["only-there"] == ("only-there", None, 1, "missing_local", None, None)
+    assert rows["size"][1:3] == (1, 6)
+
+
+def test_compare_with_every_authority_row_matched_still_lists_extras(db, tmp_path):
+    local = write_tree(tmp_path / "local", {"a": "1", "b": "2"})
+    authority = write_tree(tmp_path / "authority", {"a": "1"})
+    scan_tree(db, "data", LOCAL, local)
+    scan_tree(db, "data", AUTHORITY, authority)
+    assert sorted((row[0], row[3]) for row in db.compare("data")) == [("a", "ok"), ("b", "extra_local")]
