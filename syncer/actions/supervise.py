@@ -127,3 +127,18 @@ def write_metrics(policies, db, global_settings):
     except OSError as error:
         log.warning("the metrics textfile %s cannot be written: %s", global_settings.metrics_textfile,
                     error.strerror or error)
+
+
+def report_unstartable(global_settings, step, error):
+    """Tell the global receivers that an unattended step could not even start (the
+    policies cannot be loaded: a disk not mounted, a broken file), since nobody is
+    watching the terminal."""
+    from syncer.policy.settings import NotifySettings
+
+    settings = NotifySettings(**{key: value for key, value in global_settings.notify.items()})
+    message = f"syncer {step} on {hostname()} could not start: {error}"
+    if settings.healthchecks:
+        ping_healthchecks(settings.healthchecks, "fail", message)
+    run = {"action": step, "result": "failed", "exit_code": getattr(error, "exit_code", None),
+           "started_at": time.time(), "finished_at": time.time(), "summary": {"error": str(error)}}
+    notify_run("(all datasets)", run, "failure", settings, "")

@@ -8,7 +8,7 @@ import click
 
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
-from syncer.errors import OperationalError, UsageError
+from syncer.errors import OperationalError, SyncerError, UsageError
 
 JOB_ACTIONS = ("run", "pull", "verify", "push", "check", "drill", "scrub")
 
@@ -46,7 +46,7 @@ def job(action, datasets, as_json):
     """Run one ACTION on every dataset (or those named) as the timers do: with
     healthchecks pings, failure/recovery notifications and the metrics textfile."""
     from syncer.actions.registry import find_runner
-    from syncer.actions.supervise import supervised
+    from syncer.actions.supervise import report_unstartable, supervised
     from syncer.cli.render import print_json, render_verify
 
     if action == "run":
@@ -56,9 +56,14 @@ def job(action, datasets, as_json):
         if runner is None:
             raise UsageError(f"{action} is {why}")
     current = settings()
-    every_policy = current.policies()
-    policies = current.policies(datasets) if datasets else every_policy
-    with supervised(policies, current.db(), global_settings(current), every_policy, action) as outcome:
+    global_ = global_settings(current)
+    try:
+        every_policy = current.policies()
+        policies = current.policies(datasets) if datasets else every_policy
+    except SyncerError as error:
+        report_unstartable(global_, action, error)
+        raise
+    with supervised(policies, current.db(), global_, every_policy, action) as outcome:
         try:
             report, exit_code = runner(policies, current.db())
         except Exception as error:

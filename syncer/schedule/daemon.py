@@ -72,6 +72,7 @@ class Daemon:
         self.watcher = None
         self.debounce = {}
         self.said_once = set()
+        self.watch_pushes = 0
         self.notifier = Notifier()
         self.db = StateDB(state_dir)  # the main loop's own connection; each step opens another
         self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(WORKERS)},
@@ -171,8 +172,11 @@ class Daemon:
             return
         log.info("%s: %d path(s) changed and then quiet for %gs; pushing", dataset, len(paths),
                  self.debounce[dataset])
-        self.scheduler.add_job(self.run_step, args=(dataset, "push", sorted(paths)), id=f"{dataset}:watch-push",
-                               name=f"{dataset} push (changes)", replace_existing=True,
+        # A job of its own each time: one still pushing earlier changes must not make
+        # apscheduler skip this one (max_instances); the dataset's lock runs them in turn.
+        self.watch_pushes += 1
+        self.scheduler.add_job(self.run_step, args=(dataset, "push", sorted(paths)),
+                               id=f"{dataset}:watch-push:{self.watch_pushes}", name=f"{dataset} push (changes)",
                                next_run_time=datetime.now().astimezone())
 
     def say_once(self, key, message, *arguments):

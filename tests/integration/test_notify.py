@@ -176,3 +176,16 @@ def test_a_bad_global_settings_file_is_one_clear_message(site):
     assert "syncer.yaml: metric: unknown key (did you mean 'metrics'?)" in result.stderr
     assert "Traceback" not in result.stderr
     assert "ftp://x" not in result.stderr
+
+
+def test_a_job_that_cannot_load_its_policies_still_tells_the_global_receivers(site, receiver, tmp_path):
+    (site["policies"] / "syncer.yaml").write_text(
+        f"notify:\n  healthchecks: {receiver.url}/global/{TOKEN}\n  webhook: {receiver.url}/hook/{TOKEN}\n")
+    site["local"].rename(tmp_path / "unmounted")  # the disk is not there
+    result = job(site, "verify")
+    assert result.exit_code == 2
+    assert "dataset path" in result.stderr and "does not exist" in result.stderr
+    by_path = {r["path"]: r for r in receiver.requests}
+    assert "could not start" in by_path[f"/global/{TOKEN}/fail"]["body"].decode()
+    hook = json.loads(by_path[f"/hook/{TOKEN}"]["body"])
+    assert hook["event"] == "failure" and "does not exist" in hook["error"]
