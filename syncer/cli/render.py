@@ -5,13 +5,12 @@ import sys
 import time
 from contextlib import contextmanager
 
-from rich.console import Console
-from rich.table import Table
-
 ITEM_LIMIT = 20
 
 
 def console():
+    from rich.console import Console  # imported when output is rendered: `--json` runs skip rich
+
     return Console(highlight=False, soft_wrap=True)
 
 
@@ -39,6 +38,8 @@ def human_age(seconds):
 
 
 def render_verify(report):
+    from rich.table import Table
+
     out = console()
     for dataset in report["datasets"]:
         if dataset.get("error"):
@@ -74,6 +75,8 @@ def render_status(report):
     rows = report["datasets"]
     actions = [action for action in STATUS_ACTIONS
                if any(action in row["last"] or action in row.get("schedule", {}) for row in rows)]
+    from rich.table import Table
+
     table = Table(title="syncer status", title_justify="left")
     for column in ("dataset", "files", "bytes", "by checksum", "findings", *actions, "RPO",
                    "restore"):
@@ -130,6 +133,7 @@ def progress_reporter(enabled):
     if not enabled or not sys.stderr.isatty():
         yield None
         return
+    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     started = time.monotonic()
