@@ -187,14 +187,19 @@ class Daemon:
     # --- the main loop --------------------------------------------------------
 
     def tick(self):
-        """Mark what changed dirty; trigger pushes of datasets that went quiet."""
-        for dataset, paths in self.changes.take_unmarked().items():
-            try:
+        """Mark what changed dirty; trigger pushes of datasets that went quiet; notice
+        watches that died. Never raises: the main loop (and the watchdog ping) go on."""
+        try:
+            for dataset, paths in self.changes.take_unmarked().items():
                 mark_changes(self.db, dataset, paths)
-            except SyncerError as error:
-                log.warning("%s: cannot mark changes dirty: %s", dataset, error)
-        for dataset, paths in self.changes.take_quiet(lambda name: self.debounce[name]).items():
-            self.trigger_push(dataset, paths)
+            for dataset, paths in self.changes.take_quiet(lambda name: self.debounce[name]).items():
+                self.trigger_push(dataset, paths)
+            if self.watcher:
+                self.watcher.check()
+        except Exception as error:
+            self.say_once(("tick", error.__class__.__name__), "watching: %s: %s (changes may wait for the next "
+                          "scheduled scan)", error.__class__.__name__, error)
+            log.debug("tick failed", exc_info=True)
 
     def run(self):
         """Run until SIGTERM/SIGINT; return the exit code (0)."""

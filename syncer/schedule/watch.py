@@ -102,6 +102,7 @@ class Watcher:
         self.observer = observer_factory()
         self.watching = []
         self.fallen_back = []
+        self.roots = {}
         self.started = False
 
     def watch(self, dataset, root, exclude=()):
@@ -124,7 +125,22 @@ class Watcher:
             self.fallen_back.append(dataset)
             return False
         self.watching.append(dataset)
+        self.roots[dataset] = os.fspath(root)
         return True
+
+    def check(self):
+        """Return the watched datasets whose watch has died since the last call (its
+        thread stopped: the inotify watches ran out as directories were added, or the
+        directory went away); they fall back to scheduled scans."""
+        alive = {os.fspath(emitter.watch.path) for emitter in getattr(self.observer, "emitters", ())
+                 if emitter.is_alive()}
+        lost = [dataset for dataset in self.watching if self.roots.get(dataset) not in alive]
+        for dataset in lost:
+            self.watching.remove(dataset)
+            self.fallen_back.append(dataset)
+            log.warning("%s: watching %s stopped (inotify watches %s); falling back to scheduled scans",
+                        dataset, self.roots[dataset], f"limit fs.inotify.max_user_watches={watch_limit()}")
+        return lost
 
     def stop(self):
         if self.started:

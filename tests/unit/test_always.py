@@ -298,3 +298,20 @@ def test_the_daemon_names_a_scheduled_action_this_version_lacks_once(tmp_path, m
     assert [record.getMessage() for record in caplog.records] == [
         "schedule: scrub (docs, photos) is not available in this version; these entries will not run"]
     daemon.db.close()
+
+
+def test_a_watch_that_dies_later_falls_back_and_says_so(tmp_path, caplog):
+    (tmp_path / "photos").mkdir()
+    watcher = Watcher(PendingChanges())
+    try:
+        assert watcher.watch("photos", tmp_path / "photos")
+        assert watcher.check() == []
+        [emitter] = watcher.observer.emitters
+        emitter.stop()
+        emitter.join(5)
+        with caplog.at_level(logging.WARNING, logger="syncer.watch"):
+            assert watcher.check() == ["photos"]
+        assert "watching" in caplog.text and "falling back to scheduled scans" in caplog.text
+        assert watcher.check() == []  # said once
+    finally:
+        watcher.stop()
