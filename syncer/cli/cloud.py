@@ -47,3 +47,16 @@ def render_pull(report):
             out.print(f"  {entry['status']:<13} {entry['path']}{reason}", markup=False)
         if len(items) > ITEM_LIMIT:
             out.print(f"  ... and {len(items) - ITEM_LIMIT} more (use --json for the full list)")
+
+
+def restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file, endpoint_url, as_json):
+    """`restore DATASET --to cloud|s3://...` (hooked into the offsite `restore` command)."""
+    from syncer.actions.restore_cloud import run_restore_cloud
+
+    report, exit_code = run_restore_cloud(policy, current.db(), target, snapshot, includes, dry_run,
+                                          credentials_file, endpoint_url)
+    if as_json:
+        print_json(report)
+    else:
+        render_pull({"datasets": [dict(report, authority=report["target"])]})
+    sys.exit(exit_code)

@@ -70,19 +70,33 @@ def check(dataset, read_data_subset, as_json):
 @cli.command()
 @global_options
 @click.argument("dataset")
-@click.option("--to", "target", required=True, type=click.Path(file_okay=False), help="Where to restore.")
+@click.option("--to", "target", required=True, type=click.Path(file_okay=False),
+              help="Where to restore: a directory, `cloud` (the authority) or s3://BUCKET/PREFIX.")
 @click.option("--snapshot", default="latest", show_default=True, help="Snapshot ID (or a prefix of one).")
 @click.option("--include", "includes", multiple=True, metavar="GLOB",
               help="Only restore paths matching this glob, relative to the dataset (repeatable).")
 @click.option("--force", is_flag=True, help="Replace a non-empty target.")
 @click.option("--in-place", is_flag=True, help="Only write files missing or damaged in the target.")
+@click.option("--dry-run", is_flag=True, help="With --to cloud|s3://...: show what would be uploaded.")
+@click.option("--credentials", "credentials_file", type=click.Path(dir_okay=False),
+              help="With --to s3://...: a KEY=VALUE file (mode 600) with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.")
+@click.option("--endpoint-url", help="With --to s3://...: an S3-compatible server's URL.")
 @json_option
-def restore(dataset, target, snapshot, includes, force, in_place, as_json):
-    """Restore a dataset from its offsite repository to a path, checked against the manifest."""
+def restore(dataset, target, snapshot, includes, force, in_place, dry_run, credentials_file, endpoint_url,
+            as_json):
+    """Restore a dataset from its offsite repository to a path, checked against the manifest.
+
+    `--to cloud` puts it back into the dataset's authority, `--to s3://BUCKET/PREFIX`
+    into any S3-compatible bucket: only what is missing or differs is uploaded."""
     from syncer.actions.restore import run_restore
 
     current = settings()
     (policy,) = offsite_policies(current, dataset)
+    if target == "cloud" or target.startswith("s3://"):
+        from syncer.cli.cloud import restore_to_cloud
+
+        restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file, endpoint_url,
+                         as_json)
     report, exit_code = run_restore(policy, current.db(), target, snapshot, includes, force, in_place)
     if as_json:
         print_json(report)

@@ -12,11 +12,32 @@ def build_endpoint(policy, dry_run=False, concurrency=None, retry=None):
     Retry-After), a concurrency limit and, with `dry_run`, writes turned into log lines.
     `retry` overrides RetryingEndpoint's settings (attempts, base_delay, ...). Raise
     CredentialError when its credentials file is missing, too open or incomplete."""
+    return wrap_endpoint(build_raw_endpoint(policy), dry_run, concurrency, retry)
+
+
+def wrap_endpoint(raw, dry_run=False, concurrency=None, retry=None):
+    """Compose the cross-cutting wrappers around a bare endpoint (the one place that does)."""
     from syncer.endpoints.wrappers import DryRunEndpoint, LimitedEndpoint, RetryingEndpoint
 
-    endpoint = RetryingEndpoint(build_raw_endpoint(policy), **(retry or {}))
+    endpoint = RetryingEndpoint(raw, **(retry or {}))
     endpoint = LimitedEndpoint(endpoint, concurrency or DEFAULT_CONCURRENCY)
     return DryRunEndpoint(endpoint) if dry_run else endpoint
+
+
+def build_s3_target(url, credentials_file=None, endpoint_url=None, dry_run=False, concurrency=None):
+    """Return a wrapped S3 endpoint for `url` (s3://BUCKET/PREFIX), with the keys of
+    `credentials_file` (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY). Raise UsageError for
+    a malformed URL, CredentialError for a bad credentials file."""
+    from pathlib import Path
+
+    from syncer.endpoints.s3 import S3Endpoint
+
+    bucket, _, prefix = url[len("s3://"):].partition("/") if url.startswith("s3://") else ("", "", "")
+    if not bucket:
+        raise UsageError(f"--to {url}: expected s3://BUCKET/PREFIX")
+    credentials = read_credentials(Path(credentials_file), CREDENTIAL_KEYS["s3"]) if credentials_file else {}
+    raw = S3Endpoint(bucket, prefix, credentials, endpoint_url, credentials_file=credentials_file)
+    return wrap_endpoint(raw, dry_run, concurrency)
 
 
 def build_raw_endpoint(policy):

@@ -51,9 +51,10 @@ def fsck_argv(path):
 
 def push_refs_argv(path, url):
     """Push branches and tags only: `--mirror` would also push hidden refs
-    (refs/merge-requests/*), which GitLab rejects."""
-    return ["git", "-C", str(path), "push", "--porcelain", "--", url, "+refs/heads/*:refs/heads/*",
-            "+refs/tags/*:refs/tags/*"]
+    (refs/merge-requests/*), which GitLab rejects. Not forced: a branch that moved on
+    upstream is refused by git and reported, never overwritten by a restore."""
+    return ["git", "-C", str(path), "push", "--porcelain", "--", url, "refs/heads/*:refs/heads/*",
+            "refs/tags/*:refs/tags/*"]
 
 
 def run_git(argv, auth=None, where="git"):

@@ -278,6 +278,6 @@ def test_gitlab_token_never_reaches_argv_or_config(tmp_path):
                    + git.push_refs_argv("/srv/x.git", "https://gitlab.example.com/team/tool.git"))
     assert environment["GIT_CONFIG_KEY_0"] == "http.https://gitlab.example.com/.extraHeader"
     assert environment["GIT_CONFIG_VALUE_0"].startswith("Authorization: Basic ")
-    assert "+refs/heads/*:refs/heads/*" in git.push_refs_argv("/srv/x.git", "u")
+    assert "refs/heads/*:refs/heads/*" in git.push_refs_argv("/srv/x.git", "u")
     assert "--mirror" not in git.push_refs_argv("/srv/x.git", "u")
     assert hashlib.sha256(b"").hexdigest() == git.refs_digest({})

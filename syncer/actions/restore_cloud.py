@@ -1,0 +1,155 @@
+"""restore --to cloud | s3://BUCKET/PREFIX: put a snapshot back into the authoritative copy.
+
+The snapshot is restored into a staging directory in the state dir with the offsite
+restore (syncer.actions.restore.run_restore: every file checked against the
+snapshot's manifest), compared with the authority's listing, and only what is missing
+or differs is uploaded, each upload carrying the service's checksum (Bunny
+`Checksum`, SmugMug `Content-MD5`, S3 `Content-MD5`). Running it twice uploads
+nothing the second time. GitLab: a missing project is created, then its branches and
+tags are pushed (not `--mirror`: GitLab rejects hidden refs; not forced: history
+that moved on upstream is reported, never overwritten).
+"""
+
+import logging
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from syncer.actions.restore import run_restore, walk_files
+from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint, build_s3_target
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, UsageError
+from syncer.index.hashing import hash_file
+
+log = logging.getLogger("syncer.restore")
+
+
+def is_cloud_target(target):
+    """Whether a `restore --to` value names the authority or a bucket, not a directory."""
+    return str(target) == "cloud" or str(target).startswith("s3://")
+
+
+def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_run=False, credentials_file=None,
+                      endpoint_url=None):
+    """Restore `policy`'s dataset from `snapshot` to its authority (`target` "cloud") or
+    to an S3 bucket (`target` "s3://BUCKET/PREFIX"). Return (report, exit_code): exit 1
+    when an upload failed or was refused."""
+    concurrency = int(((policy.raw or {}).get("pull") or {}).get("concurrency") or DEFAULT_CONCURRENCY)
+    if target == "cloud":
+        endpoint = build_endpoint(policy, dry_run=dry_run, concurrency=concurrency)
+    else:
+        if not credentials_file:
+            raise UsageError(f"--to {target}: give --credentials FILE (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+        endpoint = build_s3_target(target, credentials_file, endpoint_url, dry_run, concurrency)
+    staging = Path(db.state_dir) / "restore-cloud" / f"{policy.name}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        restored, _ = run_restore(policy, db, staging, snapshot, includes)
+        log.info("%s: snapshot %s restored to staging and checked; comparing with %s", policy.name,
+                 restored["snapshot"][:8], endpoint.describe())
+        if getattr(endpoint, "layout", "files") == "repositories":
+            items = restore_repositories(endpoint, staging, concurrency, dry_run)
+        else:
+            items = upload_files(endpoint, staging, concurrency, dry_run)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    counts = {}
+    for entry in items:
+        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    failed = counts.get("failed", 0) + counts.get("refused", 0)
+    report = {"name": policy.name, "snapshot": restored["snapshot"], "target": endpoint.describe(),
+              "dry_run": dry_run, "counts": counts,
+              "items": sorted((entry for entry in items if entry["status"] != "present"), key=lambda e: e["path"]),
+              "exit_code": EXIT_FINDINGS if failed else EXIT_OK}
+    log.info("%s: %s", policy.name, ", ".join(f"{count} {status}" for status, count in counts.items()) or "nothing")
+    return report, report["exit_code"]
+
+
+def upload_files(endpoint, root, concurrency, dry_run=False):
+    """Upload every file below `root` that the endpoint lacks or holds with other
+    content. Return items {path, status: uploaded|present|failed|to_upload, reason?}."""
+    if not endpoint.capabilities.can_write:
+        raise UsageError(f"{endpoint.describe()} cannot be written to: {endpoint.capabilities.reason}")
+    listing = {entry.path: entry for entry in endpoint.list_entries()}
+    jobs, items = [], []
+    for relative, path in walk_files(root):
+        hashed = hash_file(path, ("md5", "sha256"))
+        remote = listing.get(relative)
+        if remote is not None and is_same(remote, hashed):
+            items.append({"path": relative, "status": "present"})
+        else:
+            jobs.append((relative, path, hashed.digests,
+                         "differs at the authority" if remote is not None else "missing at the authority"))
+
+    def upload(job):
+        relative, path, digests, _why = job
+        endpoint.write_entry(relative, path, digests)
+
+    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="upload") as pool:
+        futures = [(job, pool.submit(upload, job)) for job in jobs]
+        for (relative, _, _, why), future in futures:
+            try:
+                future.result()
+                items.append({"path": relative, "status": "to_upload" if dry_run else "uploaded", "reason": why})
+            except AuthenticationError:
+                for _, other in futures:
+                    other.cancel()
+                raise
+            except EndpointError as error:
+                items.append({"path": relative, "status": "failed", "reason": str(error)})
+    return items
+
+
+def is_same(remote, hashed):
+    """Whether the authority's entry holds these bytes: by its checksum when it has one
+    we can compare, else (no checksum upstream) by size; never uploads a duplicate."""
+    if remote.checksum and remote.algorithm in hashed.digests:
+        return remote.checksum == hashed.digests[remote.algorithm]
+    return remote.size is not None and remote.size == hashed.size
+
+
+def restore_repositories(endpoint, root, concurrency, dry_run=False):
+    """Create missing projects and push each restored mirror's branches and tags."""
+    from syncer.endpoints import git
+
+    projects = {project.get("path_with_namespace"): project for project in endpoint.list_projects()}
+    items = []
+
+    def restore(relative):
+        path_with_namespace = relative[:-len(".git")]
+        mirror = root / relative
+        local = git.local_refs(mirror)
+        project = projects.get(path_with_namespace)
+        if project is None:
+            namespace, _, name = path_with_namespace.rpartition("/")
+            project = endpoint.create_project(namespace, name)
+            if dry_run:
+                return "to_create", f"project {path_with_namespace} does not exist"
+            created = True
+        else:
+            created = False
+            remote = endpoint.remote_refs(project)
+            if remote == local:
+                return "present", None
+        if not local:
+            return ("created", "empty repository") if created else ("present", None)
+        endpoint.push_refs(mirror, project)
+        if dry_run:
+            return "to_push", None
+        return ("created", f"{len(local)} branches and tags pushed") if created else \
+            ("pushed", f"{len(local)} branches and tags")
+
+    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="push") as pool:
+        futures = [(relative, pool.submit(restore, relative)) for relative in git.find_mirrors(root)]
+        for relative, future in futures:
+            try:
+                status, reason = future.result()
+            except AuthenticationError:
+                for _, other in futures:
+                    other.cancel()
+                raise
+            except EndpointError as error:
+                status, reason = "failed", str(error)
+            items.append({"path": relative, "status": status, **({"reason": reason} if reason else {})})
+    return items
