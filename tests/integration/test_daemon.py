@@ -107,10 +107,16 @@ def runs(site, action=None):
     path = site["state"] / "state.db"
     if not path.exists():
         return []
-    with sqlite3.connect(path, timeout=10) as connection:
+    connection = sqlite3.connect(path, timeout=10)
+    try:
         sql = "SELECT dataset, action, started_at, result FROM runs WHERE finished_at IS NOT NULL"
-        rows = connection.execute(sql + (" AND action=?" if action else ""), (action,) if action else ()).fetchall()
-    return rows
+        return connection.execute(sql + (" AND action=?" if action else ""), (action,) if action else ()).fetchall()
+    except sqlite3.OperationalError as error:  # the daemon is still creating the schema
+        if "no such table" in str(error):
+            return []
+        raise
+    finally:
+        connection.close()
 
 
 def test_scheduled_runs_notify_systemd_and_sigterm_exits_0_promptly(site, daemons, tmp_path):
