@@ -19,6 +19,7 @@ lint: venv-test
 
 bench: venv-test restic
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/offsite.py
 
 restic:
 	@command -v restic >/dev/null || { \

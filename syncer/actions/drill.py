@@ -14,11 +14,20 @@ import time
 from pathlib import Path
 
 from syncer.actions.common import recorded_run
-from syncer.actions.offsite import expected_digest, fetch_manifest, find_snapshot, open_repository, require_offsite
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from syncer.actions.offsite import (
+    MANIFEST_NAME,
+    expected_digest,
+    fetch_manifest,
+    find_snapshot,
+    open_repository,
+    read_manifest,
+    require_offsite,
+    snapshot_layout,
+)
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, UsageError
 from syncer.index.db import AUTHORITY
 from syncer.index.hashing import HashPool
-from syncer.restic.argv import escape_glob
+from syncer.restic.argv import dataset_tag, escape_glob
 from syncer.restic.runner import ResticFailed
 
 log = logging.getLogger("syncer.drill")
@@ -84,28 +93,18 @@ def run_drill(policy, db, sample=None, full=False, seed=None):
     spec = None if full else parse_sample(sample or DEFAULT_SAMPLE)
     with recorded_run(db, policy.name, "drill") as outcome:
         repository = open_repository(policy, db.state_dir)
-        snapshot = find_snapshot(repository, policy)
         workspace = Path(tempfile.mkdtemp(prefix=f"syncer-drill-{policy.name}-"))
         failures = []
         try:
-            try:
-                root, _, entries = fetch_manifest(repository, snapshot, policy.name, workspace)
-            except ResticFailed as error:
-                entries, root = {}, None
-                failures.append({"path": "(manifest)", "reason": f"the manifest cannot be restored: {error}"})
-            chosen = choose_sample(entries, spec, random.Random(seed)) if root else []
-            log.info("%s: drilling snapshot %s: restoring %d of %d files", policy.name, snapshot["short_id"],
-                     len(chosen), len(entries))
             target = workspace / "restore"
-            started = time.monotonic()
-            if chosen:
-                patterns = [escape_glob(root)] if full else \
-                    [escape_glob(f"{root.rstrip('/')}/{path}") for path in chosen]
-                try:
-                    repository.restore(snapshot["id"], target, patterns)
-                except ResticFailed as error:  # damaged data: the per-file checks below say which
-                    log.warning("%s: restic restore reported errors: %s", policy.name, error)
-            seconds = time.monotonic() - started
+            if full:
+                snapshot_id, root, entries, chosen, seconds = restore_everything(repository, policy, target,
+                                                                                 failures)
+            else:
+                snapshot = find_snapshot(repository, policy)
+                snapshot_id = snapshot["id"]
+                root, entries, chosen, seconds = restore_sample(repository, snapshot, policy.name, workspace,
+                                                                target, spec, seed, failures)
             authority = authority_digests(db, policy.name)
             results, restored_bytes, authority_differs = [], 0, []
             base = target / root.lstrip("/") if root else target
@@ -127,7 +126,7 @@ def run_drill(policy, db, sample=None, full=False, seed=None):
                  "failed" if failures else "passed", len(results), len(failures), restored_bytes / 2**20,
                  f"{throughput:.1f}" if throughput else "-")
         outcome.update(
-            dataset=policy.name, snapshot=snapshot["id"], passed=not failures, files_checked=len(results),
+            dataset=policy.name, snapshot=snapshot_id, passed=not failures, files_checked=len(results),
             bytes_restored=restored_bytes, failures=failures, throughput_mib_s=round(throughput, 2) if throughput
             else None, projected_restore_seconds=projected, dataset_files=len(entries), dataset_bytes=dataset_bytes,
             restore_seconds=round(seconds, 3), full=full, items=results,
@@ -136,6 +135,85 @@ def run_drill(policy, db, sample=None, full=False, seed=None):
     report = dict(outcome)
     report.pop("seconds", None)
     return report, report["exit_code"]
+
+
+def restore_everything(repository, policy, target, failures):
+    """Restore the newest snapshot whole (data and manifest) in one restic run, the
+    way a raw `restic restore latest` would. Return (snapshot ID, root, entries,
+    chosen paths, restore seconds)."""
+    started = time.monotonic()
+    short_id = listed = None
+    try:
+        short_id, listed = repository.restore_latest(dataset_tag(policy.name), policy.restic_host, target)
+    except ResticFailed as error:  # damaged data, or no snapshot: the checks below say which
+        log.warning("%s: restic restore reported errors: %s", policy.name, error)
+    seconds = time.monotonic() - started
+    layout = find_layout(target, listed, policy.name) if listed else None
+    if short_id and layout:
+        snapshot_id = repository.cached_snapshot_id(short_id)
+    else:
+        snapshot = find_snapshot(repository, policy)
+        snapshot_id, layout = snapshot["id"], snapshot_layout(snapshot, policy.name)
+    root, manifest = layout
+    try:
+        _, entries = read_manifest(target / manifest.lstrip("/"))
+    except OperationalError as error:
+        failures.append({"path": "(manifest)", "reason": str(error)})
+        return snapshot_id, root, {}, [], seconds
+    chosen = choose_sample(entries, None)
+    log.info("%s: drilled snapshot %s: restored all %d files", policy.name, snapshot_id[:8], len(chosen))
+    return snapshot_id, root, entries, chosen, seconds
+
+
+def find_layout(target, listed, dataset):
+    """Given restic's "[path path]" text of a restored snapshot, return (root,
+    manifest file) for the manifest directory found restored below `target`, or None."""
+    for root, manifest_directory in split_snapshot_paths(listed, dataset):
+        manifest = f"{manifest_directory}/{MANIFEST_NAME}"
+        if (target / manifest.lstrip("/")).is_file():
+            return root, manifest
+    return None
+
+
+def split_snapshot_paths(listed, dataset):
+    """Return every (root, manifest directory) reading of restic's space-separated
+    "root manifest-dir" (either order) where the manifest directory ends in
+    /manifests/<dataset>; paths may hold spaces, so there can be several."""
+    suffix = f"/manifests/{dataset}"
+    readings = []
+    for start in range(len(listed)):
+        if listed[start] != "/" or (start and listed[start - 1] != " "):
+            continue
+        end = listed.find(suffix, start)
+        while end != -1:
+            stop = end + len(suffix)
+            if stop == len(listed) or listed[stop] == " ":
+                root = (listed[:start - 1] if start else listed[stop + 1:]).strip()
+                if root.startswith("/") and (start == 0 or stop == len(listed)):
+                    readings.append((root, listed[start:stop]))
+            end = listed.find(suffix, end + 1)
+    return readings
+
+
+def restore_sample(repository, snapshot, dataset, workspace, target, spec, seed, failures):
+    """Restore the manifest, then the sample `spec` of `snapshot` below `target`.
+    Return (root, entries, chosen paths, restore seconds)."""
+    root, _ = snapshot_layout(snapshot, dataset)
+    try:
+        root, _, entries = fetch_manifest(repository, snapshot, dataset, workspace)
+    except ResticFailed as error:
+        failures.append({"path": "(manifest)", "reason": f"the manifest cannot be restored: {error}"})
+        return root, {}, [], 0.0
+    chosen = choose_sample(entries, spec, random.Random(seed))
+    log.info("%s: drilling snapshot %s: restoring %d of %d files", dataset, snapshot["short_id"], len(chosen),
+             len(entries))
+    started = time.monotonic()
+    if chosen:
+        try:
+            repository.restore(snapshot["id"], target, [escape_glob(f"{root.rstrip('/')}/{path}") for path in chosen])
+        except ResticFailed as error:  # damaged data: the per-file checks below say which
+            log.warning("%s: restic restore reported errors: %s", dataset, error)
+    return root, entries, chosen, time.monotonic() - started
 
 
 def check_files(base, paths, entries):

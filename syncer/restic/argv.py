@@ -88,10 +88,15 @@ def check_argv(read_data_subset=None):
     return argv
 
 
-def restore_argv(snapshot_id, target, includes=(), include_file=None, json_output=False):
+def restore_argv(snapshot_id, target, includes=(), include_file=None, json_output=False, tag=None, host=None):
     """Restore `snapshot_id` below `target`. `includes` are restic patterns on the
-    snapshot's absolute paths; `include_file` (newer restic) holds them one a line."""
+    snapshot's absolute paths; `include_file` (newer restic) holds them one a line.
+    `tag` and `host` choose among snapshots when the ID is "latest"."""
     argv = ["restore", snapshot_id, "--target", str(target)]
+    if tag:
+        argv += ["--tag", tag]
+    if host:
+        argv += ["--host", host]
     if json_output:
         argv.append("--json")
     if include_file:

@@ -65,6 +65,16 @@ def unreadable_files(errors, stderr_lines):
     return found
 
 
+RESTORING = re.compile(r"restoring <Snapshot ([0-9a-f]+) of \[(.*)\] at ", re.S)
+
+
+def parse_restoring_line(stdout):
+    """Return (short ID, text inside [...]) from restic restore's first line:
+    "restoring <Snapshot 16d35f7d of [/srv/a /var/m] at 2026-... by u@h> to /t"."""
+    match = RESTORING.search(stdout or "")
+    return (match.group(1), match.group(2)) if match else (None, None)
+
+
 def snapshot_time_key(snapshot):
     return snapshot.get("time", "")
 
@@ -143,6 +153,24 @@ class ResticRepository:
             result = self.run(build.restore_argv(snapshot_id, target, batch, json_output=json_output),
                               json_output=json_output)
         return result
+
+    def restore_latest(self, tag, host, target):
+        """Restore the newest snapshot with `tag` and `host`, whole, below `target`, in
+        one restic run. Return (short ID, the text listing its paths) from restic's
+        "restoring <Snapshot ...>" line, or (None, None) if restic printed none. A
+        ResticFailed for damaged data is raised after the files it could write."""
+        json_output = supports("restore_json", self.context.binary)
+        result = self.run(build.restore_argv("latest", target, json_output=json_output, tag=tag, host=host))
+        return parse_restoring_line(result.stdout)
+
+    def cached_snapshot_id(self, short_id):
+        """Return the full ID of snapshot `short_id` from restic's local cache (which
+        keeps a copy of every snapshot file it listed), else from `restic snapshots`."""
+        found = {path.name for path in Path(self.context.cache_dir).glob(f"*/snapshots/{short_id}*")}
+        if len(found) == 1:
+            return found.pop()
+        ids = [snapshot["id"] for snapshot in self.snapshots() if snapshot["id"].startswith(short_id)]
+        return ids[0] if len(ids) == 1 else short_id
 
     def dump(self, snapshot_id, path, destination):
         """Write the file `path` of `snapshot_id` to the local file `destination`."""

@@ -37,9 +37,12 @@ def test_drill_passes_then_fails_after_a_pack_file_is_corrupted(tmp_path):
     report = bad.json()
     assert report["passed"] is False and report["failures"]
     assert all(failure["reason"] for failure in report["failures"])
+    full = dataset.syncer("drill", "photos", "--full", "--json")
+    assert full.exit_code == 1, full.output
+    assert full.json()["passed"] is False and full.json()["failures"]
     checked = dataset.syncer("check", "--read-data-subset", "100%")
     assert checked.exit_code == 1, checked.output
-    assert "Traceback" not in bad.output + checked.output
+    assert "Traceback" not in bad.output + full.output + checked.output
 
 
 def test_wrong_password_exits_3_with_a_clear_message_and_no_secret(tmp_path):

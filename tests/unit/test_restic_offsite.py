@@ -92,3 +92,21 @@ def test_audit_missing_fields_are_never_safe():
     expiring = [{"id": "old", "status": "Enabled", "expiration_days": 30, "noncurrent_days": None}]
     locked = {"enabled": True, "mode": "COMPLIANCE", "days": 30, "years": None}
     assert any("expires objects" in w for w in assess(protection("Enabled", locked, expiring)))
+
+
+def test_split_snapshot_paths_reads_both_orders_and_spaces():
+    from syncer.actions.drill import split_snapshot_paths
+
+    assert split_snapshot_paths("/srv/my photos /var/lib/syncer/manifests/p", "p") == [
+        ("/srv/my photos", "/var/lib/syncer/manifests/p")]
+    assert split_snapshot_paths("/var/lib/syncer/manifests/p /srv/photos", "p") == [
+        ("/srv/photos", "/var/lib/syncer/manifests/p")]
+    assert split_snapshot_paths("/srv/photos /var/lib/manifests/other", "p") == []
+
+
+def test_parse_restoring_line():
+    from syncer.restic.repository import parse_restoring_line
+
+    line = "restoring <Snapshot 16d35f7d of [/tmp/rt/data /s/manifests/x] at 2026-11-24 20:38:28 +0000 UTC by r@h> to t"
+    assert parse_restoring_line(line) == ("16d35f7d", "/tmp/rt/data /s/manifests/x")
+    assert parse_restoring_line("nothing") == (None, None)
