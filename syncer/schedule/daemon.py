@@ -138,6 +138,7 @@ class Daemon:
             policy = self.policies[dataset]
             with self.active_lock:
                 self.active[(dataset, action)] = time.time()
+                self.notifier.notify("STATUS=running " + ", ".join(f"{d} {a}" for d, a in self.active))
             db = StateDB(self.state_dir)
             try:
                 with supervised([policy], db, self.settings, list(self.policies.values()), action) as outcome:
@@ -160,6 +161,9 @@ class Daemon:
                 with self.active_lock:
                     self.active.pop((dataset, action), None)
                     self.active_lock.notify_all()
+                    running = ", ".join(f"{d} {a}" for d, a in self.active)
+                    self.notifier.notify(f"STATUS={'running ' + running if running else 'idle'}; last: {dataset} "
+                                         f"{action} at {time.strftime('%H:%M:%S')}")
 
     def trigger_push(self, dataset, paths):
         """After a quiet spell: re-index the changed paths and push, as one step."""

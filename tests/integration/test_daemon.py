@@ -136,7 +136,10 @@ def test_scheduled_runs_notify_systemd_and_sigterm_exits_0_promptly(site, daemon
     assert seconds < 5
     reader.join(5)
     assert messages.count(b"WATCHDOG=1") >= 5  # every 0.2s, half of WATCHDOG_USEC
-    assert messages[-1] == b"STOPPING=1"
+    assert b"STOPPING=1" in messages  # and no watchdog ping after it
+    assert b"WATCHDOG=1" not in messages[messages.index(b"STOPPING=1"):]
+    assert b"STATUS=running docs verify" in messages
+    assert any(message.startswith(b"STATUS=idle; last: docs verify at ") for message in messages)
     assert "docs drill: next at " in daemon.output()  # scheduled, not run: 03:00 is far away
     assert runs(site, "drill") == []
     assert all(result == "ok" for *_, result in runs(site, "verify"))
