@@ -14,6 +14,14 @@ AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "In
               "ExpiredToken", "AuthorizationHeaderMalformed"}
 PERMANENT_CODES = AUTH_CODES | {"NoSuchBucket", "NoSuchKey", "InvalidBucketName", "404", "403", "400",
                                   "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
+# botocore's names for a broken connection, in the words a user needs.
+NETWORK_FAILURES = {
+    "ConnectionClosedError": "the connection was reset before the answer was complete",
+    "ResponseStreamingError": "the connection broke while the answer was being read",
+    "IncompleteReadError": "the connection broke while the answer was being read",
+    "ReadTimeoutError": "no answer within the read timeout",
+    "ConnectTimeoutError": "the connection attempt timed out",
+}
 
 
 def make_client(credentials, endpoint_url=None, region=None):
@@ -45,7 +53,9 @@ def translate_error(error, where, credentials_file=None):
     if isinstance(error, EndpointConnectionError):
         return EndpointError(f"{where}: cannot connect ({error.fmt.split(':')[0] if error.fmt else 'refused'})")
     if isinstance(error, BotoCoreError):
-        return EndpointError(f"{where}: {error.__class__.__name__}")
+        name = error.__class__.__name__
+        return EndpointError(f"{where}: {NETWORK_FAILURES[name]} ({name})" if name in NETWORK_FAILURES else
+                             f"{where}: {name}")
     return EndpointError(f"{where}: {error}")
 
 

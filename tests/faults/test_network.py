@@ -1,0 +1,147 @@
+"""A flaky uplink, injected with the TCP fault proxy between syncer and the loopback
+S3 server: connections reset mid-listing, refused, stalled and trickled. A run that
+cannot finish exits 3 with one clear message and no traceback, never reports a
+partial listing as findings or as ok, and the next ordinary run succeeds."""
+
+import random
+import uuid
+
+import pytest
+
+from tests.faults.proxy import Fault, FaultProxy
+from tests.faults.support import SEED, assert_clean_failure, integrity_check, record, run, tree_digests
+from tests.support import write_policy, write_secret, write_tree
+
+FILES = {f"album{i % 4}/photo-{i:03d}.jpg": bytes([i]) * (500 + 37 * i) for i in range(60)}
+FILES["notes/ü and spaces.txt"] = "non-ascii key"
+
+
+@pytest.fixture
+def proxied_bucket(tmp_path, s3_server):
+    """A bucket holding FILES, a local copy with one planted difference, and a policy
+    whose endpoint_url is the fault proxy in front of the S3 server."""
+    bucket = f"faults-{uuid.uuid4().hex[:10]}"
+    client = s3_server.client()
+    client.create_bucket(Bucket=bucket)
+    for key, body in FILES.items():
+        client.put_object(Bucket=bucket, Key=f"site/{key}", Body=body.encode() if isinstance(body, str) else body)
+    local = write_tree(tmp_path / "local", FILES)
+    (local / "album0" / "photo-000.jpg").unlink()  # planted: missing_local
+    credentials = write_secret(tmp_path / "s3.env", s3_server.credentials_text())
+    proxy = FaultProxy(int(s3_server.url.rsplit(":", 1)[1]))
+    write_policy(tmp_path / "policies", "site", {
+        "path": str(local),
+        "authority": {"type": "s3", "bucket": bucket, "prefix": "site", "endpoint_url": proxy.url,
+                      "credentials": str(credentials)}})
+    yield tmp_path, proxy
+    proxy.close()
+
+
+def verify(tmp_path):
+    return run("verify", "--json", policies=tmp_path / "policies", state=tmp_path / "state")
+
+
+TRUE_ITEMS = [{"path": "album0/photo-000.jpg", "status": "missing_local"}]
+
+
+def assert_true_report(result):
+    """The uninterrupted answer: one planted difference, everything else ok."""
+    assert result.exit_code == 1, result.output
+    [dataset] = result.json()["datasets"]
+    assert dataset["items"] == TRUE_ITEMS
+    assert dataset["counts"]["ok"] == len(FILES) - 1
+
+
+def assert_failed_without_claims(result, tmp_path, mentions):
+    assert_clean_failure(result, 3, mentions)
+    [dataset] = result.json()["datasets"]
+    assert "error" in dataset and "counts" not in dataset, dataset
+    assert integrity_check(tmp_path / "state") == "ok"
+
+
+def persistent_failure(tmp_path, proxy, fault, fault_name, mentions):
+    """Every connection gets `fault`: the run fails cleanly; then the uplink heals
+    and the next ordinary run gives the true report."""
+    before = tree_digests(tmp_path / "local")
+    proxy.schedule([], default=fault)
+    failed = verify(tmp_path)
+    assert proxy.faults_injected() > 0
+    assert_failed_without_claims(failed, tmp_path, mentions)
+    proxy.schedule([])
+    healed = verify(tmp_path)
+    assert_true_report(healed)
+    lost = sum(size for path, (size, _) in before.items() if tree_digests(tmp_path / "local").get(path) is None)
+    record(fault_name, 1, 1, lost, note=f"{proxy.faults_injected()} connections faulted")
+    assert lost == 0
+
+
+def test_reset_mid_listing_exits_3_and_the_next_run_succeeds(proxied_bucket):
+    tmp_path, proxy = proxied_bucket
+    assert_true_report(verify(tmp_path))  # also tells us how big a listing answer is
+    listing_bytes = proxy.bytes_down
+    after = random.Random(SEED).randrange(200, max(201, listing_bytes // 2))
+    persistent_failure(tmp_path, proxy, Fault("reset", after_bytes=after), "network: reset mid-listing (verify, s3)",
+                       ("s3://", "the connection was reset before the answer was complete"))
+
+
+@pytest.mark.faults
+def test_refused_connections_exit_3_naming_the_endpoint(proxied_bucket):
+    tmp_path, proxy = proxied_bucket
+    persistent_failure(tmp_path, proxy, Fault("refuse"), "network: connection refused (verify, s3)",
+                       ("s3://", proxy.url))
+
+
+def transient(tmp_path, proxy, faults, fault_name, every_connection=False):
+    """The first connections get `faults` (or, `every_connection`, all of them get
+    faults[0]): the run itself copes and gives the true report, as if nothing had
+    happened."""
+    already = proxy.faults_injected()
+    if every_connection:
+        proxy.schedule([], default=faults[0])
+    else:
+        proxy.schedule(faults)
+    result = verify(tmp_path)
+    proxy.schedule([])
+    injected = proxy.faults_injected() - already
+    assert injected >= 1 if every_connection else injected == len(faults)
+    assert "Traceback" not in result.output
+    assert_true_report(result)
+    assert integrity_check(tmp_path / "state") == "ok"
+    record(fault_name, injected, injected, 0)
+
+
+def test_transient_resets_are_retried_within_the_run(proxied_bucket):
+    tmp_path, proxy = proxied_bucket
+    transient(tmp_path, proxy, [Fault("reset", after_bytes=300), Fault("reset", after_bytes=40, direction="up")],
+              "network: transient reset (verify, s3)")
+
+
+def test_a_stall_and_a_trickle_give_the_true_report(proxied_bucket):
+    tmp_path, proxy = proxied_bucket
+    transient(tmp_path, proxy, [Fault("stall", seconds=2.0)], "network: 2 s stall (verify, s3)")
+    transient(tmp_path, proxy, [Fault("trickle", chunk=512, interval=0.002)], "network: trickle (verify, s3)",
+              every_connection=True)
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("seed", range(6))
+def test_resets_at_seeded_offsets_never_lie(proxied_bucket, seed):
+    """Resets at random offsets of the answer, on a random number of connections:
+    either the true report (the retries won) or a clean exit 3; never anything else."""
+    tmp_path, proxy = proxied_bucket
+    assert_true_report(verify(tmp_path))
+    size = proxy.bytes_down
+    chooser = random.Random(SEED * 100 + seed)
+    faults = [Fault("reset", after_bytes=chooser.randrange(1, size), direction=chooser.choice(("down", "up")))
+              for _ in range(chooser.randrange(1, 8))]
+    proxy.schedule(faults)
+    result = verify(tmp_path)
+    injected = proxy.faults_injected()
+    if result.exit_code == 3:
+        assert_failed_without_claims(result, tmp_path, ("s3://",))
+        proxy.schedule([])
+        result = verify(tmp_path)
+    assert_true_report(result)
+    assert integrity_check(tmp_path / "state") == "ok"
+    record("network: reset at a random offset (verify, s3)", injected, injected, 0)
+
