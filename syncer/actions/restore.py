@@ -64,6 +64,7 @@ def run_restore(policy, db, target, snapshot="latest", includes=(), force=False,
         repository = open_repository(policy, db.state_dir)
         chosen = find_snapshot(repository, policy, snapshot)
         staging = staging_directory(target)
+        remove_stale_staging(staging)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(mode=0o700)
         try:
@@ -103,6 +104,27 @@ def staging_directory(target):
     if target.is_dir() and os.path.ismount(target):
         return target / f".syncer-restore-{os.getpid()}"
     return target.parent / f".{target.name}.syncer-restore-{os.getpid()}"
+
+
+def remove_stale_staging(staging):
+    """Remove the staging directories that killed restores left beside `staging` (same
+    name, another PID that no longer runs): each can hold a whole dataset."""
+    prefix = staging.name.rsplit("-", 1)[0] + "-"
+    for entry in staging.parent.glob(f"{prefix}*"):
+        pid = entry.name[len(prefix):]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid)):
+            log.info("removing %s, left by an interrupted restore", entry)
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def is_non_empty(path, ignore=None):
