@@ -106,7 +106,7 @@ def find_snapshot(repository, policy, wanted="latest"):
     OperationalError when there is none, UsageError for an unknown ID."""
     snapshots = dataset_snapshots(repository, policy)
     if not snapshots:
-        raise OperationalError(f"offsite repository {repository.context.repository} holds no snapshot of "
+        raise OperationalError(f"offsite repository {repository.context.display} holds no snapshot of "
                                f"dataset {policy.name} (tag {dataset_tag(policy.name)}, host {policy.restic_host})")
     if wanted in (None, "latest"):
         return snapshots[-1]

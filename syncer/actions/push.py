@@ -49,12 +49,12 @@ def push_dataset(policy, db, progress=None):
         paths = [policy.path, manifest.parent]
         excludes = restic_excludes(policy.path, policy.exclude)
         on_status = progress and (lambda status: progress(policy.name, status))
-        log.info("%s: restic backup to %s (tag %s, host %s)", policy.name, repository.context.repository, tag, host)
+        log.info("%s: restic backup to %s (tag %s, host %s)", policy.name, repository.context.display, tag, host)
         try:
             result = repository.backup(paths, tag, host, excludes, on_status)
         except RepositoryMissing:
             log.info("%s: offsite repository %s does not exist yet: creating it (restic init)", policy.name,
-                     repository.context.repository)
+                     repository.context.display)
             repository.init()
             result = repository.backup(paths, tag, host, excludes, on_status)
         summary = result.summary
@@ -71,7 +71,7 @@ def push_dataset(policy, db, progress=None):
         else:
             full_id = resolve_full_id(repository, policy, snapshot)
         outcome.update(
-            name=policy.name, repository=repository.context.repository, snapshot=full_id,
+            name=policy.name, repository=repository.context.display, snapshot=full_id,
             files=stats.files, bytes=stats.bytes, manifest_files=files,
             files_new=summary.get("files_new"), files_changed=summary.get("files_changed"),
             files_unmodified=summary.get("files_unmodified"), bytes_added=summary.get("data_added"),
@@ -106,7 +106,7 @@ def apply_retention(repository, policy, db, tag, host):
         log.info("%s: pruning unreferenced data (offsite.prune: %s)", policy.name, policy.offsite.prune)
         with recorded_run(db, policy.name, "prune") as pruned:
             repository.prune()
-            pruned.update(repository=repository.context.repository)
+            pruned.update(repository=repository.context.display)
         report["pruned"] = True
     return report
 

@@ -17,7 +17,7 @@ def run_snapshots(policies, db):
         snapshots = [{"id": snapshot["id"], "short_id": snapshot.get("short_id"), "time": snapshot.get("time"),
                       "host": snapshot.get("hostname"), "paths": snapshot.get("paths", []),
                       "tags": snapshot.get("tags", [])} for snapshot in dataset_snapshots(repository, policy)]
-        return {"name": policy.name, "repository": repository.context.repository, "host": policy.restic_host,
+        return {"name": policy.name, "repository": repository.context.display, "host": policy.restic_host,
                 "snapshots": snapshots, "exit_code": EXIT_OK}
 
     results, exit_code = for_each_dataset(policies, work)
@@ -38,12 +38,12 @@ def run_check(policies, db, read_data_subset=None):
             return dict(checked[key], name=policy.name, same_as=checked[key]["name"])
         with recorded_run(db, policy.name, "check") as outcome:
             repository = open_repository(policy, db.state_dir)
-            log.info("%s: restic check of %s%s", policy.name, repository.context.repository,
+            log.info("%s: restic check of %s%s", policy.name, repository.context.display,
                      f" reading {subset} of the data" if subset else "")
             ok, lines = repository.check(subset)
             if not ok:
-                log.warning("%s: restic check found errors in %s", policy.name, repository.context.repository)
-            outcome.update(name=policy.name, repository=repository.context.repository, read_data_subset=subset,
+                log.warning("%s: restic check found errors in %s", policy.name, repository.context.display)
+            outcome.update(name=policy.name, repository=repository.context.display, read_data_subset=subset,
                            ok=ok, output=lines[-20:], exit_code=EXIT_OK if ok else EXIT_FINDINGS)
         checked[key] = dict(outcome)
         return dict(outcome)

@@ -21,6 +21,10 @@ def push(datasets, as_json):
 
     current = settings()
     policies = [policy for policy in current.policies(datasets) if policy.offsite or datasets]
+    if not policies:
+        from syncer.errors import UsageError
+
+        raise UsageError("no policy has an offsite section: nothing to push")
     with push_progress(not as_json) as progress:
         report, exit_code = run_push(policies, current.db(), progress=progress)
     print_json(report) if as_json else render_push(report)

@@ -82,6 +82,11 @@ class ResticContext:
     binary: str = "restic"
     label: str = ""  # the policy file and section, for messages
 
+    @property
+    def display(self):
+        """The repository address as it may be shown or stored: no embedded password."""
+        return mask(mask_url(self.repository))
+
     def environment(self):
         """restic's environment: the ambient one minus any RESTIC_*/AWS_* settings,
         plus this repository's. Secrets travel here, never in argv."""
@@ -121,7 +126,7 @@ def classify_exit(exit_status, stderr_text):
 
 def describe_failure(kind, context, command, exit_status, stderr_lines):
     """Return the one-line message for a failed restic command."""
-    where = f"offsite repository {context.repository}"
+    where = f"offsite repository {context.display}"
     if kind == "wrong_password":
         return f"{where}: wrong password (the key in {context.password_file} does not open it)"
     if kind == "no_repository":

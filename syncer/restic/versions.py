@@ -11,11 +11,12 @@ from functools import lru_cache
 from syncer.errors import ResticError
 
 # feature -> the first restic release that has it
+# (0.14 lacks both: syncer then measures the restore itself and batches --include.
+# restic 0.17's dedicated exit codes 10/11/12 need no entry: the runner's table reads
+# them, and reads 0.14's messages for the same cases.)
 FEATURES = {
-    "dedicated_exit_codes": (0, 17, 0),  # 10 no repository, 11 lock failed, 12 wrong password
     "restore_json": (0, 17, 0),          # restore --json reports progress and a summary
     "restore_include_file": (0, 17, 0),  # restore --include-file instead of many --include
-    "snapshot_subfolder": (0, 17, 0),    # restore ID:subfolder
 }
 VERSION_PATTERN = re.compile(r"restic (\d+)\.(\d+)\.(\d+)")
 

@@ -6,6 +6,7 @@ import os
 import sqlite3
 
 from tests.integration.offsite_support import PASSWORD, make_dataset, tree_bytes
+from tests.support import require_tool
 
 FILES = {
     "2019/summer/IMG_0001.jpg": os.urandom(200_000),
@@ -132,3 +133,22 @@ def test_a_missing_repository_is_not_created_by_drill(tmp_path):
     assert drilled.exit_code == 3
     assert "does not exist" in drilled.stderr and "Traceback" not in drilled.output
     assert not (tmp_path / "repo").exists()
+
+
+def test_files_restic_cannot_read_are_a_warning_that_lists_them(tmp_path):
+    dataset = make_dataset(tmp_path, {"ok.txt": "fine", "locked/secret.txt": "restic may not read this"})
+    # restic without the capabilities that let root read anything: a mode-000 file is
+    # then unreadable to it (restic's exit 3), while syncer's own scan still reads it.
+    restic, setpriv = require_tool("restic"), require_tool("setpriv")
+    wrapper = tmp_path / "bin" / "restic"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec {setpriv} --inh-caps=-dac_override,-dac_read_search '
+                       f'--bounding-set=-dac_override,-dac_read_search {restic} "$@"\n')
+    wrapper.chmod(0o755)
+    (dataset.data / "locked/secret.txt").chmod(0)
+    pushed = dataset.syncer("push", "--json", env={"PATH": f"{wrapper.parent}:{os.environ['PATH']}"})
+    assert pushed.exit_code == 1, pushed.output
+    row = pushed.json()["datasets"][0]
+    assert [entry["path"] for entry in row["unreadable"]] == [str(dataset.data / "locked/secret.txt")]
+    assert "Permission denied" in row["unreadable"][0]["reason"]
+    assert row["snapshot"] and "secret.txt" in pushed.stderr
