@@ -136,11 +136,13 @@ class StateDB:
         return {row[0]: row[1:] for row in cursor}
 
     def cache_keys_in_directory(self, dataset, side, parent, algorithms):
-        """Return {name: (size, mtime_ns, ctime_ns, dev, ino)} for the files indexed in one
-        directory, `name` relative to it. A row that is dirty or lacks a digest of
+        """Return {name: (name, size, mtime_ns, ctime_ns, dev, ino)} for the files indexed
+        in one directory, `name` relative to it. A row that is dirty or lacks a digest of
         `algorithms` has size None, so it never matches a file's stat.
 
-        The scan's warm path: fewer, smaller Python objects than rows_in_directory.
+        The scan's warm path, called for every directory: the values are the rows as
+        SQLite returns them (the name repeated), so a caller compares one tuple with
+        (name, *stat fields) and nothing is sliced or copied per file.
         """
         usable = " AND ".join(["dirty = 0"] + [f"{DIGEST_COLUMN[name]} IS NOT NULL" for name in algorithms])
         if parent:
@@ -155,7 +157,7 @@ class StateDB:
             cursor = self.connection.execute(
                 f"SELECT path, CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
                 "FROM files INDEXED BY files_parent WHERE dataset=? AND side=? AND parent=''", (dataset, side))
-        return {row[0]: row[1:] for row in cursor}
+        return {row[0]: row for row in cursor}
 
     def parents(self, dataset, side):
         cursor = self.connection.execute(

@@ -1,8 +1,8 @@
 """The hashing engine: many files hashed at once, each read once for all its digests.
 
 hashlib releases the GIL while it digests, so a thread pool sized to the cores
-keeps them all busy. Each thread reuses one buffer; files are opened with
-O_NOATIME (when allowed) and read sequentially.
+(two threads per core, to hide disk waits) keeps them all busy. Each thread reuses
+one buffer; files are opened with O_NOATIME (when allowed) and read sequentially.
 """
 
 import hashlib
@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 CHUNK_SIZE = 1 << 20
+THREADS_PER_CORE = 2
 ALGORITHMS = {"md5": hashlib.md5, "sha256": hashlib.sha256}
 _local = threading.local()
 
@@ -128,7 +129,11 @@ def s3_multipart_etag(path, part_size):
 
 
 def default_workers():
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    """Return the hashing threads for this machine: two per core we may run on, so
+    that while one thread waits for the disk another keeps the core hashing (a cold
+    read of one file at a time leaves the cores idle much of the time)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores) * THREADS_PER_CORE
 
 
 class HashPool:

@@ -105,7 +105,8 @@ def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=
 
 def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stats):
     """Examine one directory: queue its new and changed files on `pool`, popping from
-    `cached` ({name: index key}) every file still there. Return its subdirectories.
+    `cached` (StateDB.cache_keys_in_directory) every file still there. Return its
+    subdirectories.
 
     This loop runs once per file of the tree, so it avoids per-file work it can: the
     directory is listed through a descriptor (stat then resolves one name, not the
@@ -121,6 +122,7 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
         stats.skipped.append((relative or ".", f"directory cannot be read: {error.strerror}"))
         return directories
     files = size = 0
+    pop = cached.pop
     try:
         with os.scandir(fd) as entries:
             for entry in entries:
@@ -139,9 +141,8 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
                         info = entry.stat(follow_symlinks=False)
                         files += 1
                         size += info.st_size
-                        key = cached.pop(name, None)
-                        if not deep and key is not None and key == (
-                                info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino):
+                        if pop(name, None) == (name, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+                                               info.st_dev, info.st_ino) and not deep:
                             continue
                         path = path or (f"{relative}/{name}" if relative else name)
                         for done in pool.submit(path, os.path.join(root, path)):

@@ -145,11 +145,11 @@ def test_cache_keys_are_per_directory_and_relative(db, tmp_path):
     scan_tree(db, "data", LOCAL, root)
     info = (root / "a/x").stat()
     keys = db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))
-    assert keys == {"x": (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)}
+    assert keys == {"x": ("x", info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)}
     assert set(db.cache_keys_in_directory("data", LOCAL, "", ("sha256",))) == {"a.txt", "a0", "empty"}
-    assert db.cache_keys_in_directory("data", LOCAL, "a", ("md5",))["x"][0] is None
+    assert db.cache_keys_in_directory("data", LOCAL, "a", ("md5",))["x"][1] is None
     db.mark_dirty("data", ["a/x"])
-    assert db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))["x"][0] is None
+    assert db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))["x"][1] is None
 
 
 def test_compare_reports_each_category_once(db, tmp_path):
