@@ -92,6 +92,41 @@ def default_state_dir():
     return Path(base) / "syncer"
 
 
+class StateConnection(sqlite3.Connection):
+    """A connection whose storage failures (a full disk, an I/O error) become an
+    OperationalError naming the state database, so the user learns where to make
+    room instead of seeing an internal error."""
+
+    STORAGE_FAILURES = ("full", "disk i/o error", "readonly", "unable to open")
+
+    location = None  # the database file, set by StateDB
+
+    def translated(self, error):
+        text = str(error)
+        if self.location is None or not any(words in text.lower() for words in self.STORAGE_FAILURES):
+            return error
+        return OperationalError(f"state database {self.location}: {text}; make room in {self.location.parent} "
+                                f"and run again")
+
+    def execute(self, sql, parameters=()):
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.OperationalError as error:
+            raise self.translated(error) from None
+
+    def executemany(self, sql, parameters):
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.OperationalError as error:
+            raise self.translated(error) from None
+
+    def executescript(self, script):
+        try:
+            return super().executescript(script)
+        except sqlite3.OperationalError as error:
+            raise self.translated(error) from None
+
+
 class StateDB:
     """The state database of one state directory."""
 
@@ -101,7 +136,8 @@ class StateDB:
         try:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             self.connection = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                              check_same_thread=False)
+                                              check_same_thread=False, factory=StateConnection)
+            self.connection.location = self.path
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.executescript(SCHEMA)
