@@ -5,14 +5,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint bench restic venv clean
+.PHONY: demo test faults lint bench restic venv clean
 
 demo: venv restic
 	$(BIN)/python demo/run_demo.py
 
 test: venv-test restic
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not faults"
+
+# The full fault-injection suite (kills, a flaky uplink, full disks, races, fuzzing),
+# then its figures: fault, times injected, recovered without help, bytes lost.
+faults: venv-test restic
+	$(BIN)/python -m pytest -q -m faults tests/faults
+	$(BIN)/python -m tests.faults.figures
 
 lint: venv-test
 	$(BIN)/ruff check .
