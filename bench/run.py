@@ -351,6 +351,10 @@ def run(options):
     print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_files)
     if not options.keep:
         shutil.rmtree(scratch, ignore_errors=True)
+    if options.clean:
+        for root in (mixed, small):
+            shutil.rmtree(root, ignore_errors=True)
+            (root.parent / f"{root.name}.json").unlink(missing_ok=True)
 
 
 def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_files):
@@ -363,6 +367,8 @@ def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_f
     print(f"machine: {cpu}, {CORES} cores ({platform.machine()}), Linux {platform.release()}, "
           f"Python {platform.python_version()}, {ssl.OPENSSL_VERSION}")
     print(f"page cache: {cache_note}")
+    print(f"load average (1 min) at start {options.load_at_start:.2f}, at end {os.getloadavg()[0]:.2f} "
+          f"(other work on the machine skews the figures; compare ratios, not seconds)")
     print(f"mixed set: {human_bytes(mixed_bytes)} in {mixed_files} files (local copy + identical "
           f"authoritative copy, each half), 1 KiB to 64 MiB")
     if small_files:
@@ -424,8 +430,11 @@ def main():
                         help="runs per measurement [env BENCH_REPEAT; 3]")
     parser.add_argument("--dir", default=str(REPO / ".bench"), help="where data sets live [.bench]")
     parser.add_argument("--keep", action="store_true", help="keep the scratch state directories")
+    parser.add_argument("--clean", action="store_true",
+                        help="delete the generated data sets afterwards (the next run builds them again)")
     options = parser.parse_args()
     options.size = parse_size(options.size)
+    options.load_at_start = os.getloadavg()[0]
     try:
         run(options)
     except BenchError as error:
