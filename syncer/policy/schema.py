@@ -240,6 +240,11 @@ def check_mapping(mapping, allowed, required, prefix, problems):
         expected = allowed[key]
         if not is_type(value, expected):
             problems.append(f"{prefix}{key}: must be {TYPE_NAMES[expected]}, not {describe(value)}")
+        # A NUL byte cannot be part of a path, a glob or a command: the OS refuses it.
+        for position, item in enumerate(value if isinstance(value, list) else [value]):
+            if isinstance(item, str) and "\x00" in item:
+                where = f"{prefix}{key}.{position}" if isinstance(value, list) else f"{prefix}{key}"
+                problems.append(f"{where}: must not contain a NUL byte")
     for key in required:
         if mapping.get(key) in (None, ""):
             problems.append(f"{prefix}{key}: field required")
