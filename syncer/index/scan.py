@@ -6,14 +6,19 @@ The tree is walked one directory at a time against that directory's rows, so
 memory stays flat however large the dataset grows.
 """
 
+import json
 import logging
 import os
+import selectors
+import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass, field
 
-from syncer.index.db import parent_of
+from syncer.index.db import StateDB, parent_of
 from syncer.index.exclude import compile_excludes
-from syncer.index.hashing import FileChanged, HashPool
+from syncer.index.hashing import FileChanged, HashPool, default_workers
 
 log = logging.getLogger("syncer.scan")
 FLUSH_EVERY = 1000
@@ -44,19 +49,56 @@ DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
+@dataclass(frozen=True)
+class ScanJob:
+    """What to bring up to date: one side of one dataset, the tree at `root`."""
+
+    dataset: str
+    side: str
+    root: str
+    exclude: tuple = ()
+    algorithms: tuple = ("sha256",)
+    deep: bool = False
+
+
 def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=False, progress=None):
     """Update the index rows of `dataset`/`side` to match the tree at `root`.
 
     Hash new and changed files (every file with `deep`) with `algorithms`; drop rows
     of files that are gone. Return ScanStats. `progress(files_seen, bytes_hashed)`
     is called as work proceeds.
+
+    A large indexed tree is walked by one process per core (see scan_in_processes);
+    should that fail, the walk is done again here, which is always safe.
     """
     started = time.monotonic()
-    root = os.fspath(root)
-    is_excluded = compile_excludes(exclude) if exclude else None
-    algorithms = tuple(algorithms)
-    stats = ScanStats()
-    pending, visited, stack = [], set(), [""]
+    job = ScanJob(dataset, side, os.fspath(root), tuple(exclude or ()), tuple(algorithms), deep)
+    result = None
+    walkers = walker_count(db, job)
+    if walkers > 1:
+        try:
+            result = scan_in_processes(db, job, walkers, progress)
+        except WalkerError as error:
+            log.warning("%s: walking in %d processes failed (%s); walking in this one", job.root, walkers, error)
+    if result is None:
+        result = ScanStats(), set()
+        scan_directories(db, job, [""], *result, progress=progress)
+    stats, visited = result
+    for parent in db.parents(dataset, side):
+        if parent not in visited:
+            db.delete_parent(dataset, side, parent)
+    stats.seconds = time.monotonic() - started
+    log.debug("scanned %s (%s): %d files, %d hashed (%d bytes) in %.2fs", job.root, side, stats.files,
+              stats.hashed, stats.hashed_bytes, stats.seconds)
+    return stats
+
+
+def scan_directories(db, job, starts, stats, visited, progress=None, workers=None, descend=True):
+    """Bring the rows of the directories `starts` (relative paths), and with `descend`
+    of everything below them, up to date; add to `stats` and `visited`. Return the
+    subdirectories met but not descended into."""
+    is_excluded = compile_excludes(job.exclude) if job.exclude else None
+    pending, left, stack = [], [], list(reversed(starts))
 
     def record(path, result):
         if isinstance(result, FileChanged):
@@ -75,32 +117,29 @@ def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=
     def flush():
         if pending:
             with db.transaction():
-                db.upsert_files(dataset, side, pending)
+                db.upsert_files(job.dataset, job.side, pending)
             pending.clear()
 
-    with HashPool(algorithms) as pool:
+    with HashPool(job.algorithms, workers) as pool:
         while stack:
             relative = stack.pop()
             visited.add(relative)
-            cached = db.cache_keys_in_directory(dataset, side, relative, algorithms)
-            directories = walk_directory(root, relative, is_excluded, deep, cached, pool, record, stats)
-            stack.extend(sorted(directories, reverse=True))
+            cached = db.cache_keys_in_directory(job.dataset, job.side, relative, job.algorithms)
+            directories = walk_directory(job.root, relative, is_excluded, job.deep, cached, pool, record, stats)
+            if descend:
+                stack.extend(sorted(directories, reverse=True))
+            else:
+                left.extend(directories)
             if cached:  # indexed files no longer there (or no longer regular files)
                 gone = [f"{relative}/{name}" if relative else name for name in cached]
-                db.delete_paths(dataset, side, gone)
+                db.delete_paths(job.dataset, job.side, gone)
                 stats.removed += len(gone)
             if progress:
                 progress(stats.files, stats.hashed_bytes)
         for done in pool.drain():
             record(*done)
     flush()
-    for parent in db.parents(dataset, side):
-        if parent not in visited:
-            db.delete_parent(dataset, side, parent)
-    stats.seconds = time.monotonic() - started
-    log.debug("scanned %s (%s): %d files, %d hashed (%d bytes) in %.2fs", root, side, stats.files,
-              stats.hashed, stats.hashed_bytes, stats.seconds)
-    return stats
+    return left
 
 
 def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stats):
@@ -163,6 +202,127 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
     stats.files += files
     stats.bytes += size
     return directories
+
+
+# --- walking a large tree in several processes ----------------------------------
+#
+# A warm scan is a stat per file and an index row per file: Python work that holds the
+# GIL, so threads cannot share it. Processes can: each walks whole subtrees with its
+# own connection to the state database (WAL lets them read side by side; their few
+# writes queue on SQLite's lock), hashes what changed there, and reports its counts.
+
+PARALLEL_MIN_FILES = 20_000  # indexed files below which one process is quicker than starting more
+TASKS_PER_WALKER = 4  # subtrees per process to share out, so one large subtree does not leave the others idle
+WALKER_MAIN = "from syncer.index.scan import serve_walker; serve_walker()"
+
+
+class WalkerError(Exception):
+    """A walker process failed or broke the protocol."""
+
+
+def walker_count(db, job):
+    """Return how many processes should walk `job`'s tree: one per core when the index
+    already holds a large tree for it (a first scan is bound by hashing, which the
+    thread pool already spreads over the cores), else 0."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if cores < 2 or not PARALLEL_MIN_FILES or not sys.executable or getattr(db, "state_dir", None) is None:
+        return 0
+    row = db.execute("SELECT 1 FROM files WHERE dataset=? AND side=? LIMIT 1 OFFSET ?",
+                     (job.dataset, job.side, PARALLEL_MIN_FILES - 1)).fetchone()
+    return cores if row else 0
+
+
+def scan_in_processes(db, job, walkers, progress=None):
+    """Scan `job` with `walkers` processes; return (ScanStats, visited directories).
+
+    The top of the tree is scanned here, one level at a time, until there are enough
+    subtrees to share out; each walker then takes the next subtree as it finishes one.
+    Raise WalkerError if a walker fails (its finished work is kept: rows it wrote are
+    true; the caller walks again).
+    """
+    stats, visited = ScanStats(), set()
+    tasks = scan_directories(db, job, [""], stats, visited, progress, descend=False)
+    for _ in range(3):
+        if not tasks or len(tasks) >= walkers * TASKS_PER_WALKER:
+            break
+        tasks = scan_directories(db, job, sorted(tasks), stats, visited, progress, descend=False)
+    tasks = deque(sorted(tasks))
+    if not tasks:
+        return stats, visited
+    threads = max(1, default_workers() // walkers)
+    config = {"state_dir": os.fspath(db.state_dir), "threads": threads, "job": asdict(job)}
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    processes, selector = [], selectors.DefaultSelector()
+    try:
+        for _ in range(min(walkers, len(tasks))):
+            process = subprocess.Popen([sys.executable, "-c", WALKER_MAIN], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, env=environment, text=True)
+            processes.append(process)
+            process.stdin.write(json.dumps(config) + "\n" + json.dumps(tasks.popleft()) + "\n")
+            process.stdin.flush()
+            selector.register(process.stdout, selectors.EVENT_READ, process)
+        while selector.get_map():
+            for key, _ in selector.select():
+                process = key.data
+                line = process.stdout.readline()
+                if not line:
+                    raise WalkerError(f"walker {process.pid} exited with {process.wait()}")
+                try:
+                    merge_walker_result(stats, visited, json.loads(line))
+                except (ValueError, KeyError, TypeError) as error:
+                    raise WalkerError(f"walker {process.pid} answered {line[:200]!r}: {error}")
+                if progress:
+                    progress(stats.files, stats.hashed_bytes)
+                if tasks:
+                    process.stdin.write(json.dumps(tasks.popleft()) + "\n")
+                    process.stdin.flush()
+                else:
+                    selector.unregister(process.stdout)
+                    process.stdin.close()
+    except OSError as error:
+        raise WalkerError(str(error))
+    finally:
+        selector.close()
+        for process in processes:
+            if not process.stdin.closed:
+                try:
+                    process.stdin.close()
+                except OSError:
+                    pass
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    return stats, visited
+
+
+def merge_walker_result(stats, visited, result):
+    for name in ("files", "bytes", "hashed", "hashed_bytes", "removed"):
+        setattr(stats, name, getattr(stats, name) + int(result[name]))
+    stats.skipped.extend((path, reason) for path, reason in result["skipped"])
+    visited.update(result["visited"])
+
+
+def serve_walker():
+    """A walker process: read the job (one JSON line), then scan one subtree per line
+    and answer each with a JSON line of counts, until stdin closes."""
+    config = json.loads(sys.stdin.readline())
+    job = ScanJob(**{**config["job"], "exclude": tuple(config["job"]["exclude"]),
+                     "algorithms": tuple(config["job"]["algorithms"])})
+    db = StateDB(config["state_dir"])
+    try:
+        for line in sys.stdin:
+            stats, visited = ScanStats(), set()
+            scan_directories(db, job, [json.loads(line)], stats, visited, workers=config["threads"])
+            answer = {name: getattr(stats, name) for name in ("files", "bytes", "hashed", "hashed_bytes", "removed")}
+            answer.update(skipped=stats.skipped, visited=sorted(visited))
+            sys.stdout.write(json.dumps(answer) + "\n")
+            sys.stdout.flush()
+    finally:
+        db.close()
 
 
 __all__ = ["ScanStats", "scan_tree", "parent_of"]

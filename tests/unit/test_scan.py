@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from syncer.index import scan
 from syncer.index.db import AUTHORITY, LOCAL, StateDB
 from syncer.index.scan import scan_tree
 from tests.support import write_tree
@@ -16,6 +17,34 @@ def db(tmp_path):
     state = StateDB(tmp_path / "state")
     yield state
     state.close()
+
+
+@pytest.fixture(params=["one process", "walker processes"])
+def walk(request, monkeypatch):
+    """Run a test with the tree walked here, then with it shared out to two walker
+    processes from the first directory down (a large tree's path), and check that
+    the walkers really ran and never failed (a failure would be hidden by the
+    fallback to walking here)."""
+    if request.param == "one process":
+        monkeypatch.setattr(scan, "walker_count", lambda db, job: 0)
+        yield
+        return
+    calls, failures = [], []
+    in_processes = scan.scan_in_processes
+
+    def watched(*arguments, **keywords):
+        calls.append(arguments[1].root)
+        try:
+            return in_processes(*arguments, **keywords)
+        except scan.WalkerError as error:
+            failures.append(error)
+            raise
+
+    monkeypatch.setattr(scan, "walker_count", lambda db, job: 2)
+    monkeypatch.setattr(scan, "TASKS_PER_WALKER", 0)
+    monkeypatch.setattr(scan, "scan_in_processes", watched)
+    yield
+    assert calls and not failures
 
 
 def sha256(text):
@@ -32,7 +61,7 @@ TREE = {"a/x": "ax", "a/sub/z": "az", "a-b/y": "ab", "a.txt": "top", "a0": "a0",
         "empty": ""}
 
 
-def test_first_scan_hashes_all_and_the_second_nothing(db, tmp_path):
+def test_first_scan_hashes_all_and_the_second_nothing(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", TREE)
     first = scan_tree(db, "data", LOCAL, root)
     assert (first.files, first.hashed, first.bytes) == (len(TREE), len(TREE), sum(map(len, TREE.values())))
@@ -42,7 +71,7 @@ def test_first_scan_hashes_all_and_the_second_nothing(db, tmp_path):
     assert indexed(db) == {path: (len(text), sha256(text)) for path, text in TREE.items()}
 
 
-def test_a_changed_file_is_rehashed_and_an_unchanged_one_is_not(db, tmp_path):
+def test_a_changed_file_is_rehashed_and_an_unchanged_one_is_not(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", TREE)
     scan_tree(db, "data", LOCAL, root)
     (root / "a/sub/z").write_text("changed, same dir")
@@ -63,7 +92,7 @@ def test_same_size_and_mtime_but_new_inode_is_rehashed(db, tmp_path):
     assert indexed(db)["f"] == (3, sha256("two"))
 
 
-def test_deep_rehashes_everything(db, tmp_path):
+def test_deep_rehashes_everything(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", TREE)
     scan_tree(db, "data", LOCAL, root)
     assert scan_tree(db, "data", LOCAL, root, deep=True).hashed == len(TREE)
@@ -76,7 +105,7 @@ def test_a_row_without_the_digest_asked_for_is_rehashed(db, tmp_path):
     assert scan_tree(db, "data", LOCAL, root, algorithms=("md5",)).hashed == 0
 
 
-def test_a_dirty_row_is_rehashed(db, tmp_path):
+def test_a_dirty_row_is_rehashed(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", TREE)
     scan_tree(db, "data", LOCAL, root)
     db.mark_dirty("data", ["a/x"])
@@ -84,7 +113,7 @@ def test_a_dirty_row_is_rehashed(db, tmp_path):
     assert scan_tree(db, "data", LOCAL, root).hashed == 0
 
 
-def test_removed_files_and_directories_leave_the_index(db, tmp_path):
+def test_removed_files_and_directories_leave_the_index(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", TREE)
     scan_tree(db, "data", LOCAL, root)
     (root / "a.txt").unlink()
@@ -105,7 +134,7 @@ def test_a_file_replaced_by_a_directory_loses_its_row(db, tmp_path):
     assert set(indexed(db)) == {"x/inner"}
 
 
-def test_excluded_paths_are_not_indexed_and_lose_rows_they_had(db, tmp_path):
+def test_excluded_paths_are_not_indexed_and_lose_rows_they_had(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", {"keep.jpg": "k", "skip.tmp": "s", ".cache/big": "c", "a/b.tmp": "t"})
     scan_tree(db, "data", LOCAL, root)
     assert len(indexed(db)) == 4
@@ -114,21 +143,24 @@ def test_excluded_paths_are_not_indexed_and_lose_rows_they_had(db, tmp_path):
     assert stats.files == 1
 
 
-def test_an_excluded_directory_is_not_walked(db, tmp_path):
+def test_an_excluded_directory_is_not_walked(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", {"keep": "k", "cache/deep/file": "c"})
     stats = scan_tree(db, "data", LOCAL, root, exclude=["cache"])
     assert (stats.files, set(indexed(db))) == (1, {"keep"})
 
 
-def test_symlinks_and_unreadable_names_are_skipped_with_a_reason(db, tmp_path):
+def test_symlinks_and_unreadable_names_are_skipped_with_a_reason(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", {"real": "r"})
     (root / "link").symlink_to(root / "real")
-    os.close(os.open(os.path.join(os.fsencode(root), b"bad-\xff"), os.O_CREAT | os.O_WRONLY, 0o600))
+    write_tree(root, {"sub/file": "f"})
+    (root / "sub/link").symlink_to(root / "real")
+    os.close(os.open(os.path.join(os.fsencode(root), b"sub/bad-\xff"), os.O_CREAT | os.O_WRONLY, 0o600))
     stats = scan_tree(db, "data", LOCAL, root)
     reasons = dict(stats.skipped)
     assert reasons["link"] == "symlink, not compared"
-    assert reasons["bad-\ufffd"] == "name is not UTF-8"
-    assert set(indexed(db)) == {"real"}
+    assert reasons["sub/link"] == "symlink, not compared"
+    assert reasons["sub/bad-\ufffd"] == "name is not UTF-8"
+    assert set(indexed(db)) == {"real", "sub/file"}
 
 
 def test_a_symlinked_directory_is_not_followed(db, tmp_path):
