@@ -118,7 +118,7 @@ def prepare(root, parameters, build):
             pass
     shutil.rmtree(root, ignore_errors=True)
     marker.unlink(missing_ok=True)
-    log(f"generating {root.relative_to(REPO)} ...")
+    log(f"generating {root} ...")
     build(root)
     marker.write_text(json.dumps(parameters))
 
@@ -196,7 +196,8 @@ def warm(*roots):
 
 
 def timed(command, expect=(0,), stdout=subprocess.DEVNULL, shell=False):
-    """Run `command`; return (seconds, peak RSS in bytes). Raise BenchError on failure."""
+    """Run `command`; return (seconds, peak RSS in bytes, CPU seconds of it and its
+    children). Raise BenchError on failure."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, shell=shell,
                                executable="/bin/bash" if shell else None)
@@ -207,7 +208,7 @@ def timed(command, expect=(0,), stdout=subprocess.DEVNULL, shell=False):
     if process.returncode not in expect:
         shown = command if isinstance(command, str) else " ".join(map(str, command))
         raise BenchError(f"{shown} exited {process.returncode}: {stderr.decode(errors='replace')[-2000:]}")
-    return seconds, usage.ru_maxrss * 1024
+    return seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 class Measure:
@@ -215,10 +216,12 @@ class Measure:
 
     def __init__(self):
         self.times = {}
+        self.cpu = {}
         self.peak_rss = {}
 
-    def add(self, label, seconds, rss=None):
+    def add(self, label, seconds, rss=None, cpu=None):
         self.times.setdefault(label, []).append(seconds)
+        self.cpu.setdefault(label, []).append(cpu)
         if rss is not None:
             self.peak_rss[label] = max(self.peak_rss.get(label, 0), rss)
 
@@ -289,30 +292,33 @@ def run(options):
 
     def engine_md5():
         with open(scratch / "engine.json", "wb") as out:
-            seconds, rss = timed([PYTHON, "-c", ENGINE_SCRIPT, fresh("engine-state"), mixed], stdout=out)
+            seconds, rss, cpu = timed([PYTHON, "-c", ENGINE_SCRIPT, fresh("engine-state"), mixed], stdout=out)
         done = json.loads((scratch / "engine.json").read_text())
         if done["hashed"] != mixed_files:
             raise BenchError(f"the engine hashed {done['hashed']} of {mixed_files} files")
-        measure.add("md5/syncer", seconds, rss)
+        measure.add("md5/syncer", seconds, rss, cpu)
 
     def xargs_md5():
-        measure.add("md5/xargs", timed(xargs_command("md5sum", mixed), shell=True)[0])
+        seconds, _, cpu = timed(xargs_command("md5sum", mixed), shell=True)
+        measure.add("md5/xargs", seconds, cpu=cpu)
 
     def rclone_md5():
         command = [rclone, "md5sum", "--config", str(scratch / "rclone.conf"), mixed]
-        measure.add("md5/rclone", timed(command)[0])
+        seconds, _, cpu = timed(command)
+        measure.add("md5/rclone", seconds, cpu=cpu)
 
     policy_mixed = write_policy(scratch / "policies-mixed", mixed / "local", mixed / "authority")
 
     def syncer_sha256():
         with open(report_path, "wb") as out:
-            seconds, rss = timed(syncer + ["--policies", policy_mixed, "--state-dir", fresh("verify-state"),
-                                           "verify", "--json"], stdout=out)
+            seconds, rss, cpu = timed(syncer + ["--policies", policy_mixed, "--state-dir", fresh("verify-state"),
+                                                "verify", "--json"], stdout=out)
         check_report(report_path, mixed_files // 2)
-        measure.add("sha256/syncer", seconds, rss)
+        measure.add("sha256/syncer", seconds, rss, cpu)
 
     def xargs_sha256():
-        measure.add("sha256/xargs", timed(xargs_command("sha256sum", mixed), shell=True)[0])
+        seconds, _, cpu = timed(xargs_command("sha256sum", mixed), shell=True)
+        measure.add("sha256/xargs", seconds, cpu=cpu)
 
     (scratch / "rclone.conf").write_text("")
     log(f"cold MD5, {options.repeat} rounds ...")
@@ -328,19 +334,20 @@ def run(options):
         verify_small = syncer + ["--policies", policy_small, "--state-dir", state_small, "verify", "--json"]
         log(f"filling the index of the {small_files}-file tree ...")
         with open(report_path, "wb") as out:
-            seconds, rss = timed(verify_small, stdout=out)
+            seconds, rss, cpu = timed(verify_small, stdout=out)
         check_report(report_path, small_files)
-        measure.add("fill/syncer", seconds, rss)
+        measure.add("fill/syncer", seconds, rss, cpu)
 
         def syncer_warm():
             with open(report_path, "wb") as out:
-                seconds, rss = timed(verify_small, stdout=out)
+                seconds, rss, cpu = timed(verify_small, stdout=out)
             check_report(report_path, small_files)
-            measure.add("warm/syncer", seconds, rss)
+            measure.add("warm/syncer", seconds, rss, cpu)
 
         def find_walk():
             command = f"find {small / 'local'} {small / 'authority'} -printf '%s %T@ %p\\n' > /dev/null"
-            measure.add("warm/find", timed(command, shell=True)[0])
+            seconds, _, cpu = timed(command, shell=True)
+            measure.add("warm/find", seconds, cpu=cpu)
 
         log(f"warm verify, {options.repeat} rounds ...")
         find_walk(), syncer_warm()  # warm-up, not counted
@@ -390,15 +397,18 @@ def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_f
             ("warm walk", "warm/syncer", "syncer verify --json, index filled", None),
             ("", "warm/find", "find -printf '%s %T@ %p' over both copies", None),
         ]
-    print(f"{'measurement':<13} {'tool':<46} {'seconds':>8} {'spread':>7} {'MiB/s':>8} {'peak RSS':>9}")
+    print(f"{'measurement':<13} {'tool':<46} {'seconds':>8} {'spread':>7} {'MiB/s':>8} {'CPU s':>7} "
+          f"{'peak RSS':>9}")
     for title, label, tool, size in rows:
         if label not in measure.times:
             continue
         seconds = measure.median(label)
         rate = f"{size / seconds / MIB:8.0f}" if size else f"{'':>8}"
+        cpu = statistics.median(measure.cpu[label])
         rss = measure.peak_rss.get(label)
         rss_text = f"{rss / MIB:6.0f} MiB" if rss else ""
-        print(f"{title:<13} {tool:<46} {seconds:8.2f} {measure.spread(label):6.0%} {rate} {rss_text:>9}")
+        print(f"{title:<13} {tool:<46} {seconds:8.2f} {measure.spread(label):6.0%} {rate} {cpu:7.2f} "
+              f"{rss_text:>9}")
     print()
 
     def verdict(name, value, target, higher_is_better, unit="x"):
