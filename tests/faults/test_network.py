@@ -3,6 +3,7 @@ S3 server: connections reset mid-listing, refused, stalled and trickled. A run t
 cannot finish exits 3 with one clear message and no traceback, never reports a
 partial listing as findings or as ok, and the next ordinary run succeeds."""
 
+import hashlib
 import random
 import uuid
 
@@ -145,3 +146,70 @@ def test_resets_at_seeded_offsets_never_lie(proxied_bucket, seed):
     assert integrity_check(tmp_path / "state") == "ok"
     record("network: reset at a random offset (verify, s3)", injected, injected, 0)
 
+
+
+# --- the cloud fakes behind the proxy: pull -----------------------------------------------------------
+
+
+@pytest.fixture
+def proxied_bunny(tmp_path):
+    from tests.fakes import bunny
+
+    with bunny.FakeBunny(zone="files") as fake:
+        chooser = random.Random(SEED)
+        served = {f"dir{n % 3}/blob-{n}.bin": chooser.randbytes(20_000 + n) for n in range(12)}
+        for name, data in served.items():
+            fake.put_file(f"site/{name}", data)
+        proxy = FaultProxy(fake.port)
+        local = tmp_path / "local"
+        local.mkdir()
+        write_secret(tmp_path / "secrets" / "cloud.env", f"BUNNY_ACCESS_KEY={bunny.ACCESS_KEY}\n")
+        write_policy(tmp_path / "policies", "site", {
+            "path": str(local), "authority": {"type": "bunnycdn", "zone": "files", "path": "site",
+                                              "endpoint": proxy.url, "credentials": "../secrets/cloud.env"}})
+        yield tmp_path, proxy, served
+        proxy.close()
+
+
+def pull(tmp_path):
+    return run("pull", "--json", policies=tmp_path / "policies", state=tmp_path / "state")
+
+
+def assert_pulled_exactly(tmp_path, served):
+    result = pull(tmp_path)
+    assert result.exit_code == 0, result.output
+    local = tree_digests(tmp_path / "local")
+    assert sorted(local) == sorted(served), local
+    return sum(len(data) for name, data in served.items()
+               if local.get(name, (0, ""))[1] != hashlib.sha256(data).hexdigest())
+
+
+def test_pull_from_bunny_through_resets_mid_download(proxied_bunny):
+    tmp_path, proxy, served = proxied_bunny
+    chooser = random.Random(SEED)
+    faults = [Fault("reset", after_bytes=chooser.randrange(300, 15_000)) for _ in range(4)]
+    proxy.schedule(faults)
+    result = pull(tmp_path)
+    assert "Traceback" not in result.output
+    assert result.exit_code in (0, 1, 3), result.output
+    for path, (_, digest) in tree_digests(tmp_path / "local").items():
+        assert path in served and digest == hashlib.sha256(served[path]).hexdigest(), f"{path} is partial"
+    injected = proxy.faults_injected()
+    lost = assert_pulled_exactly(tmp_path, served)
+    record("network: resets mid-download (pull, bunny)", injected, injected, lost)
+    assert lost == 0
+
+
+@pytest.mark.faults
+def test_pull_from_bunny_when_every_connection_breaks(proxied_bunny):
+    tmp_path, proxy, served = proxied_bunny
+    proxy.schedule([], default=Fault("reset", after_bytes=5_000))
+    result = pull(tmp_path)
+    assert result.exit_code in (1, 3), result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    for path, (_, digest) in tree_digests(tmp_path / "local").items():
+        assert path in served and digest == hashlib.sha256(served[path]).hexdigest(), f"{path} is partial"
+    proxy.schedule([])
+    lost = assert_pulled_exactly(tmp_path, served)
+    record("network: reset on every connection (pull, bunny)", 1, 1, lost)
+    assert lost == 0
