@@ -320,11 +320,17 @@ def run(options):
         seconds, _, cpu = timed(xargs_command("sha256sum", mixed), shell=True)
         measure.add("sha256/xargs", seconds, cpu=cpu)
 
+    def read_floor():
+        # the disk alone: every file read, nothing hashed, as many readers as hashing threads
+        seconds, _, cpu = timed(f"find {mixed} -type f -print0 | xargs -0 -n {XARGS_BATCH} -P {2 * CORES} cat "
+                                "> /dev/null", shell=True)
+        measure.add("read/cat", seconds, cpu=cpu)
+
     (scratch / "rclone.conf").write_text("")
     log(f"cold MD5, {options.repeat} rounds ...")
     interleave(options.repeat, [engine_md5, xargs_md5, rclone_md5], before_cold)
     log(f"cold SHA-256, {options.repeat} rounds ...")
-    interleave(options.repeat, [syncer_sha256, xargs_sha256], before_cold)
+    interleave(options.repeat, [syncer_sha256, xargs_sha256, read_floor], before_cold)
 
     small_files = 0
     if options.small_files:
@@ -390,6 +396,7 @@ def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_f
         ("", "md5/rclone", "rclone md5sum (8 checkers)", mixed_bytes),
         ("cold SHA-256", "sha256/syncer", "syncer verify --json, empty index", mixed_bytes),
         ("", "sha256/xargs", f"find | xargs -P{CORES} sha256sum", mixed_bytes),
+        ("cold read", "read/cat", f"find | xargs -P{2 * CORES} cat (the disk alone)", mixed_bytes),
     ]
     if small_files:
         rows += [
@@ -423,6 +430,8 @@ def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_f
             TARGETS["md5"], True)
     verdict("SHA-256: syncer verify vs xargs sha256sum",
             measure.median("sha256/xargs") / measure.median("sha256/syncer"), TARGETS["sha256"], True)
+    floor = measure.median("sha256/xargs") / measure.median("read/cat")
+    print(f"  {'SHA-256 ceiling: sha256sum time / read time':<44} {floor:7.2f}x    (no hasher beats the disk)")
     if small_files:
         verdict("warm verify vs find walk", measure.median("warm/syncer") / measure.median("warm/find"),
                 TARGETS["warm"], False)
