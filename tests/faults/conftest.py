@@ -1,12 +1,27 @@
 """The fault suite's fixtures: a fresh figures file per session, and the figures
 table at the end of the run."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.faults import figures
 from tests.faults.support import RESULTS
 
 STARTED = []
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """`make faults` (-m faults) runs the whole fault suite, the quick slice included:
+    the unmarked tests here take the marker before pytest selects by it. `make test`
+    (-m "not faults") still runs only the quick slice."""
+    if config.option.markexpr.strip() != "faults":
+        return
+    for item in items:
+        if Path(str(item.path)).resolve().is_relative_to(HERE) and not item.get_closest_marker("faults"):
+            item.add_marker(pytest.mark.faults)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -99,6 +99,7 @@ def test_a_second_verify_waits_for_the_first_and_both_tell_the_truth(stalled_s3_
     record("concurrency: second verify waits for the lock", 1, 1, 0)
 
 
+@pytest.mark.faults
 def test_two_syncer_runs_at_once(stalled_s3_dataset):
     tmp_path, proxy = stalled_s3_dataset
     data = tree_digests(tmp_path / "data")
@@ -122,6 +123,7 @@ def test_two_syncer_runs_at_once(stalled_s3_dataset):
     record("concurrency: two syncer run at once", 1, 1, 0)
 
 
+@pytest.mark.faults
 def test_a_manual_verify_during_a_push(tmp_path):
     world = World(tmp_path, 11)
     assert world.syncer("verify").exit_code == 0

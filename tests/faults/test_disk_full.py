@@ -119,6 +119,7 @@ def test_pull_onto_a_full_filesystem_leaves_no_partial_file(tmp_path, small_moun
     assert lost == 0
 
 
+@pytest.mark.faults
 def test_restore_onto_a_full_filesystem_leaves_the_target_as_it_was(tmp_path, small_mount):
     world = World(tmp_path, 5)
     pushed = world.syncer("push")

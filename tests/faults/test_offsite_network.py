@@ -48,6 +48,7 @@ def assert_recovered(dataset, proxy):
     return lost
 
 
+@pytest.mark.faults
 def test_push_rides_out_transient_resets(proxied_offsite):
     dataset, proxy = proxied_offsite
     assert dataset.syncer("push").exit_code == 0
