@@ -1,6 +1,7 @@
 """Pure parts of the offsite actions: manifest paths, escapes, samples, prune timing."""
 
 import random
+import time
 
 import pytest
 
@@ -110,3 +111,28 @@ def test_parse_restoring_line():
     line = "restoring <Snapshot 16d35f7d of [/tmp/rt/data /s/manifests/x] at 2026-11-24 20:38:28 +0000 UTC by r@h> to t"
     assert parse_restoring_line(line) == ("16d35f7d", "/tmp/rt/data /s/manifests/x")
     assert parse_restoring_line("nothing") == (None, None)
+
+
+def test_prune_is_due_by_interval_and_only_with_something_forgotten(tmp_path):
+    from pathlib import Path
+
+    from syncer.actions.push import prune_due
+    from syncer.index.db import StateDB
+    from syncer.policy.model import Authority, Offsite, Policy
+
+    def policy(prune):
+        return Policy("photos", Path("p.yaml"), Path("/d"), Authority("local", {"path": "/d"}),
+                      offsite=Offsite("/r", Path("/pw"), prune=prune, retention={"keep_last": 1}))
+
+    db = StateDB(tmp_path)
+    assert prune_due(policy("weekly"), db, removed_now=1)
+    assert not prune_due(policy("weekly"), db, removed_now=0)  # nothing forgotten: nothing to reclaim
+    assert not prune_due(policy("never"), db, removed_now=5)
+    run = db.start_run("photos", "prune")
+    db.finish_run(run, "ok", 0, {})
+    assert not prune_due(policy("weekly"), db, removed_now=1)  # pruned moments ago
+    assert prune_due(policy("always"), db, removed_now=1)
+    assert prune_due(policy("daily"), db, removed_now=1, now=time.time() + 2 * 86400)
+    push = db.start_run("photos", "push")
+    db.finish_run(push, "ok", 0, {"forgotten": 2})
+    assert prune_due(policy("daily"), db, removed_now=0, now=time.time() + 2 * 86400)  # forgotten earlier
