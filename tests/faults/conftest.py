@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults import figures
-from tests.faults.support import RESULTS
+from tests.faults import figures, support
 
 STARTED = []
 HERE = Path(__file__).resolve().parent
@@ -25,16 +24,20 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def fresh_figures():
-    """Each session starts its own figures file."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("")
-    STARTED.append(True)
+def fresh_figures(request):
+    """Each session starts its own figures file: the full run (-m faults) writes the
+    one `make faults` summarises, any other run a separate one, so that a quick
+    `make test` alongside never clobbers the full run's figures."""
+    if request.config.option.markexpr.strip() != "faults":
+        support.RESULTS = support.RESULTS.with_name("quick-" + support.RESULTS.name)
+    support.RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    support.RESULTS.write_text("")
+    STARTED.append(support.RESULTS)
     yield
 
 
 def pytest_terminal_summary(terminalreporter):
-    rows = figures.read_rows() if STARTED else []
+    rows = figures.read_rows(STARTED[0]) if STARTED else []
     if STARTED and rows:
         terminalreporter.write_sep("=", "fault injection figures")
         terminalreporter.write_line(figures.render(rows))

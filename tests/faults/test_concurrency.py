@@ -5,6 +5,7 @@ report. The overlap is made certain, not hoped for: the first run's listing is
 stalled by the fault proxy (or its push is caught holding the lock) before the
 second starts."""
 
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -12,7 +13,14 @@ from pathlib import Path
 import pytest
 
 from tests.faults.proxy import Fault, FaultProxy
-from tests.faults.support import assert_clean_failure, integrity_check, record, spawn_syncer, tree_digests
+from tests.faults.support import (
+    assert_clean_failure,
+    integrity_check,
+    kill_group,
+    record,
+    spawn_syncer,
+    tree_digests,
+)
 from tests.faults.test_crash import World
 from tests.support import write_policy, write_secret, write_tree
 
@@ -142,3 +150,47 @@ def test_a_manual_verify_during_a_push(tmp_path):
     assert integrity_check(world.state) == "ok"
     world.assert_restic_check()
     record("concurrency: manual verify during a push", 1, 1, 0)
+
+
+@pytest.mark.faults
+def test_the_daemon_and_manual_commands_and_a_killed_daemon(tmp_path):
+    """The daemon verifies and pushes every few seconds while a user runs verify and
+    push by hand; then the daemon is killed with -9 mid-work. Every manual run tells
+    the truth, SIGTERM stops a daemon cleanly, and nothing is left that blocks the next
+    run."""
+    world = World(tmp_path, 12)
+    write_policy(world.policies, "ds", {
+        "path": str(world.data), "authority": {"type": "local", "path": str(world.authority)},
+        "offsite": {"repository": str(world.repository), "password_file": str(world.password)},
+        "schedule": {"verify": "*/2 * * * * *", "push": "*/3 * * * * *"}})
+    (world.policies / "syncer.yaml").write_text("daemon: {jitter: 0, misfire_grace: 60s, stop_grace: 5s}\n")
+    assert world.syncer("push").exit_code == 0
+    injected = recovered = 0
+    for round_number in range(2):
+        daemon = spawn_syncer("daemon", policies=world.policies, state=world.state, env={"SYNCER_LOCK_WAIT": "120"})
+        for _ in range(3):
+            verified = spawn_syncer("verify", "--json", policies=world.policies, state=world.state,
+                                    env={"SYNCER_LOCK_WAIT": "120"}).finish()
+            assert verified.exit_code == 0, verified.output
+            [dataset] = verified.json()["datasets"]
+            assert dataset["counts"]["ok"] == len(world.files) and dataset["items"] == []
+            pushed = spawn_syncer("push", policies=world.policies, state=world.state,
+                                  env={"SYNCER_LOCK_WAIT": "120"}).finish()
+            assert pushed.exit_code == 0, pushed.output
+        assert daemon.process.poll() is None, daemon.finish().output
+        if round_number == 0:
+            daemon.process.send_signal(signal.SIGTERM)
+            stopped = daemon.finish(60)
+            assert stopped.exit_code == 0, stopped.output
+        else:  # the power cut: the daemon and whatever restic it runs die at once
+            pid = daemon.process.pid
+            wait_until(lambda pid=pid: restic_in_group(pid), what="the daemon running restic")
+            kill_group(daemon.process)
+            daemon.finish()
+        injected += 1
+        assert integrity_check(world.state) == "ok"
+        after = world.syncer("push")
+        assert after.exit_code == 0, after.output
+        world.assert_restic_check()
+        recovered += 1
+    record("concurrency: the daemon and manual commands (SIGTERM, then kill -9)", injected, recovered, 0)
