@@ -166,7 +166,9 @@ class ResticRepository:
     def cached_snapshot_id(self, short_id):
         """Return the full ID of snapshot `short_id` from restic's local cache (which
         keeps a copy of every snapshot file it listed), else from `restic snapshots`."""
-        found = {path.name for path in Path(self.context.cache_dir).glob(f"*/snapshots/{short_id}*")}
+        cache = Path(self.context.cache_dir)
+        found = {path.name for pattern in (f"*/snapshots/{short_id[:2]}/{short_id}*", f"*/snapshots/{short_id}*")
+                 for path in cache.glob(pattern) if len(path.name) == 64}
         if len(found) == 1:
             return found.pop()
         ids = [snapshot["id"] for snapshot in self.snapshots() if snapshot["id"].startswith(short_id)]

@@ -118,6 +118,7 @@ def test_snapshots_check_and_drill_need_nothing_from_the_board(tmp_path):
     assert drilled.exit_code == 0, drilled.output
     report = drilled.json()
     assert report["passed"] is True and report["files_checked"] == len(FILES)
+    assert len(report["snapshot"]) == 64  # the full ID, though restic 0.14 printed the short one
     assert report["bytes_restored"] == sum(len(content) for content in FILES.values())
     assert report["throughput_mib_s"] > 0 and report["projected_restore_seconds"] >= 0
     assert report["failures"] == []
