@@ -167,7 +167,9 @@ def check_restored(root, entries, require_all=True):
     restore lacks.
     """
     failures, unverified, seen = [], [], set()
-    with HashPool(("md5", "sha256")) as pool:
+    # Hash with what the manifest holds (one digest per file, as the index kept it).
+    algorithms = tuple(sorted({expected_digest(entry)[0] for entry in entries.values()} - {None})) or ("sha256",)
+    with HashPool(algorithms) as pool:
         def judge(relative, result):
             entry = entries.get(relative)
             if isinstance(result, Exception):
