@@ -222,9 +222,25 @@ class SmugMugEndpoint:
         for image in self.album_images(album):
             if (image.get("ArchivedMD5") or "").lower() == md5:
                 return Entry(path, size, md5, "md5")
-        headers = {"X-Smug-AlbumUri": album["Uri"], "X-Smug-ResponseType": "JSON", "X-Smug-Version": "v2",
+        # The docs say Content-MD5 is base64; some clients send hex and which one SmugMug
+        # enforces is unconfirmed: on an MD5 complaint the upload is tried once in hex.
+        answer = None
+        for content_md5 in (base64.b64encode(bytes.fromhex(md5)).decode(), md5):
+            answer = self.upload(path, source, album["Uri"], file_name, content_md5)
+            if answer.get("stat") == "ok" or "md5" not in str(answer.get("message", "")).lower():
+                break
+        if answer.get("stat") != "ok":  # failures come as HTTP 200 with stat=fail
+            raise EndpointError(f"{self.describe()}: the upload of {path} failed: "
+                                f"{answer.get('message', 'unknown error')} (code {answer.get('code')})",
+                                permanent=True)
+        self.check_uploaded(path, answer, md5)
+        return Entry(path, size, md5, "md5")
+
+    def upload(self, path, source, album_uri, file_name, content_md5):
+        """POST one file to the upload endpoint; return its JSON answer (stat ok or fail)."""
+        headers = {"X-Smug-AlbumUri": album_uri, "X-Smug-ResponseType": "JSON", "X-Smug-Version": "v2",
                    "X-Smug-FileName": file_name if file_name.isascii() else quote(file_name),
-                   "Content-MD5": base64.b64encode(bytes.fromhex(md5)).decode(),
+                   "Content-MD5": content_md5,
                    # a content type keeps requests-oauthlib from reading the streamed body
                    "Content-Type": "application/octet-stream"}
         with open(source, "rb") as body:
@@ -233,11 +249,17 @@ class SmugMugEndpoint:
             answer = response.json()
         except ValueError:
             raise EndpointError(f"{self.describe()}: the upload of {path} answered no JSON")
-        if answer.get("stat") != "ok":  # failures come as HTTP 200 with stat=fail
-            raise EndpointError(f"{self.describe()}: the upload of {path} failed: "
-                                f"{answer.get('message', 'unknown error')} (code {answer.get('code')})",
-                                permanent=True)
-        return Entry(path, size, md5, "md5")
+        return answer if isinstance(answer, dict) else {"stat": "fail", "message": "unexpected answer"}
+
+    def check_uploaded(self, path, answer, md5):
+        """Whatever SmugMug did with Content-MD5, compare the stored image's ArchivedMD5."""
+        image_uri = (answer.get("Image") or {}).get("ImageUri")
+        if not image_uri:
+            return
+        stored = (self.get_json(image_uri).get("Image") or {}).get("ArchivedMD5")
+        if stored and stored.lower() != md5:
+            raise EndpointError(f"{self.describe()}: {path} arrived corrupted (ArchivedMD5 {stored}, "
+                                f"the file's MD5 is {md5}); remove it on SmugMug", permanent=True)
 
     def delete_entry(self, path):
         album_path, _, _ = path.rpartition("/")
