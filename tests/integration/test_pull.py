@@ -281,3 +281,26 @@ def test_gitlab_token_never_reaches_argv_or_config(tmp_path):
     assert "refs/heads/*:refs/heads/*" in git.push_refs_argv("/srv/x.git", "u")
     assert "--mirror" not in git.push_refs_argv("/srv/x.git", "u")
     assert hashlib.sha256(b"").hexdigest() == git.refs_digest({})
+
+
+def test_s3_pull_including_a_multipart_object_then_verify(tmp_path, s3_server):
+    from boto3.s3.transfer import TransferConfig
+
+    client = s3_server.client()
+    client.create_bucket(Bucket="pull-source")
+    client.put_object(Bucket="pull-source", Key="data/small.txt", Body=b"small")
+    big = bytes(range(256)) * (6 * 4096)  # 6 MiB in two 5 MiB parts: an ETag "...-2"
+    (tmp_path / "big.bin").write_bytes(big)
+    client.upload_file(str(tmp_path / "big.bin"), "pull-source", "data/big.bin",
+                       Config=TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20))
+    policies, state = site(tmp_path, {"type": "s3", "bucket": "pull-source", "prefix": "data",
+                                      "endpoint_url": s3_server.url}, s3_server.credentials_text())
+    pulled = run_syncer("pull", "--json", policies=policies, state=state)
+    assert pulled.exit_code == 0, pulled.output
+    items = by_path(pulled.json())
+    assert items["small.txt"]["status"] == "downloaded"
+    assert items["big.bin"]["status"] == "unverifiable" and "multipart" in items["big.bin"]["reason"]
+    assert (tmp_path / "local/big.bin").read_bytes() == big
+    verified = run_syncer("verify", "--json", policies=policies, state=state)
+    assert verified.exit_code == 0, verified.output
+    assert verified.json()["datasets"][0]["counts"]["ok"] == 2
