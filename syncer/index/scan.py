@@ -254,7 +254,7 @@ def scan_in_processes(db, job, walkers, progress=None):
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-    processes, selector = [], selectors.DefaultSelector()
+    processes, selector, finished = [], selectors.DefaultSelector(), False
     try:
         for _ in range(min(walkers, len(tasks))):
             process = subprocess.Popen([sys.executable, "-c", WALKER_MAIN], stdin=subprocess.PIPE,
@@ -281,14 +281,17 @@ def scan_in_processes(db, job, walkers, progress=None):
                 else:
                     selector.unregister(process.stdout)
                     process.stdin.close()
+        finished = True
     except OSError as error:
         raise WalkerError(str(error))
     finally:
         selector.close()
         for process in processes:
-            if not process.stdin.closed:
+            if not finished:  # an error or an interrupt: the walkers' work is not wanted any more
+                process.kill()
+            for stream in (process.stdin, process.stdout):
                 try:
-                    process.stdin.close()
+                    stream.close()
                 except OSError:
                     pass
             try:

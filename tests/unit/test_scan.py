@@ -2,6 +2,7 @@
 the comparison the verify report is built from."""
 
 import hashlib
+import logging
 import os
 
 import pytest
@@ -208,3 +209,25 @@ def test_compare_with_every_authority_row_matched_still_lists_extras(db, tmp_pat
     scan_tree(db, "data", LOCAL, local)
     scan_tree(db, "data", AUTHORITY, authority)
     assert sorted((row[0], row[3]) for row in db.compare("data")) == [("a", "ok"), ("b", "extra_local")]
+
+
+def test_a_failing_walker_process_falls_back_to_walking_here(db, tmp_path, monkeypatch):
+    root = write_tree(tmp_path / "root", TREE)
+    scan_tree(db, "data", LOCAL, root)
+    (root / "a/x").write_text("changed")
+    (root / "b/c/d/e").unlink()
+    monkeypatch.setattr(scan, "walker_count", lambda db, job: 2)
+    monkeypatch.setattr(scan, "TASKS_PER_WALKER", 0)
+    monkeypatch.setattr(scan, "WALKER_MAIN", "import sys; sys.stdin.readline(); sys.exit(3)")
+    warnings = logging.Handler(logging.WARNING)
+    warnings.emit = lambda record: messages.append(record.getMessage())
+    messages = []
+    logging.getLogger("syncer.scan").addHandler(warnings)  # the CLI's logging set-up may stop propagation
+    try:
+        stats = scan_tree(db, "data", LOCAL, root)
+    finally:
+        logging.getLogger("syncer.scan").removeHandler(warnings)
+    assert any("walking in 2 processes failed" in message for message in messages)
+    assert (stats.files, stats.hashed, stats.removed) == (len(TREE) - 1, 1, 1)
+    assert indexed(db)["a/x"] == (7, sha256("changed"))
+    assert "b/c/d/e" not in indexed(db)
