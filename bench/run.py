@@ -390,13 +390,14 @@ def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_f
     print(f"each figure is the median of {options.repeat} runs (spread = (max-min)/median); "
           f"xargs runs -n {XARGS_BATCH} -P {CORES}")
     print()
+    cache = "cold" if cache_note.startswith("cold") else "cached"
     rows = [
-        ("cold MD5", "md5/syncer", "syncer engine: scan_tree(md5), fresh index", mixed_bytes),
+        (f"{cache} MD5", "md5/syncer", "syncer engine: scan_tree(md5), fresh index", mixed_bytes),
         ("", "md5/xargs", f"find | xargs -P{CORES} md5sum", mixed_bytes),
         ("", "md5/rclone", "rclone md5sum (8 checkers)", mixed_bytes),
-        ("cold SHA-256", "sha256/syncer", "syncer verify --json, empty index", mixed_bytes),
+        (f"{cache} SHA-256", "sha256/syncer", "syncer verify --json, empty index", mixed_bytes),
         ("", "sha256/xargs", f"find | xargs -P{CORES} sha256sum", mixed_bytes),
-        ("cold read", "read/cat", f"find | xargs -P{2 * CORES} cat (the disk alone)", mixed_bytes),
+        (f"{cache} read", "read/cat", f"find | xargs -P{2 * CORES} cat (the disk alone)", mixed_bytes),
     ]
     if small_files:
         rows += [
