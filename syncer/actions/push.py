@@ -69,7 +69,7 @@ def push_dataset(policy, db, progress=None):
         if newest_kept and snapshot and newest_kept.startswith(snapshot):
             full_id = newest_kept  # forget's output already named it: no extra restic call
         else:
-            full_id = resolve_full_id(repository, policy, snapshot)
+            full_id = repository.cached_snapshot_id(snapshot) if snapshot else None
         outcome.update(
             name=policy.name, repository=repository.context.display, snapshot=full_id,
             files=stats.files, bytes=stats.bytes, manifest_files=files,
@@ -79,16 +79,6 @@ def push_dataset(policy, db, progress=None):
             unreadable=[{"path": path, "reason": reason} for path, reason in result.unreadable],
             **retention, exit_code=EXIT_FINDINGS if result.unreadable else EXIT_OK)
     return dict(outcome)
-
-
-def resolve_full_id(repository, policy, short_id):
-    """restic 0.14's summary gives the short snapshot ID; return the full one."""
-    if not short_id:
-        return None
-    for snapshot in reversed(repository.snapshots(dataset_tag(policy.name), policy.restic_host)):
-        if snapshot["id"].startswith(short_id):
-            return snapshot["id"]
-    return short_id
 
 
 def apply_retention(repository, policy, db, tag, host):
