@@ -181,6 +181,11 @@ def download_all(policy, db, endpoint, entries, concurrency):
             items.append(item(entry.path, status, reason))
             if record:
                 records.append(record)
+    # One fsync per directory makes the renames durable (the files' bytes were fsynced
+    # before their rename): cheaper than one per file, and a crash before it only
+    # means a file is downloaded again.
+    for directory in sorted({(policy.path / record["path"]).parent for record in records}):
+        fsync_directory(directory)
     if records:
         with db.transaction():
             db.upsert_files(policy.name, LOCAL, records)
@@ -237,8 +242,7 @@ def download_one(endpoint, entry, root):
             else:
                 if entry.mtime:
                     os.utime(temporary, (entry.mtime, entry.mtime))
-                os.replace(temporary, target)
-                fsync_directory(target.parent)
+                os.replace(temporary, target)  # its directory is fsynced once, after all downloads
                 info = target.stat()
                 record = {"path": entry.path, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
                           "ctime_ns": info.st_ctime_ns, "dev": info.st_dev, "ino": info.st_ino,

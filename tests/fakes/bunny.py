@@ -25,6 +25,7 @@ class FakeBunny(FakeServer):
         self.missing_directory = missing_directory  # "404" or "empty"
         self.files = {}  # "dir/name" -> bytes
         self.milliseconds = True
+        self.checksums = {}  # key -> (the bytes object, its checksum)
         self.corrupt = {}  # "dir/name" -> how many more downloads to serve with one byte flipped
         self.raw_entries = {}  # directory -> [ObjectName]: names no real key could hold (hostile)
 
@@ -108,6 +109,15 @@ class FakeBunny(FakeServer):
             listing.append(document)
         return Response(200, json.dumps(listing).encode())
 
+    def checksum(self, key, data):
+        """The upper-case SHA-256, remembered per stored object (so that listing a big
+        zone does not re-hash it; a replaced object is a new bytes object)."""
+        cached = self.checksums.get(key)
+        if cached is None or cached[0] is not data:
+            cached = (data, hashlib.sha256(data).hexdigest().upper())
+            self.checksums[key] = cached
+        return cached[1]
+
     def object_document(self, directory, name, is_directory):
         key = f"{directory}/{name}" if directory else name
         data = b"" if is_directory else self.files[key]
@@ -118,6 +128,6 @@ class FakeBunny(FakeServer):
             "Length": 0 if is_directory else len(data), "LastChanged": stamp, "DateCreated": stamp,
             "IsDirectory": is_directory, "ServerId": 12, "ArrayNumber": 0, "UserId": "user-guid",
             "StorageZoneId": 1234, "ContentType": "",
-            "Checksum": None if is_directory else hashlib.sha256(data).hexdigest().upper(),
+            "Checksum": None if is_directory else self.checksum(key, data),
             "ReplicatedZones": None if is_directory else "UK,NY",
         }
