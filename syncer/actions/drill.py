@@ -100,11 +100,12 @@ def run_drill(policy, db, sample=None, full=False, seed=None):
             if full:
                 snapshot_id, root, entries, chosen, seconds = restore_everything(repository, policy, target,
                                                                                  failures)
+                manifest_run = None
             else:
                 snapshot = find_snapshot(repository, policy)
                 snapshot_id = snapshot["id"]
-                root, entries, chosen, seconds = restore_sample(repository, snapshot, policy.name, workspace,
-                                                                target, spec, seed, failures)
+                root, entries, chosen, seconds, manifest_run = restore_sample(
+                    repository, snapshot, policy.name, workspace, target, spec, seed, failures)
             authority = authority_digests(db, policy.name)
             results, restored_bytes, authority_differs = [], 0, []
             base = target / root.lstrip("/") if root else target
@@ -118,8 +119,7 @@ def run_drill(policy, db, sample=None, full=False, seed=None):
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
         dataset_bytes = sum(entry.get("size") or 0 for entry in entries.values())
-        throughput = restored_bytes / seconds / 2**20 if restored_bytes and seconds > 0 else None
-        projected = round(dataset_bytes / (throughput * 2**20), 1) if throughput else None
+        throughput, startup, projected = estimate_restore(seconds, restored_bytes, dataset_bytes, manifest_run)
         for failure in failures:
             log.warning("%s: drill: %s: %s", policy.name, failure["path"], failure["reason"])
         log.info("%s: drill %s: %d files checked, %d failed; %.1f MiB restored at %s MiB/s", policy.name,
@@ -127,8 +127,11 @@ def run_drill(policy, db, sample=None, full=False, seed=None):
                  f"{throughput:.1f}" if throughput else "-")
         outcome.update(
             dataset=policy.name, snapshot=snapshot_id, passed=not failures, files_checked=len(results),
-            bytes_restored=restored_bytes, failures=failures, throughput_mib_s=round(throughput, 2) if throughput
-            else None, projected_restore_seconds=projected, dataset_files=len(entries), dataset_bytes=dataset_bytes,
+            bytes_restored=restored_bytes, failures=failures,
+            throughput_mib_s=round(throughput, 2) if throughput else None,
+            projected_restore_seconds=round(projected, 1) if projected is not None else None,
+            restic_startup_seconds=round(startup, 2) if startup is not None else None,
+            dataset_files=len(entries), dataset_bytes=dataset_bytes,
             restore_seconds=round(seconds, 3), full=full, items=results,
             authority={"checked": sum(1 for path in chosen if path in authority), "differs": authority_differs},
             exit_code=EXIT_FINDINGS if failures else EXIT_OK)
@@ -197,13 +200,15 @@ def split_snapshot_paths(listed, dataset):
 
 def restore_sample(repository, snapshot, dataset, workspace, target, spec, seed, failures):
     """Restore the manifest, then the sample `spec` of `snapshot` below `target`.
-    Return (root, entries, chosen paths, restore seconds)."""
+    Return (root, entries, chosen paths, restore seconds, (manifest seconds, bytes))."""
     root, _ = snapshot_layout(snapshot, dataset)
+    started = time.monotonic()
     try:
         root, _, entries = fetch_manifest(repository, snapshot, dataset, workspace)
     except ResticFailed as error:
         failures.append({"path": "(manifest)", "reason": f"the manifest cannot be restored: {error}"})
-        return root, {}, [], 0.0
+        return root, {}, [], 0.0, None
+    manifest_run = (time.monotonic() - started, (workspace / MANIFEST_NAME).stat().st_size)
     chosen = choose_sample(entries, spec, random.Random(seed))
     log.info("%s: drilling snapshot %s: restoring %d of %d files", dataset, snapshot["short_id"], len(chosen),
              len(entries))
@@ -213,7 +218,30 @@ def restore_sample(repository, snapshot, dataset, workspace, target, spec, seed,
             repository.restore(snapshot["id"], target, [escape_glob(f"{root.rstrip('/')}/{path}") for path in chosen])
         except ResticFailed as error:  # damaged data: the per-file checks below say which
             log.warning("%s: restic restore reported errors: %s", dataset, error)
-    return root, entries, chosen, time.monotonic() - started
+    return root, entries, chosen, time.monotonic() - started, manifest_run
+
+
+def estimate_restore(seconds, restored_bytes, dataset_bytes, manifest_run=None):
+    """Return (throughput in MiB/s, restic's fixed start-up in seconds, projected
+    full-restore seconds), or Nones when nothing was restored.
+
+    Each restic run pays a fixed start-up (opening the repository) before it moves
+    data; with a small sample that would swamp the rate. Given the manifest's run
+    (seconds, bytes) as a second point, fit seconds = start-up + bytes / rate, so the
+    projection counts the start-up once. Without a usable second point, the whole
+    time counts as transfer (a cautious projection).
+    """
+    if not restored_bytes or seconds <= 0:
+        return None, None, None
+    rate, startup = restored_bytes / seconds, 0.0
+    if manifest_run:
+        manifest_seconds, manifest_bytes = manifest_run
+        if restored_bytes > manifest_bytes and seconds > manifest_seconds:
+            fitted = (restored_bytes - manifest_bytes) / (seconds - manifest_seconds)
+            fitted_startup = manifest_seconds - manifest_bytes / fitted
+            if fitted_startup >= 0:
+                rate, startup = fitted, fitted_startup
+    return rate / 2**20, startup, startup + dataset_bytes / rate
 
 
 def check_files(base, paths, entries):

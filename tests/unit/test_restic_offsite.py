@@ -136,3 +136,16 @@ def test_prune_is_due_by_interval_and_only_with_something_forgotten(tmp_path):
     push = db.start_run("photos", "push")
     db.finish_run(push, "ok", 0, {"forgotten": 2})
     assert prune_due(policy("daily"), db, removed_now=0, now=time.time() + 2 * 86400)  # forgotten earlier
+
+
+def test_restore_estimate_counts_restic_start_up_once():
+    from syncer.actions.drill import estimate_restore
+
+    mib = 2**20
+    rate, startup, projected = estimate_restore(2.0, 100 * mib, 1000 * mib, manifest_run=(0.6, 1 * mib))
+    assert rate == pytest.approx(99 / 1.4)
+    assert startup == pytest.approx(0.6 - 1 / (99 / 1.4))
+    assert projected == pytest.approx(startup + 1000 / (99 / 1.4))
+    assert estimate_restore(2.0, 100 * mib, 1000 * mib) == (50.0, 0.0, 20.0)  # one point: all of it is transfer
+    assert estimate_restore(0.5, 100 * mib, 1000 * mib, manifest_run=(0.6, 1 * mib))[1] == 0.0  # no usable fit
+    assert estimate_restore(1.0, 0, 1000) == (None, None, None)
