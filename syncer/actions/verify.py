@@ -13,6 +13,7 @@ from syncer.index.scan import scan_tree
 log = logging.getLogger("syncer.verify")
 STATUSES = ("ok", "missing_local", "extra_local", "changed", "unverifiable")
 FINDINGS = ("missing_local", "extra_local", "changed")
+CORRUPT_REASON = "content changed under an unchanged size and mtime (bit rot?); `syncer repair` restores it"
 # Part sizes that common S3 clients use for multipart uploads (aws cli and boto3 8 MiB,
 # rclone 5 MiB, s3cmd 15 MiB, restic/minio 16 MiB, larger for big files).
 COMMON_PART_SIZES_MIB = (8, 5, 16, 15, 10, 32, 64, 100, 128, 256, 512)
@@ -51,9 +52,12 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
         skipped += endpoint.refresh_listing(db, policy.name, deep=deep)
         counts = dict.fromkeys(STATUSES, 0)
         items = []
+        corrupt = set(getattr(stats, "corrupt", ()))
         for path, local_size, authority_size, status, reason, etag in db.compare(policy.name):
             if status == "etag":
                 status, reason = check_multipart(endpoint, policy, path, etag)
+            if path in corrupt and status == "changed":
+                reason = CORRUPT_REASON
             counts[status] += 1
             if status != "ok":
                 items.append(item(path, status, reason, local_size, authority_size))

@@ -33,6 +33,7 @@ class ScanStats:
     hashed_bytes: int = 0
     removed: int = 0
     skipped: list = field(default_factory=list)  # (path, reason): not regular files or unusable names
+    corrupt: list = field(default_factory=list)  # paths whose content changed under an unchanged size and mtime
     seconds: float = 0.0
 
 
@@ -98,9 +99,13 @@ def scan_directories(db, job, starts, stats, visited, progress=None, workers=Non
     of everything below them, up to date; add to `stats` and `visited`. Return the
     subdirectories met but not descended into."""
     is_excluded = compile_excludes(job.exclude) if job.exclude else None
-    pending, left, stack = [], [], list(reversed(starts))
+    pending, left, stack, suspects = [], [], list(reversed(starts)), set()
 
     def record(path, result):
+        if path in suspects:
+            suspects.discard(path)
+            if not isinstance(result, Exception) and check_unchanged_content(db, job, path, result):
+                stats.corrupt.append(path)
         if isinstance(result, FileChanged):
             pending.append({"path": path, "note": "kept changing while it was read"})
         elif isinstance(result, OSError):
@@ -125,7 +130,8 @@ def scan_directories(db, job, starts, stats, visited, progress=None, workers=Non
             relative = stack.pop()
             visited.add(relative)
             cached = db.cache_keys_in_directory(job.dataset, job.side, relative, job.algorithms)
-            directories = walk_directory(job.root, relative, is_excluded, job.deep, cached, pool, record, stats)
+            directories = walk_directory(job.root, relative, is_excluded, job.deep, cached, pool, record, stats,
+                                         suspects)
             if descend:
                 stack.extend(sorted(directories, reverse=True))
             else:
@@ -142,7 +148,28 @@ def scan_directories(db, job, starts, stats, visited, progress=None, workers=Non
     return left
 
 
-def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stats):
+def check_unchanged_content(db, job, path, hashed):
+    """A file re-read although its size and mtime did not move (its ctime or inode did,
+    or --deep): if its content differs from the index, that is corruption, not an
+    edit. Record it with the digests it should have; return True."""
+    from syncer.index import integrity
+
+    row = db.execute(f"SELECT size, mtime_ns, {', '.join(job.algorithms)} FROM files "
+                     "WHERE dataset=? AND side=? AND path=?", (job.dataset, job.side, path)).fetchone()
+    if row is None or (row[0], row[1]) != (hashed.size, hashed.mtime_ns):
+        return False
+    expected = {name: digest for name, digest in zip(job.algorithms, row[2:]) if digest}
+    if not expected or all(hashed.digests.get(name) == digest for name, digest in expected.items()):
+        return False
+    log.error("%s: %s changed content under an unchanged size and mtime (bit rot or a bad write); "
+              "`syncer repair` can restore it", job.dataset, path)
+    if job.side == "local":
+        integrity.record_corruption(db, job.dataset, path, hashed.size, hashed.mtime_ns, expected,
+                                    {name: hashed.digests[name] for name in expected})
+    return True
+
+
+def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stats, suspects=None):
     """Examine one directory: queue its new and changed files on `pool`, popping from
     `cached` (StateDB.cache_keys_in_directory) every file still there. Return its
     subdirectories.
@@ -180,10 +207,13 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
                         info = entry.stat(follow_symlinks=False)
                         files += 1
                         size += info.st_size
-                        if pop(name, None) == (name, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
-                                               info.st_dev, info.st_ino) and not deep:
+                        known = pop(name, None)
+                        if known == (name, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+                                     info.st_dev, info.st_ino) and not deep:
                             continue
                         path = path or (f"{relative}/{name}" if relative else name)
+                        if known and suspects is not None and known[1:3] == (info.st_size, info.st_mtime_ns):
+                            suspects.add(path)
                         for done in pool.submit(path, os.path.join(root, path)):
                             record(*done)
                     elif entry.is_dir(follow_symlinks=False):
@@ -306,6 +336,7 @@ def merge_walker_result(stats, visited, result):
     for name in ("files", "bytes", "hashed", "hashed_bytes", "removed"):
         setattr(stats, name, getattr(stats, name) + int(result[name]))
     stats.skipped.extend((path, reason) for path, reason in result["skipped"])
+    stats.corrupt.extend(result["corrupt"])
     visited.update(result["visited"])
 
 
@@ -321,7 +352,7 @@ def serve_walker():
             stats, visited = ScanStats(), set()
             scan_directories(db, job, [json.loads(line)], stats, visited, workers=config["threads"])
             answer = {name: getattr(stats, name) for name in ("files", "bytes", "hashed", "hashed_bytes", "removed")}
-            answer.update(skipped=stats.skipped, visited=sorted(visited))
+            answer.update(skipped=stats.skipped, corrupt=stats.corrupt, visited=sorted(visited))
             sys.stdout.write(json.dumps(answer) + "\n")
             sys.stdout.flush()
     finally:

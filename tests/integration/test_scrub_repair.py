@@ -210,3 +210,29 @@ def test_status_shows_open_corruption_and_the_30_day_share(dataset):
     [row] = result.json()["datasets"]
     assert row["findings"]["corrupt"] == 1
     assert row["scrub_confirmed_30d"] == 1.0
+
+
+def test_verify_does_not_absorb_bit_rot_when_ctime_moved(dataset):
+    """A chmod makes verify re-read the file; rotten content under the old size and
+    mtime must be reported and kept for repair, not taken as the new truth."""
+    target = dataset / "local/photos/05.jpg"
+    good = digest(target)
+    rot(target)
+    target.chmod(0o600)
+    result = cli(dataset, "verify")
+    assert result.exit_code == 1
+    [item] = only(result)["items"]
+    assert item["path"] == "photos/05.jpg" and item["status"] == "changed"
+    assert "unchanged size and mtime" in item["reason"]
+    assert cli(dataset, "repair").exit_code == 0
+    assert digest(target) == good
+    assert cli(dataset, "verify").exit_code == 0
+
+
+def test_verify_deep_finds_bit_rot_too(dataset):
+    # Writing the byte here moves ctime (media rot would not), so a plain verify would
+    # already re-read it; --deep re-reads everything regardless of the stat.
+    rot(dataset / "local/photos/06.jpg")
+    deep = cli(dataset, "verify", "--deep")
+    assert deep.exit_code == 1
+    assert "unchanged size and mtime" in only(deep)["items"][0]["reason"]
