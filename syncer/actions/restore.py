@@ -66,17 +66,23 @@ def run_restore(policy, db, target, snapshot="latest", includes=(), force=False,
         staging = staging_directory(target)
         remove_stale_staging(staging)
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(mode=0o700)
         try:
-            root, _, entries = fetch_manifest(repository, chosen, policy.name, staging)
-            (staging / MANIFEST_NAME).unlink()
-            patterns = [restic_include(root, pattern) for pattern in includes] or [escape_glob(root)]
-            log.info("%s: restoring snapshot %s into %s", policy.name, chosen["short_id"], staging)
+            staging.mkdir(mode=0o700)
+        except OSError as error:
+            raise OperationalError(f"cannot create the staging directory {staging}: {error.strerror}")
+        try:
             try:
+                root, _, entries = fetch_manifest(repository, chosen, policy.name, staging)
+                (staging / MANIFEST_NAME).unlink()
+                patterns = [restic_include(root, pattern) for pattern in includes] or [escape_glob(root)]
+                log.info("%s: restoring snapshot %s into %s", policy.name, chosen["short_id"], staging)
                 repository.restore(chosen["id"], staging, patterns)
             except OperationalError as error:
-                raise OperationalError(f"restore of {policy.name} into {target.parent} failed; the target was "
+                raise OperationalError(f"restore of {policy.name} into {staging.parent} failed; the target was "
                                        f"not touched: {error}")
+            except OSError as error:  # writing the manifest: a full or read-only disk
+                raise OperationalError(f"restore of {policy.name} into {staging.parent} failed; the target was "
+                                       f"not touched: {error.strerror}")
             restored_root = staging / root.lstrip("/")
             restored_root.mkdir(parents=True, exist_ok=True)
             refuse_escaping(restored_root)
