@@ -12,8 +12,8 @@ import time
 
 from syncer.index.db import LOCAL
 from syncer.index.exclude import compile_excludes
-from syncer.index.hashing import FileChanged, HashPool
-from syncer.index.scan import DIGEST_COLUMNS, ScanStats, is_usable_name
+from syncer.index.hashing import HashPool
+from syncer.index.scan import DIGEST_COLUMNS, Recorder, ScanJob, ScanStats, is_usable_name
 
 log = logging.getLogger("syncer.scan")
 ROW_SQL = ("SELECT size, mtime_ns, ctime_ns, dev, ino, md5, sha256, dirty FROM files "
@@ -61,19 +61,8 @@ def refresh_paths(db, dataset, root, paths, exclude=(), algorithms=("sha256",), 
     root = os.fspath(root)
     is_excluded = compile_excludes(exclude)
     stats = ScanStats()
-    pending, gone = [], []
-
-    def record(path, result):
-        if isinstance(result, FileChanged):
-            pending.append({"path": path, "note": "kept changing while it was read"})
-        elif isinstance(result, OSError):
-            pending.append({"path": path, "note": f"cannot be read: {result.strerror}"})
-        else:
-            stats.hashed += 1
-            stats.hashed_bytes += result.size
-            pending.append({"path": path, "size": result.size, "mtime_ns": result.mtime_ns,
-                            "ctime_ns": result.ctime_ns, "dev": result.dev, "ino": result.ino,
-                            "hashed_at": time.time(), **result.digests})
+    gone = []
+    record = Recorder(db, ScanJob(dataset, side, root, tuple(exclude), tuple(algorithms)), stats)
 
     with HashPool(algorithms) as pool:
         for path in files_to_examine(root, sorted(set(paths)), is_excluded, stats, gone):
@@ -83,6 +72,8 @@ def refresh_paths(db, dataset, root, paths, exclude=(), algorithms=("sha256",), 
             row = db.execute(ROW_SQL, (dataset, side, path)).fetchone()
             if is_current(row, info, algorithms):
                 continue
+            if row and (row[0], row[1], row[3], row[4]) == (info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino):
+                record.suspects.add(path)  # the same file with the same size and mtime
             for done in pool.submit(path, os.path.join(root, path)):
                 record(*done)
         for done in pool.drain():
@@ -92,7 +83,7 @@ def refresh_paths(db, dataset, root, paths, exclude=(), algorithms=("sha256",), 
             for sql, parameters in (("dataset=? AND side=? AND path=?", (dataset, side, path)),
                                     (BELOW_SQL, (dataset, side, *below(path)))):
                 stats.removed += max(db.execute(f"DELETE FROM files WHERE {sql}", parameters).rowcount, 0)
-        db.upsert_files(dataset, side, pending)
+    record.flush()
     stats.seconds = time.monotonic() - started
     log.debug("refreshed %d changed path(s) of %s: %d hashed", len(paths), dataset, stats.hashed)
     return stats

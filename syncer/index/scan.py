@@ -99,31 +99,8 @@ def scan_directories(db, job, starts, stats, visited, progress=None, workers=Non
     of everything below them, up to date; add to `stats` and `visited`. Return the
     subdirectories met but not descended into."""
     is_excluded = compile_excludes(job.exclude) if job.exclude else None
-    pending, left, stack, suspects = [], [], list(reversed(starts)), set()
-
-    def record(path, result):
-        if path in suspects:
-            suspects.discard(path)
-            if not isinstance(result, Exception) and check_unchanged_content(db, job, path, result):
-                stats.corrupt.append(path)
-        if isinstance(result, FileChanged):
-            pending.append({"path": path, "note": "kept changing while it was read"})
-        elif isinstance(result, OSError):
-            pending.append({"path": path, "note": f"cannot be read: {result.strerror}"})
-        else:
-            stats.hashed += 1
-            stats.hashed_bytes += result.size
-            pending.append({"path": path, "size": result.size, "mtime_ns": result.mtime_ns,
-                            "ctime_ns": result.ctime_ns, "dev": result.dev, "ino": result.ino,
-                            "hashed_at": time.time(), **result.digests})
-        if len(pending) >= FLUSH_EVERY:
-            flush()
-
-    def flush():
-        if pending:
-            with db.transaction():
-                db.upsert_files(job.dataset, job.side, pending)
-            pending.clear()
+    left, stack = [], list(reversed(starts))
+    record = Recorder(db, job, stats)
 
     with HashPool(job.algorithms, workers) as pool:
         while stack:
@@ -131,7 +108,7 @@ def scan_directories(db, job, starts, stats, visited, progress=None, workers=Non
             visited.add(relative)
             cached = db.cache_keys_in_directory(job.dataset, job.side, relative, job.algorithms)
             directories = walk_directory(job.root, relative, is_excluded, job.deep, cached, pool, record, stats,
-                                         suspects)
+                                         record.suspects)
             if descend:
                 stack.extend(sorted(directories, reverse=True))
             else:
@@ -144,8 +121,42 @@ def scan_directories(db, job, starts, stats, visited, progress=None, workers=Non
                 progress(stats.files, stats.hashed_bytes)
         for done in pool.drain():
             record(*done)
-    flush()
+    record.flush()
     return left
+
+
+class Recorder:
+    """Turn hashing results into index rows of `job`, written in batches, counted in
+    `stats`. A path in `suspects` was re-read under an unchanged size and mtime: if its
+    content differs from the index, that is corruption (check_unchanged_content)."""
+
+    def __init__(self, db, job, stats):
+        self.db, self.job, self.stats = db, job, stats
+        self.pending, self.suspects = [], set()
+
+    def __call__(self, path, result):
+        if path in self.suspects:
+            self.suspects.discard(path)
+            if not isinstance(result, Exception) and check_unchanged_content(self.db, self.job, path, result):
+                self.stats.corrupt.append(path)
+        if isinstance(result, FileChanged):
+            self.pending.append({"path": path, "note": "kept changing while it was read"})
+        elif isinstance(result, OSError):
+            self.pending.append({"path": path, "note": f"cannot be read: {result.strerror}"})
+        else:
+            self.stats.hashed += 1
+            self.stats.hashed_bytes += result.size
+            self.pending.append({"path": path, "size": result.size, "mtime_ns": result.mtime_ns,
+                                 "ctime_ns": result.ctime_ns, "dev": result.dev, "ino": result.ino,
+                                 "hashed_at": time.time(), **result.digests})
+        if len(self.pending) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self):
+        if self.pending:
+            with self.db.transaction():
+                self.db.upsert_files(self.job.dataset, self.job.side, self.pending)
+            self.pending.clear()
 
 
 def check_unchanged_content(db, job, path, hashed):
@@ -212,8 +223,9 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
                                      info.st_dev, info.st_ino) and not deep:
                             continue
                         path = path or (f"{relative}/{name}" if relative else name)
-                        if known and suspects is not None and known[1:3] == (info.st_size, info.st_mtime_ns):
-                            suspects.add(path)
+                        if known and suspects is not None and known[1:3] == (info.st_size, info.st_mtime_ns) \
+                                and known[4:] == (info.st_dev, info.st_ino):
+                            suspects.add(path)  # the same file, same size and mtime: only ctime moved
                         for done in pool.submit(path, os.path.join(root, path)):
                             record(*done)
                     elif entry.is_dir(follow_symlinks=False):

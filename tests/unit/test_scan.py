@@ -231,3 +231,46 @@ def test_a_failing_walker_process_falls_back_to_walking_here(db, tmp_path, monke
     assert (stats.files, stats.hashed, stats.removed) == (len(TREE) - 1, 1, 1)
     assert indexed(db)["a/x"] == (7, sha256("changed"))
     assert "b/c/d/e" not in indexed(db)
+
+
+def rot_in_place(path):
+    """Change one byte in place and put the mtime back, as a storage fault would leave it."""
+    info = path.stat()
+    with open(path, "r+b") as handle:  # in place: same inode
+        first = handle.read(1)
+        handle.seek(0)
+        handle.write(bytes([first[0] ^ 0xFF]))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def test_a_reread_under_unchanged_size_and_mtime_finds_corruption(db, tmp_path, walk):
+    from syncer.index import integrity
+
+    write_tree(tmp_path / "t", {"a/x.bin": "original bytes", "b.txt": "fine"})
+    scan_tree(db, "data", LOCAL, tmp_path / "t")
+    good = indexed(db)["a/x.bin"][1]
+    rot_in_place(tmp_path / "t/a/x.bin")  # the write moves ctime, so the scan re-reads it
+    stats = scan_tree(db, "data", LOCAL, tmp_path / "t")
+    assert stats.corrupt == ["a/x.bin"]
+    [record] = integrity.open_corruptions(db, "data")
+    assert record["path"] == "a/x.bin" and record["expected_sha256"] == good
+    assert indexed(db)["a/x.bin"][1] != good  # the index says what is there now
+
+
+def test_the_watchers_refresh_finds_corruption_too(db, tmp_path):
+    from syncer.index.dirty import mark_changed, refresh_paths
+
+    write_tree(tmp_path / "t", {"x.bin": "original bytes"})
+    scan_tree(db, "data", LOCAL, tmp_path / "t")
+    rot_in_place(tmp_path / "t/x.bin")
+    mark_changed(db, "data", ["x.bin"])
+    assert refresh_paths(db, "data", tmp_path / "t", ["x.bin"]).corrupt == ["x.bin"]
+
+
+def test_an_edit_that_moves_mtime_is_not_corruption(db, tmp_path):
+    write_tree(tmp_path / "t", {"x.txt": "one"})
+    scan_tree(db, "data", LOCAL, tmp_path / "t")
+    (tmp_path / "t/x.txt").write_text("two")
+    info = (tmp_path / "t/x.txt").stat()
+    os.utime(tmp_path / "t/x.txt", ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+    assert scan_tree(db, "data", LOCAL, tmp_path / "t").corrupt == []
