@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from syncer.errors import EXIT_FAILURE, OperationalError, SyncerError
 from syncer.log import mask
-from syncer.policy.schema import parse_duration
+from syncer.policy.settings import parse_duration
 
 log = logging.getLogger("syncer.hooks")
 DEFAULT_TIMEOUT = 30 * 60

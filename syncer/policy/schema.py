@@ -177,8 +177,11 @@ def validate_hooks(hooks):
                 if not isinstance(command, str) or not command.strip():
                     problems.append(f"hooks.{key}.{position}: must be a shell command (a non-empty string)")
     if isinstance(hooks.get("timeout"), str):
+        from syncer.policy.settings import parse_duration
+
         try:
-            parse_duration(hooks["timeout"])
+            if parse_duration(hooks["timeout"]) <= 0:
+                raise ValueError("a zero timeout")
         except ValueError:
             problems.append(f"hooks.timeout: {hooks['timeout']!r} is not a duration (like 30s, 10m or 1h)")
     return problems
@@ -203,17 +206,6 @@ def validate_integrity(doc):
     if "repair" in doc and doc["repair"] not in REPAIR_VALUES:
         problems.append(f"repair: must be one of {', '.join(REPAIR_VALUES)}")
     return problems
-
-
-def parse_duration(text):
-    """Return seconds for "90", "90s", "10m", "2h" or "1d". Raise ValueError otherwise."""
-    text = str(text).strip()
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    seconds = float(number) * units[unit]
-    if seconds <= 0:
-        raise ValueError("must be positive")
-    return seconds
 
 
 def check_cron(expression):
