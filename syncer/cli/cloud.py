@@ -6,7 +6,7 @@ import click
 
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
-from syncer.cli.render import ITEM_LIMIT, console, print_json
+from syncer.cli.render import console, print_items, print_json
 
 
 @cli.command()
@@ -41,12 +41,7 @@ def render_pull(report):
         counts = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in dataset["counts"].items())
         suffix = " (dry run)" if dataset.get("dry_run") else ""
         out.print(f"[bold]{dataset['name']}[/bold]  ({dataset['authority']}){suffix}: {counts or 'nothing to do'}")
-        items = dataset["items"]
-        for entry in items[:ITEM_LIMIT]:
-            reason = f"  ({entry['reason']})" if entry.get("reason") else ""
-            out.print(f"  {entry['status']:<13} {entry['path']}{reason}", markup=False)
-        if len(items) > ITEM_LIMIT:
-            out.print(f"  ... and {len(items) - ITEM_LIMIT} more (use --json for the full list)")
+        print_items(out, dataset["items"])
 
 
 def restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file, endpoint_url, as_json):

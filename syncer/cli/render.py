@@ -51,12 +51,7 @@ def render_verify(report):
             table.add_column(status, justify="right")
         table.add_row(*[style_count(status, value) for status, value in counts.items()])
         out.print(table)
-        items = dataset["items"]
-        for entry in items[:ITEM_LIMIT]:
-            reason = f"  ({entry['reason']})" if entry.get("reason") else ""
-            out.print(f"  {entry['status']:<14} {entry['path']}{reason}", markup=False)
-        if len(items) > ITEM_LIMIT:
-            out.print(f"  ... and {len(items) - ITEM_LIMIT} more (use --json for the full list)")
+        print_items(out, dataset["items"])
 
 
 def style_count(status, value):
@@ -156,7 +151,11 @@ def render_items(dataset, summary):
         out.print(f"[bold]{dataset['name']}[/bold]: [red]failed:[/red] {dataset['error']}")
         return
     out.print(f"[bold]{dataset['name']}[/bold]: {summary}")
-    items = dataset.get("items", [])
+    print_items(out, dataset.get("items", []))
+
+
+def print_items(out, items):
+    """One line per item (status, path, source, reason), the first ITEM_LIMIT of them."""
     for entry in items[:ITEM_LIMIT]:
         reason = f"  ({entry['reason']})" if entry.get("reason") else ""
         source = f" from {entry['source']}" if entry.get("source") else ""
