@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from syncer.actions.common import recorded_run
+from syncer.actions.hooks import with_action_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
     expected_digest,
@@ -86,6 +87,7 @@ def choose_sample(entries, spec, rng=None):
     return sorted(chosen)
 
 
+@with_action_hooks("drill")
 def run_drill(policy, db, sample=None, full=False, seed=None):
     """Drill a restore of `policy`'s dataset. Return (report, exit_code): exit 1 when
     a sampled file is missing or does not match the manifest."""

@@ -7,6 +7,7 @@ action a failure; `on_error` runs when the action failed and `finally` always.
 `finally_<action>` to one.
 """
 
+import functools
 import logging
 import os
 import signal
@@ -140,7 +141,8 @@ def with_hooks(policy, action, work, dry_run=False):
         run_hook_list(f"before_{action}", before, policy, action, status, facts, hooks.timeout)
         result = work()
         status = result.get("exit_code", 0)
-        facts = {key: result.get(key) for key in ("snapshot_id", "bytes_added", "files_new", "files_changed")}
+        facts = {key: result.get(key) for key in ("bytes_added", "files_new", "files_changed")}
+        facts["snapshot_id"] = result.get("snapshot_id") or result.get("snapshot")
         run_hook_list(f"after_{action}", after, policy, action, status, facts, hooks.timeout)
     except SyncerError as error:
         status = error.exit_code
@@ -152,6 +154,27 @@ def with_hooks(policy, action, work, dry_run=False):
         raise
     run_quietly("finally", always, policy, action, status, facts, hooks.timeout)
     return result
+
+
+def with_action_hooks(action):
+    """Decorate an action that works on one policy and returns (report, exit_code), so
+    that the policy's hooks for `action` run around it."""
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapper(policy, *arguments, **options):
+            reports = []
+
+            def work():
+                report, exit_code = function(policy, *arguments, **options)
+                reports.append(report)
+                return dict(report, exit_code=exit_code)
+
+            result = with_hooks(policy, action, work, dry_run=bool(options.get("dry_run")))
+            return reports[0], result["exit_code"]
+
+        return wrapper
+
+    return decorate
 
 
 def run_quietly(name, commands, policy, action, status, facts, timeout):

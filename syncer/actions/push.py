@@ -28,7 +28,7 @@ def run_push(policies, db, progress=None):
         with dataset_lock(db.state_dir, policy.name):
             return push_dataset(policy, db, progress)
 
-    results, exit_code = for_each_dataset(policies, work)
+    results, exit_code = for_each_dataset(policies, work, action="push")
     return {"datasets": results}, exit_code
 
 

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from syncer.actions.common import recorded_run
+from syncer.actions.hooks import with_action_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
     expected_digest,
@@ -38,6 +39,7 @@ class RestoreRefused(SyncerError):
     exit_code = EXIT_FINDINGS
 
 
+@with_action_hooks("restore")
 def run_restore(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
     """Restore `policy`'s dataset from `snapshot` to `target`. Return (report, exit_code).
 

@@ -16,6 +16,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from syncer.actions.hooks import with_action_hooks
 from syncer.actions.restore import run_restore, walk_files
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint, build_s3_target
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, UsageError
@@ -29,6 +30,7 @@ def is_cloud_target(target):
     return str(target) == "cloud" or str(target).startswith("s3://")
 
 
+@with_action_hooks("restore")
 def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_run=False, credentials_file=None,
                       endpoint_url=None):
     """Restore `policy`'s dataset from `snapshot` to its authority (`target` "cloud") or
@@ -45,7 +47,8 @@ def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_ru
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        restored, _ = run_restore(policy, db, staging, snapshot, includes)
+        # the unhooked restore: this whole restore-to-cloud is one action for the hooks
+        restored, _ = run_restore.__wrapped__(policy, db, staging, snapshot, includes)
         log.info("%s: snapshot %s restored to staging and checked; comparing with %s", policy.name,
                  restored["snapshot"][:8], endpoint.describe())
         if getattr(endpoint, "layout", "files") == "repositories":

@@ -48,5 +48,5 @@ def run_check(policies, db, read_data_subset=None):
         checked[key] = dict(outcome)
         return dict(outcome)
 
-    results, exit_code = for_each_dataset(policies, work)
+    results, exit_code = for_each_dataset(policies, work, action="check")
     return {"datasets": results}, exit_code

@@ -6,6 +6,7 @@ import subprocess
 import uuid
 
 import pytest
+import yaml
 
 from syncer.actions.hooks import with_hooks
 from syncer.policy import load_policies
@@ -127,3 +128,28 @@ def test_hook_runs_in_the_dataset_directory(tmp_path):
     make(tmp_path, {"before_verify": ["pwd > ../where"]})
     assert verify(tmp_path).exit_code == 0
     assert (tmp_path / "where").read_text().strip() == os.fspath(tmp_path / "local")
+
+
+def test_push_hooks_see_the_snapshot(tmp_path):
+    from tests.integration.offsite_support import make_dataset
+
+    dataset = make_dataset(tmp_path, {"a.txt": "a"})
+    trace = tmp_path / "trace"
+    policy = dataset.policies / "photos.yaml"
+    document = yaml.safe_load(policy.read_text())
+    document["hooks"] = {"before_push": [f"echo before >> {trace}"],
+                         "after_push": [f"echo after $SYNCER_SNAPSHOT_ID $SYNCER_BYTES_ADDED >> {trace}"],
+                         "before_drill": [f"echo drill >> {trace}"], "before_restore": [f"echo restore >> {trace}"],
+                         "before_check": [f"echo check >> {trace}"]}
+    policy.write_text(yaml.safe_dump(document))
+    pushed = dataset.syncer("push", "--json")
+    assert pushed.exit_code == 0, pushed.output
+    snapshot = pushed.json()["datasets"][0]["snapshot"]
+    lines = trace.read_text().splitlines()
+    assert lines[0] == "before"
+    word, seen_id, added = lines[1].split()
+    assert word == "after" and seen_id == snapshot and int(added) > 0
+    for command in (("drill", "photos"), ("check", "photos"), ("restore", "photos", "--to", tmp_path / "out")):
+        result = dataset.syncer(*command)
+        assert result.exit_code == 0, result.output
+    assert trace.read_text().splitlines()[2:] == ["drill", "check", "restore"]
