@@ -99,6 +99,37 @@ def hardening(paths, writable):
                             credentials=credentials)
 
 
+def oneshot_service(description, exec_line, hardening_text):
+    """A oneshot service that the daemon's unit excludes (one mode or the other)."""
+    return f"""\
+[Unit]
+Description=syncer: {description}
+Wants=network-online.target
+After=network-online.target
+Conflicts=syncer-daemon.service
+
+[Service]
+Type=oneshot
+ExecStart={exec_line}
+{hardening_text}"""
+
+
+def timer(description, calendar, randomized_delay):
+    """A persistent timer: a run missed while the board was off happens at boot."""
+    return f"""\
+[Unit]
+Description=syncer: {description}
+
+[Timer]
+OnCalendar={calendar}
+RandomizedDelaySec={randomized_delay}
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+
+
 def render_units(paths=None, run_calendar=RUN_CALENDAR, verify_calendar=VERIFY_CALENDAR):
     """Return {unit file name: text} for `paths` (the generic ones by default)."""
     paths = paths or UnitPaths()
@@ -106,52 +137,12 @@ def render_units(paths=None, run_calendar=RUN_CALENDAR, verify_calendar=VERIFY_C
     run_writable = state + list(paths.dataset_paths)
     daemon_writable = state + list(paths.pulled_by_daemon)
     return {
-        "syncer.service": f"""\
-[Unit]
-Description=syncer: pull, verify and push every dataset (the scheduled run)
-Wants=network-online.target
-After=network-online.target
-Conflicts=syncer-daemon.service
-
-[Service]
-Type=oneshot
-ExecStart={exec_start(paths, "job", "run")}
-{hardening(paths, run_writable)}""",
-        "syncer.timer": f"""\
-[Unit]
-Description=syncer: the daily run
-
-[Timer]
-OnCalendar={run_calendar}
-RandomizedDelaySec=30min
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-""",
-        "syncer-verify.service": f"""\
-[Unit]
-Description=syncer: verify every dataset against its authoritative copy
-Wants=network-online.target
-After=network-online.target
-Conflicts=syncer-daemon.service
-
-[Service]
-Type=oneshot
-ExecStart={exec_start(paths, "job", "verify")}
-{hardening(paths, state)}""",
-        "syncer-verify.timer": f"""\
-[Unit]
-Description=syncer: the hourly verify
-
-[Timer]
-OnCalendar={verify_calendar}
-RandomizedDelaySec=5min
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-""",
+        "syncer.service": oneshot_service("pull, verify and push every dataset (the scheduled run)",
+                                          exec_start(paths, "job", "run"), hardening(paths, run_writable)),
+        "syncer.timer": timer("the daily run", run_calendar, "30min"),
+        "syncer-verify.service": oneshot_service("verify every dataset against its authoritative copy",
+                                                 exec_start(paths, "job", "verify"), hardening(paths, state)),
+        "syncer-verify.timer": timer("the hourly verify", verify_calendar, "5min"),
         "syncer-daemon.service": f"""\
 [Unit]
 Description=syncer: the always-on daemon (schedules from the policies, change watching)
