@@ -13,7 +13,7 @@ import time
 from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from syncer.index import integrity
-from syncer.index.hashing import ALGORITHMS, open_for_reading, read_chunks
+from syncer.index.hashing import FileChanged, hash_file
 from syncer.index.lock import dataset_lock
 
 log = logging.getLogger("syncer.scrub")
@@ -48,22 +48,6 @@ def parse_fraction(text):
     if not 0 < value <= 1:
         raise UsageError(f"--fraction {text!r} must be more than 0% and at most 100%")
     return value
-
-
-def digest_throttled(path, algorithms, throttle):
-    """Return ({algorithm: hex}, size) of the file at `path`, reading at the throttle's pace."""
-    hashers = {name: ALGORITHMS[name]() for name in algorithms}
-    size = 0
-    fd = open_for_reading(path)
-    try:
-        for chunk in read_chunks(fd):
-            for hasher in hashers.values():
-                hasher.update(chunk)
-            size += len(chunk)
-            throttle.consume(len(chunk))
-    finally:
-        os.close(fd)
-    return {name: hasher.hexdigest() for name, hasher in hashers.items()}, size
 
 
 def scrub_settings(policy):
@@ -117,12 +101,19 @@ def scrub_dataset(policy, db, fraction, rate_mib_s=None):
                 continue
             expected = {name: digest for name, digest in (("md5", md5), ("sha256", sha256)) if digest}
             try:
-                found, actual_size = digest_throttled(absolute, expected, throttle)
+                hashed = hash_file(absolute, tuple(expected), on_chunk=throttle.consume)
+            except FileChanged:
+                counts["edited"] += 1  # written to while we read it: an edit, not rot
+                continue
             except OSError as error:
                 counts["unreadable"] += 1
                 items.append({"path": path, "status": "unreadable", "reason": error.strerror})
                 continue
-            read_bytes += actual_size
+            read_bytes += hashed.size
+            if (hashed.size, hashed.mtime_ns) != (size, mtime_ns):
+                counts["edited"] += 1
+                continue
+            found = hashed.digests
             if found == expected:
                 counts["confirmed"] += 1
                 integrity.confirm(db, policy.name, path)

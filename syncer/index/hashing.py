@@ -63,8 +63,9 @@ def read_chunks(fd):
         yield view[:count]
 
 
-def hash_file(path, algorithms):
+def hash_file(path, algorithms, on_chunk=None):
     """Return a Hashed for the file at `path` with a digest per algorithm name.
+    `on_chunk(byte_count)` is called after each read (scrub's throttle).
 
     Raise FileChanged if its size or mtime moved while it was read, OSError if it
     cannot be read.
@@ -73,7 +74,7 @@ def hash_file(path, algorithms):
     try:
         before = os.fstat(fd)
         hashers = [(name, ALGORITHMS[name]()) for name in algorithms]
-        size = read_into_hashers(fd, before.st_size, [hasher for _, hasher in hashers])
+        size = read_into_hashers(fd, before.st_size, [hasher for _, hasher in hashers], on_chunk)
         after = os.fstat(fd)
     finally:
         os.close(fd)
@@ -83,7 +84,7 @@ def hash_file(path, algorithms):
                   {name: hasher.hexdigest() for name, hasher in hashers})
 
 
-def read_into_hashers(fd, expected, hashers):
+def read_into_hashers(fd, expected, hashers, on_chunk=None):
     """Feed the open file `fd`, of `expected` bytes, to every hasher; return the bytes read.
 
     Reading stops once `expected` bytes have come, without the extra read that would
@@ -102,6 +103,8 @@ def read_into_hashers(fd, expected, hashers):
         for hasher in hashers:
             hasher.update(chunk)
         size += count
+        if on_chunk:
+            on_chunk(count)
         if size >= expected:
             return size
 

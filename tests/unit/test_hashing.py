@@ -142,3 +142,14 @@ def test_a_slow_file_at_the_head_does_not_stall_the_files_behind_it(tmp_path, mo
         returned += list(pool.drain())
     assert not Held.timed_out, "submit() waited for the slow file instead of using the idle thread"
     assert [key for key, _ in returned] == ["slow"] + [path.name for path in fast]
+
+
+def test_hash_file_reports_each_chunk_read(tmp_path):
+    from syncer.index.hashing import CHUNK_SIZE, hash_file
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * (CHUNK_SIZE * 2 + 5))
+    seen = []
+    hashed = hash_file(path, ("sha256",), on_chunk=seen.append)
+    assert sum(seen) == hashed.size == CHUNK_SIZE * 2 + 5
+    assert len(seen) == 3
