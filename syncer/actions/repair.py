@@ -50,10 +50,7 @@ def wanted_files(policy, db):
         expected = {name: record[f"expected_{name}"] for name in ("md5", "sha256") if record[f"expected_{name}"]}
         wanted[record["path"]] = {"kind": "corrupt", "expected": expected, "size": record["size"],
                                   "mtime_ns": record["mtime_ns"]}
-    for path, md5, sha256, size in db.execute(
-            "SELECT a.path, a.md5, a.sha256, a.size FROM findings f JOIN files a ON a.dataset=f.dataset "
-            "AND a.side='authority' AND a.path=f.path WHERE f.dataset=? AND f.status='missing_local'",
-            (policy.name,)):
+    for path, md5, sha256, size in integrity.missing_with_authority_digests(db, policy.name):
         expected = {name: digest for name, digest in (("md5", md5), ("sha256", sha256)) if digest}
         if expected and not (policy.path / path).exists():
             wanted[path] = {"kind": "missing", "expected": expected, "size": size, "mtime_ns": None}

@@ -78,3 +78,11 @@ def confirmed_share_since(db, dataset, since):
         "SELECT COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN hashed_at >= ? THEN size ELSE 0 END), 0) "
         "FROM files WHERE dataset=? AND side='local'", (since, dataset)).fetchone()
     return recent / total if total else None
+
+
+def missing_with_authority_digests(db, dataset):
+    """Yield (path, md5, sha256, size) from the authority's listing for each file the
+    last verify found missing locally."""
+    yield from db.execute(
+        "SELECT a.path, a.md5, a.sha256, a.size FROM findings f JOIN files a ON a.dataset=f.dataset "
+        "AND a.side='authority' AND a.path=f.path WHERE f.dataset=? AND f.status='missing_local'", (dataset,))
