@@ -25,11 +25,6 @@ from syncer.index.hashing import hash_file
 log = logging.getLogger("syncer.restore")
 
 
-def is_cloud_target(target):
-    """Whether a `restore --to` value names the authority or a bucket, not a directory."""
-    return str(target) == "cloud" or str(target).startswith("s3://")
-
-
 @with_action_hooks("restore")
 def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_run=False, credentials_file=None,
                       endpoint_url=None):

@@ -15,7 +15,6 @@ from syncer.endpoints.http import NotFound, ResponseStream, send
 from syncer.errors import EndpointError
 
 DEFAULT_ENDPOINT = "https://storage.bunnycdn.com"
-REGIONS = ("de", "uk", "ny", "la", "sg", "se", "br", "jh", "syd")
 
 
 def region_endpoint(region):

@@ -71,6 +71,6 @@ def build_raw_endpoint(policy):
         from syncer.endpoints.gitlab import GitLabEndpoint
 
         return GitLabEndpoint(authority.get("url"), authority.get("groups") or (), credentials.get("GITLAB_TOKEN"),
-                              authority.get("include_subgroups", True), mirror_root=policy.path,
+                              authority.get("include_subgroups", True),
                               credentials_file=authority.credentials)
     raise UsageError(f"{policy.file_label}: authority.type: {authority.type} is not supported yet")

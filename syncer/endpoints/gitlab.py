@@ -32,12 +32,11 @@ class GitLabEndpoint:
     layout = "repositories"
     remote_writes = ("create_project", "push_refs")  # what a dry run must not do
 
-    def __init__(self, url, groups, token, include_subgroups=True, mirror_root=None, credentials_file=None):
+    def __init__(self, url, groups, token, include_subgroups=True, credentials_file=None):
         self.url = url.rstrip("/")
         self.groups = [str(group) for group in groups]
         self.token = token
         self.include_subgroups = include_subgroups
-        self.mirror_root = Path(mirror_root) if mirror_root else None
         self.credentials_file = credentials_file
         self.retry_after = None
         self.local_state = {}  # mirror path -> (refs, fsck problem or None), filled by index_local

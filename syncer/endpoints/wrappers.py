@@ -18,7 +18,6 @@ from syncer.endpoints.base import Entry
 from syncer.errors import EndpointError
 
 log = logging.getLogger("syncer.retry")
-PROTOCOL_METHODS = ("describe", "list_entries", "open_entry", "write_entry", "delete_entry", "refresh_listing")
 
 
 class Wrapper:
@@ -53,10 +52,6 @@ class Wrapper:
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
-
-    def unwrapped(self):
-        inner = self.inner
-        return inner.unwrapped() if isinstance(inner, Wrapper) else inner
 
 
 class RetryingEndpoint(Wrapper):
