@@ -24,12 +24,14 @@ NETWORK_FAILURES = {
 }
 
 
-def make_client(credentials, endpoint_url=None, region=None):
-    """Return a boto3 S3 client with explicit credentials (never the ambient ones)."""
+def make_client(credentials, endpoint_url=None, region=None, attempts=4):
+    """Return a boto3 S3 client with explicit credentials (never the ambient ones) that
+    makes at most `attempts` requests per call. S3Endpoint asks for one: its retry
+    wrapper decides when to try again, and botocore's own retries would multiply its attempts."""
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=10, read_timeout=60, retries={"max_attempts": 3, "mode": "standard"},
+    config = Config(connect_timeout=10, read_timeout=60, retries={"total_max_attempts": attempts, "mode": "standard"},
                     s3={"addressing_style": "path"} if endpoint_url else {})
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
                         aws_access_key_id=credentials.get("AWS_ACCESS_KEY_ID"),
@@ -68,7 +70,7 @@ class S3Endpoint:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint_url = endpoint_url
         self.credentials_file = credentials_file
-        self.client = make_client(credentials or {}, endpoint_url, region)
+        self.client = make_client(credentials or {}, endpoint_url, region, attempts=1)
 
     def describe(self):
         where = f"s3://{self.bucket}/{self.prefix}"

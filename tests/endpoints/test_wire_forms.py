@@ -7,10 +7,13 @@ import warnings
 import pytest
 
 from syncer.endpoints.bunnycdn import BunnyEndpoint
+from syncer.endpoints.factory import wrap_endpoint
 from syncer.endpoints.gitlab import GitLabEndpoint
+from syncer.endpoints.s3 import S3Endpoint
 from syncer.endpoints.smugmug import SmugMugEndpoint
 from syncer.errors import EndpointError
 from tests.fakes import bunny, gitlab, smugmug
+from tests.fakes.http import FakeServer, Response
 
 
 @pytest.fixture
@@ -95,3 +98,21 @@ def test_gitlab_pages_follow_link_headers_built_from_the_servers_address(tmp_pat
             projects = endpoint.list_projects()
         assert len(projects) == 230
         assert fake.count_requests("GET", "/api/v4/groups/big/projects") == 3
+
+
+class UnavailableS3(FakeServer):
+    """An S3 server that answers every request 503 SlowDown."""
+
+    def handle(self, request):
+        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        return Response(503, body, content_type="application/xml")
+
+
+def test_s3_is_retried_by_the_wrapper_alone_one_request_per_attempt():
+    with UnavailableS3() as server:
+        raw = S3Endpoint("bucket", "data", {"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "secret"}, server.url)
+        endpoint = wrap_endpoint(raw, retry={"attempts": 3, "sleep": lambda seconds: None})
+        with pytest.raises(EndpointError, match="SlowDown") as raised:
+            list(endpoint.list_entries())
+        assert not raised.value.permanent
+        assert server.count_requests() == 3
