@@ -3,7 +3,7 @@ index before a push, so k changed files cost O(k) hashing, not a pass over the d
 
 import logging
 
-from syncer.endpoints.factory import build_endpoint
+from syncer.endpoints.factory import checksum_algorithm
 from syncer.index.dirty import mark_changed, refresh_paths
 from syncer.index.lock import dataset_lock
 
@@ -18,7 +18,7 @@ def mark_changes(db, dataset, paths):
 def refresh_changes(policy, db, paths):
     """Re-index only `paths` of `policy`'s dataset (hashing with the authority's
     algorithm), under the dataset's lock. Return the ScanStats."""
-    algorithm = build_endpoint(policy).capabilities.checksum or "sha256"
+    algorithm = checksum_algorithm(policy.authority.type)
     with dataset_lock(db.state_dir, policy.name):
         stats = refresh_paths(db, policy.name, policy.path, paths, policy.exclude, (algorithm,))
     log.info("%s: %d changed path(s) re-indexed: %d file(s) hashed (%.1f MiB), %d removed", policy.name,

@@ -7,7 +7,7 @@ import time
 
 from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.actions.offsite import manifest_directory, open_repository, require_offsite, write_manifest
-from syncer.endpoints.factory import build_endpoint
+from syncer.endpoints.factory import checksum_algorithm
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
 from syncer.index.db import LOCAL
 from syncer.index.lock import dataset_lock
@@ -32,17 +32,13 @@ def run_push(policies, db, progress=None):
     return {"datasets": results}, exit_code
 
 
-def index_algorithm(policy):
-    """The digest verify keeps for this dataset, so push refreshes the same index
-    without re-hashing everything under another algorithm."""
-    return build_endpoint(policy).capabilities.checksum or "sha256"
-
-
 def push_dataset(policy, db, progress=None):
     with recorded_run(db, policy.name, "push") as outcome:
         repository = open_repository(policy, db.state_dir)
         log.info("%s: indexing %s for the manifest", policy.name, policy.path)
-        stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (index_algorithm(policy),))
+        # the digest verify keeps, so the index is refreshed without re-hashing under another algorithm
+        algorithm = checksum_algorithm(policy.authority.type)
+        stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,))
         manifest, files, size = write_manifest(db, policy, manifest_directory(db.state_dir, policy.name))
         log.info("%s: manifest of %d files (%.1f MiB) written to %s", policy.name, files, size / 2**20, manifest)
         tag, host = dataset_tag(policy.name), policy.restic_host

@@ -1,10 +1,24 @@
 """Build the endpoint a policy names, with its credentials."""
 
+from syncer.endpoints.bunnycdn import BunnyEndpoint
+from syncer.endpoints.gitlab import GitLabEndpoint
+from syncer.endpoints.local import LocalEndpoint
+from syncer.endpoints.s3 import S3Endpoint
+from syncer.endpoints.smugmug import SmugMugEndpoint
 from syncer.errors import UsageError
 from syncer.policy.credentials import read_credentials
 from syncer.policy.schema import CREDENTIAL_KEYS
 
 DEFAULT_CONCURRENCY = 4
+ENDPOINT_CLASSES = {"local": LocalEndpoint, "s3": S3Endpoint, "smugmug": SmugMugEndpoint, "bunnycdn": BunnyEndpoint,
+                    "gitlab": GitLabEndpoint}
+
+
+def checksum_algorithm(authority_type):
+    """Return the algorithm of the native checksum of `authority_type` ("sha256" when the
+    service has none). It is a constant of the endpoint's class: nothing is built and no
+    credentials file is read, so push and the watcher work without the service's keys."""
+    return ENDPOINT_CLASSES[authority_type].capabilities.checksum or "sha256"
 
 
 def build_endpoint(policy, dry_run=False, concurrency=None, retry=None):
@@ -30,8 +44,6 @@ def build_s3_target(url, credentials_file=None, endpoint_url=None, dry_run=False
     a malformed URL, CredentialError for a bad credentials file."""
     from pathlib import Path
 
-    from syncer.endpoints.s3 import S3Endpoint
-
     bucket, _, prefix = url[len("s3://"):].partition("/") if url.startswith("s3://") else ("", "", "")
     if not bucket:
         raise UsageError(f"--to {url}: expected s3://BUCKET/PREFIX")
@@ -47,29 +59,19 @@ def build_raw_endpoint(policy):
     if authority.credentials:
         credentials = read_credentials(authority.credentials, CREDENTIAL_KEYS[authority.type])
     if authority.type == "local":
-        from syncer.endpoints.local import LocalEndpoint
-
         return LocalEndpoint(authority.get("path"), policy.exclude)
     if authority.type == "s3":
-        from syncer.endpoints.s3 import S3Endpoint
-
         return S3Endpoint(authority.get("bucket"), authority.get("prefix", ""), credentials,
                           authority.get("endpoint_url"), authority.get("region"),
                           credentials_file=authority.credentials)
     if authority.type == "smugmug":
-        from syncer.endpoints.smugmug import SmugMugEndpoint
-
         return SmugMugEndpoint(credentials, authority.get("nickname"), authority.get("albums") or (),
                                authority.get("api_url"), authority.get("upload_url"),
                                credentials_file=authority.credentials)
     if authority.type == "bunnycdn":
-        from syncer.endpoints.bunnycdn import BunnyEndpoint
-
         return BunnyEndpoint(authority.get("zone"), credentials.get("BUNNY_ACCESS_KEY"), authority.get("path", ""),
                              authority.get("endpoint"), credentials_file=authority.credentials)
     if authority.type == "gitlab":
-        from syncer.endpoints.gitlab import GitLabEndpoint
-
         return GitLabEndpoint(authority.get("url"), authority.get("groups") or (), credentials.get("GITLAB_TOKEN"),
                               authority.get("include_subgroups", True),
                               credentials_file=authority.credentials)

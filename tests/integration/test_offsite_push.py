@@ -5,8 +5,10 @@ import json
 import os
 import sqlite3
 
+import yaml
+
 from tests.integration.offsite_support import PASSWORD, make_dataset, tree_bytes
-from tests.support import require_tool
+from tests.support import require_tool, write_policy, write_secret
 
 FILES = {
     "2019/summer/IMG_0001.jpg": os.urandom(200_000),
@@ -45,6 +47,18 @@ def test_push_then_restore_is_byte_identical(tmp_path):
         result, summary = db.execute("SELECT result, summary FROM runs WHERE action='push'").fetchone()
     assert result == "ok" and json.loads(summary)["snapshot"] == row["snapshot"]
     assert PASSWORD not in pushed.output + restored.output + summary
+
+
+def test_push_of_a_cloud_dataset_never_reads_the_services_credentials(tmp_path):
+    dataset = make_dataset(tmp_path, {"IMG_0001.jpg": b"photo"})
+    # SmugMug as the authority, with a credentials file still to be filled in: push only talks to restic
+    unfinished = write_secret(tmp_path / "secrets" / "smugmug.env", "# SMUGMUG_API_KEY= comes later\n")
+    document = yaml.safe_load((dataset.policies / "photos.yaml").read_text())
+    document["authority"] = {"type": "smugmug", "credentials": str(unfinished)}
+    write_policy(dataset.policies, "photos", document)
+    pushed = dataset.syncer("push", "--json")
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.json()["datasets"][0]["files"] == 1
 
 
 def test_second_push_after_a_small_change_adds_little(tmp_path):
