@@ -2,10 +2,11 @@
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from syncer.actions.hooks import with_hooks
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, SyncerError
 
 log = logging.getLogger("syncer")
 
@@ -53,3 +54,23 @@ def for_each_dataset(policies, work, action=None, dry_run=False):
         results.append(result)
         exit_code = max(exit_code, result.get("exit_code", EXIT_OK))
     return results, exit_code
+
+
+def run_in_threads(function, jobs, concurrency, name, expected=(EndpointError,)):
+    """Call function(job) for every job, at most `concurrency` at a time. Return
+    [(job, result, error)] in the order of `jobs`, `error` being an exception of the
+    `expected` types (result is then None). An AuthenticationError cancels the jobs not
+    started yet and is raised: every one of them would be refused the same way."""
+    outcomes = []
+    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix=name) as pool:
+        futures = [(job, pool.submit(function, job)) for job in jobs]
+        for job, future in futures:
+            try:
+                outcomes.append((job, future.result(), None))
+            except AuthenticationError:
+                for _, other in futures:
+                    other.cancel()
+                raise
+            except expected as error:
+                outcomes.append((job, None, error))
+    return outcomes

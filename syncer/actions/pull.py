@@ -16,13 +16,12 @@ import os
 import shutil
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.common import for_each_dataset, recorded_run, run_in_threads
 from syncer.endpoints.base import check_relative_path
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
 from syncer.index.db import LOCAL
 from syncer.index.exclude import compile_excludes
 from syncer.index.hashing import CHUNK_SIZE
@@ -163,24 +162,13 @@ def download_all(policy, db, endpoint, entries, concurrency):
     """Download `entries` with at most `concurrency` in flight; return their items and
     record the downloaded files' digests in the index (no second read by verify)."""
     items, records = [], []
-    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="pull") as pool:
-        futures = [(entry, pool.submit(download_one, endpoint, entry, policy.path)) for entry in entries]
-        for entry, future in futures:
-            try:
-                status, reason, record = future.result()
-            except AuthenticationError:
-                for _, other in futures:
-                    other.cancel()
-                raise
-            except EndpointError as error:
-                status, reason, record = "failed", str(error), None
-            except UnsafeTarget as error:
-                status, reason, record = "refused", str(error), None
-            except OSError as error:
-                status, reason, record = "failed", f"cannot write: {error.strerror or error}", None
-            items.append(item(entry.path, status, reason))
-            if record:
-                records.append(record)
+    outcomes = run_in_threads(lambda entry: download_one(endpoint, entry, policy.path), entries, concurrency, "pull",
+                              (EndpointError, UnsafeTarget, OSError))
+    for entry, outcome, error in outcomes:
+        status, reason, record = outcome if error is None else (*failure(error), None)
+        items.append(item(entry.path, status, reason))
+        if record:
+            records.append(record)
     # One fsync per directory makes the renames durable (the files' bytes were fsynced
     # before their rename): cheaper than one per file, and a crash before it only
     # means a file is downloaded again.
@@ -190,6 +178,15 @@ def download_all(policy, db, endpoint, entries, concurrency):
         with db.transaction():
             db.upsert_files(policy.name, LOCAL, records)
     return items
+
+
+def failure(error):
+    """Return (status, reason) of a download or mirror that raised `error`."""
+    if isinstance(error, UnsafeTarget):
+        return "refused", str(error)
+    if isinstance(error, OSError):
+        return "failed", f"cannot write: {error.strerror or error}"
+    return "failed", str(error)
 
 
 def safe_target(root, relative, directory=False):
@@ -334,17 +331,9 @@ def pull_repositories(policy, db, endpoint, concurrency, delete, dry_run):
         endpoint.clone_mirror(project, target)
         return "cloned"
 
-    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="mirror") as pool:
-        futures = [(job[0], pool.submit(mirror, job)) for job in jobs]
-        for path, future in futures:
-            try:
-                items.append(item(path, future.result()))
-            except AuthenticationError:
-                for _, other in futures:
-                    other.cancel()
-                raise
-            except (EndpointError, UnsafeTarget) as error:
-                items.append(item(path, "refused" if isinstance(error, UnsafeTarget) else "failed", str(error)))
+    for (path, _, _), status, error in run_in_threads(mirror, jobs, concurrency, "mirror",
+                                                    (EndpointError, UnsafeTarget)):
+        items.append(item(path, status) if error is None else item(path, *failure(error)))
     local_only = sorted(path for path in mirrors if path not in listed)
     items += handle_local_only(policy, db, local_only, bool(listed), delete, dry_run)
     return items

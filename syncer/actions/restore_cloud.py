@@ -13,13 +13,13 @@ that moved on upstream is reported, never overwritten).
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from syncer.actions.common import run_in_threads
 from syncer.actions.hooks import with_action_hooks
 from syncer.actions.restore import run_restore, walk_files
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint, build_s3_target
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, UsageError
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from syncer.index.hashing import hash_file
 
 log = logging.getLogger("syncer.restore")
@@ -84,18 +84,11 @@ def upload_files(endpoint, root, concurrency, dry_run=False):
         relative, path, digests, _why = job
         endpoint.write_entry(relative, path, digests)
 
-    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="upload") as pool:
-        futures = [(job, pool.submit(upload, job)) for job in jobs]
-        for (relative, _, _, why), future in futures:
-            try:
-                future.result()
-                items.append({"path": relative, "status": "to_upload" if dry_run else "uploaded", "reason": why})
-            except AuthenticationError:
-                for _, other in futures:
-                    other.cancel()
-                raise
-            except EndpointError as error:
-                items.append({"path": relative, "status": "failed", "reason": str(error)})
+    for (relative, _, _, why), _, error in run_in_threads(upload, jobs, concurrency, "upload"):
+        if error is None:
+            items.append({"path": relative, "status": "to_upload" if dry_run else "uploaded", "reason": why})
+        else:
+            items.append({"path": relative, "status": "failed", "reason": str(error)})
     return items
 
 
@@ -138,16 +131,7 @@ def restore_repositories(endpoint, root, concurrency, dry_run=False):
         return ("created", f"{len(local)} branches and tags pushed") if created else \
             ("pushed", f"{len(local)} branches and tags")
 
-    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="push") as pool:
-        futures = [(relative, pool.submit(restore, relative)) for relative in git.find_mirrors(root)]
-        for relative, future in futures:
-            try:
-                status, reason = future.result()
-            except AuthenticationError:
-                for _, other in futures:
-                    other.cancel()
-                raise
-            except EndpointError as error:
-                status, reason = "failed", str(error)
-            items.append({"path": relative, "status": status, **({"reason": reason} if reason else {})})
+    for relative, outcome, error in run_in_threads(restore, git.find_mirrors(root), concurrency, "push"):
+        status, reason = outcome if error is None else ("failed", str(error))
+        items.append({"path": relative, "status": status, **({"reason": reason} if reason else {})})
     return items
