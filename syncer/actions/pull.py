@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run, run_in_threads
+from syncer.endpoints import git
 from syncer.endpoints.base import check_relative_path
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
@@ -71,7 +72,7 @@ def pull_dataset(policy, db, dry_run=False):
         endpoint = build_endpoint(policy, concurrency=concurrency)
         policy.path.mkdir(parents=True, exist_ok=True)
         log.info("%s: pulling from %s%s", policy.name, endpoint.describe(), " (dry run)" if dry_run else "")
-        if getattr(endpoint, "layout", "files") == "repositories":
+        if endpoint.capabilities.repositories:
             items = pull_repositories(policy, db, endpoint, concurrency, delete, dry_run)
         else:
             items = pull_files(policy, db, endpoint, concurrency, delete, dry_run)
@@ -305,7 +306,7 @@ def handle_local_only(policy, db, paths, authority_listed_anything, delete, dry_
 def pull_repositories(policy, db, endpoint, concurrency, delete, dry_run):
     """Mirror every project of the configured groups into `<path_with_namespace>.git`."""
     root = policy.path
-    mirrors = set(endpoint.list_mirrors(root))
+    mirrors = set(git.find_mirrors(root))
     projects = endpoint.list_projects()
     items, jobs, listed = [], [], set()
     for project in projects:

@@ -46,7 +46,7 @@ def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_ru
         restored, _ = run_restore.__wrapped__(policy, db, staging, snapshot, includes)
         log.info("%s: snapshot %s restored to staging and checked; comparing with %s", policy.name,
                  restored["snapshot"][:8], endpoint.describe())
-        if getattr(endpoint, "layout", "files") == "repositories":
+        if endpoint.capabilities.repositories:
             items = restore_repositories(endpoint, staging, concurrency, dry_run)
         else:
             items = upload_files(endpoint, staging, concurrency, dry_run)

@@ -1,14 +1,18 @@
 """verify: compare the local copy with the authoritative copy, by checksum."""
 
 import logging
+import time
+from dataclasses import replace
+from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.endpoints import git
 from syncer.endpoints.factory import build_endpoint
-from syncer.errors import EXIT_FINDINGS, EXIT_OK
-from syncer.index.db import LOCAL
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
+from syncer.index.db import AUTHORITY, LOCAL
 from syncer.index.hashing import s3_multipart_etag
 from syncer.index.lock import dataset_lock
-from syncer.index.scan import scan_tree
+from syncer.index.scan import ScanStats, scan_tree
 
 log = logging.getLogger("syncer.verify")
 STATUSES = ("ok", "missing_local", "extra_local", "changed", "unverifiable")
@@ -17,6 +21,8 @@ CORRUPT_REASON = "content changed under an unchanged size and mtime (bit rot?); 
 # Part sizes that common S3 clients use for multipart uploads (aws cli and boto3 8 MiB,
 # rclone 5 MiB, s3cmd 15 MiB, restic/minio 16 MiB, larger for big files).
 COMMON_PART_SIZES_MIB = (8, 5, 16, 15, 10, 32, 64, 100, 128, 256, 512)
+# The local digest of a mirror whose refs cannot be read or that fails git fsck: never equal, so "changed".
+FSCK_FAILED = "0" * 64
 
 
 def run_verify(policies, db, deep=False, strict=False, progress=None):
@@ -39,9 +45,9 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
         endpoint = build_endpoint(policy)
         algorithm = endpoint.capabilities.checksum or "sha256"
         log.info("%s: indexing the local copy %s", policy.name, policy.path)
-        if hasattr(endpoint, "index_local"):
-            # GitLab: one bare mirror per project; the endpoint indexes the local side itself.
-            stats = endpoint.index_local(db, policy.name, policy.path, deep=deep)
+        mirrors = None
+        if endpoint.capabilities.repositories:
+            stats, mirrors = index_mirrors(db, policy.name, policy.path, deep)
         else:
             stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,), deep=deep,
                               progress=progress and (lambda files, hashed: progress(policy.name, files, hashed)))
@@ -49,7 +55,7 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
                  stats.hashed_bytes / 2**20, stats.seconds)
         log.info("%s: listing the authority %s", policy.name, endpoint.describe())
         skipped = [(path, f"local: {reason}") for path, reason in stats.skipped]
-        skipped += endpoint.refresh_listing(db, policy.name, deep=deep)
+        skipped += index_authority(db, policy, endpoint, deep, mirrors)
         counts = dict.fromkeys(STATUSES, 0)
         items = []
         corrupt = set(getattr(stats, "corrupt", ()))
@@ -80,6 +86,68 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
     return dict(outcome)
 
 
+def index_authority(db, policy, endpoint, deep=False, mirrors=None):
+    """Record the authority's listing as the dataset's authority side of the index.
+    Return (path, reason) of the items that could not be indexed.
+
+    A directory on this machine is indexed with the hash cache, so a warm verify reads
+    nothing there that did not change. A repository whose local mirror differs gets a
+    note saying how (`mirrors` from index_mirrors)."""
+    root = endpoint.capabilities.local_root
+    if root is not None:
+        if not root.is_dir():
+            raise EndpointError(f"{endpoint.describe()}: directory does not exist or is not mounted", permanent=True)
+        stats = scan_tree(db, policy.name, AUTHORITY, root, policy.exclude, ("sha256",), deep=deep)
+        return [(path, f"authority: {reason}") for path, reason in stats.skipped]
+    entries = endpoint.list_entries()
+    if mirrors is not None:
+        entries = (note_mirror_difference(entry, mirrors.get(entry.path)) for entry in entries)
+    db.replace_listing(policy.name, entries)
+    return []
+
+
+def index_mirrors(db, dataset, root, deep=False):
+    """Index the bare git mirrors below `root` as the dataset's local side: one row per
+    repository with its refs digest. `git fsck` runs when the refs changed since the
+    last good check, or always with `deep`. Return (ScanStats, {path: (refs, fsck
+    problem or None)})."""
+    started = time.monotonic()
+    stats, mirrors, records = ScanStats(), {}, []
+    previous = {row[0]: row[4] for row in db.iterate_files(dataset, LOCAL)}
+    for relative in git.find_mirrors(root):
+        stats.files += 1
+        absolute = Path(root) / relative
+        try:
+            refs = git.local_refs(absolute)
+        except EndpointError as error:
+            mirrors[relative] = ({}, str(error))
+            records.append({"path": relative, "size": None, "sha256": FSCK_FAILED, "hashed_at": time.time()})
+            continue
+        digest = git.refs_digest(refs)
+        problem = None
+        if deep or previous.get(relative) != digest:
+            stats.hashed += 1
+            problem = git.fsck_problem(absolute)
+        mirrors[relative] = (refs, problem)
+        records.append({"path": relative, "size": None, "sha256": FSCK_FAILED if problem else digest,
+                        "hashed_at": time.time()})
+    with db.transaction():
+        db.delete_paths(dataset, LOCAL, [path for path in previous if path not in mirrors])
+        db.upsert_files(dataset, LOCAL, records)
+    stats.seconds = time.monotonic() - started
+    return stats, mirrors
+
+
+def note_mirror_difference(entry, local):
+    """Return the repository `entry` with a note on how the local mirror, `local` =
+    (refs, fsck problem or None), differs from it; verify shows the note as the reason."""
+    if not local or not entry.checksum:
+        return entry
+    refs, problem = local
+    note = f"git fsck failed: {problem}" if problem else git.describe_ref_differences(refs, entry.ref["refs"])
+    return replace(entry, note=note or None)
+
+
 def item(path, status, reason, local_size, authority_size):
     entry = {"path": path, "status": status}
     if reason:
@@ -98,7 +166,7 @@ def check_multipart(endpoint, policy, path, etag):
         part_size = mib * 2**20
         if -(-size // part_size) == parts and s3_multipart_etag(local_file, part_size) == etag:
             return "ok", None
-    sha256 = getattr(endpoint, "head_sha256", lambda path: None)(path)
+    sha256 = endpoint.head_sha256(path) if endpoint.capabilities.head_sha256 else None
     if sha256:
         from syncer.index.hashing import hash_file
 

@@ -2,12 +2,15 @@
 
 An endpoint lists its entries with their size and native checksum, reads an entry,
 writes an entry carrying the service's checksum, deletes one, and says what it can
-do. Retry, rate limits and dry-run are wrappers around this contract (see
-syncer.endpoints.wrappers), never code inside an endpoint.
+do. It knows nothing of syncer's state: the actions record its answers in the index.
+A service of git repositories answers a second contract, MirrorEndpoint. Retry, rate
+limits and dry-run are wrappers around these contracts (see syncer.endpoints.wrappers),
+never code inside an endpoint.
 """
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 
@@ -32,14 +35,21 @@ class Entry:
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What an endpoint can do, declared as data: actions read these, never probe for methods."""
+
     checksum: str | None  # the algorithm of the native checksum: "md5", "sha256" or None
     can_read: bool = True
     can_write: bool = True
     can_delete: bool = True
+    head_sha256: bool = False  # head_sha256(path) reads a full-object SHA-256 (S3: x-amz-checksum-sha256)
+    local_root: Path | None = None  # a directory on this machine: verify indexes it with the hash cache
+    repositories: bool = False  # the entries are git repositories: the MirrorEndpoint contract, not Endpoint's
     reason: str = ""  # why a capability is missing, shown when a test or a command skips it
 
 
 class Endpoint(Protocol):
+    """The contract of an authoritative copy of files."""
+
     capabilities: Capabilities
 
     def describe(self) -> str:
@@ -58,15 +68,43 @@ class Endpoint(Protocol):
     def delete_entry(self, path: str) -> None:
         """Remove `path` from the authoritative copy."""
 
-    def refresh_listing(self, db, dataset: str, deep: bool = False) -> list:
-        """Store the current listing as the dataset's authority side in the index;
-        return (path, reason) of items skipped."""
+    def head_sha256(self, path: str) -> str | None:
+        """Only with capabilities.head_sha256: return the SHA-256 (hex) the service keeps
+        for the whole of `path`, or None when it keeps none for this entry."""
 
 
-def store_listing(endpoint, db, dataset):
-    """The usual refresh_listing: replace the indexed listing with list_entries()."""
-    db.replace_listing(dataset, endpoint.list_entries())
-    return []
+class MirrorEndpoint(Protocol):
+    """The contract of a service of git repositories (GitLab), copied with git rather than
+    file by file. A project is the service's description of one repository: a dict with
+    at least `path_with_namespace` and `http_url_to_repo`."""
+
+    capabilities: Capabilities  # repositories=True
+
+    def describe(self) -> str:
+        """A short name of the endpoint for messages (never with credentials)."""
+
+    def list_entries(self) -> Iterator[Entry]:
+        """Yield one entry per repository, `<path_with_namespace>.git`, whose checksum is
+        syncer.endpoints.git.refs_digest of its branches and tags and whose ref is
+        {"project": project, "refs": {refname: sha}}."""
+
+    def list_projects(self) -> list[dict]:
+        """Return every project the endpoint covers, each once."""
+
+    def remote_refs(self, project: dict) -> dict:
+        """Return {refname: sha} of the project's branches and tags."""
+
+    def clone_mirror(self, project: dict, target: Path) -> None:
+        """Clone the project as a bare mirror at `target` (never left half-cloned)."""
+
+    def update_mirror(self, project: dict, target: Path) -> None:
+        """Fetch into the existing mirror at `target`, pruning refs deleted upstream."""
+
+    def create_project(self, namespace: str, path: str) -> dict:
+        """Create the project `path` in `namespace`; return it."""
+
+    def push_refs(self, mirror: Path, project: dict) -> None:
+        """Push the branches and tags of the mirror at `mirror` to the project (never forced)."""
 
 
 def check_relative_path(path):

@@ -10,7 +10,7 @@ import os
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from syncer.endpoints.base import Capabilities, Entry, check_relative_path, store_listing
+from syncer.endpoints.base import Capabilities, Entry, check_relative_path
 from syncer.endpoints.http import NotFound, ResponseStream, send
 from syncer.errors import EndpointError
 
@@ -53,22 +53,22 @@ class BunnyEndpoint:
         where = f"bunnycdn:{self.zone}/{self.prefix}".rstrip("/")
         return where if self.endpoint == DEFAULT_ENDPOINT else f"{where} at {self.endpoint}"
 
-    def credential_hint(self):
+    def _credential_hint(self):
         where = f" in {self.credentials_file}" if self.credentials_file else ""
         return f"BUNNY_ACCESS_KEY{where} (the storage zone password) and the region endpoint"
 
-    def url(self, relative, directory=False):
+    def _url(self, relative, directory=False):
         parts = [self.zone] + ([self.prefix] if self.prefix else []) + ([relative] if relative else [])
         url = f"{self.endpoint}/" + quote("/".join(parts))
         return url + "/" if directory else url
 
-    def request(self, method, url, **arguments):
-        return send(self.session, method, url, self.describe(), self.credential_hint(), **arguments)
+    def _request(self, method, url, **arguments):
+        return send(self.session, method, url, self.describe(), self._credential_hint(), **arguments)
 
-    def list_directory(self, relative):
+    def _list_directory(self, relative):
         """Return the JSON array of one directory; [] for a missing one (404 or [])."""
         try:
-            response = self.request("GET", self.url(relative, directory=True))
+            response = self._request("GET", self._url(relative, directory=True))
         except NotFound:
             return []
         try:
@@ -83,7 +83,7 @@ class BunnyEndpoint:
         pending = [""]
         while pending:
             directory = pending.pop()
-            for item in sorted(self.list_directory(directory), key=lambda item: str(item.get("ObjectName"))):
+            for item in sorted(self._list_directory(directory), key=lambda item: str(item.get("ObjectName"))):
                 name = str(item.get("ObjectName") or "")
                 path = f"{directory}/{name}" if directory else name
                 problem = check_relative_path(path) or ("'/' in ObjectName" if "/" in name else None)
@@ -100,11 +100,8 @@ class BunnyEndpoint:
                 else:
                     yield Entry(path, item.get("Length"), checksum.lower(), "sha256", mtime, ref=path)
 
-    def refresh_listing(self, db, dataset, deep=False):
-        return store_listing(self, db, dataset)
-
     def open_entry(self, entry):
-        return ResponseStream(self.request("GET", self.url(entry.path), stream=True))
+        return ResponseStream(self._request("GET", self._url(entry.path), stream=True))
 
     def write_entry(self, path, source, digests):
         """PUT the file with its upper-case SHA-256 in `Checksum`: Bunny refuses (400) bytes
@@ -115,12 +112,12 @@ class BunnyEndpoint:
 
             sha256 = hash_file(source, ("sha256",)).digests["sha256"]
         with open(source, "rb") as body:
-            self.request("PUT", self.url(path), data=body,
+            self._request("PUT", self._url(path), data=body,
                          headers={"Checksum": sha256.upper(), "Content-Type": "application/octet-stream"})
         return Entry(path, os.path.getsize(source), sha256.lower(), "sha256")
 
     def delete_entry(self, path):
         try:
-            self.request("DELETE", self.url(path))
+            self._request("DELETE", self._url(path))
         except NotFound:
             pass

@@ -5,6 +5,7 @@ from syncer.endpoints.gitlab import GitLabEndpoint
 from syncer.endpoints.local import LocalEndpoint
 from syncer.endpoints.s3 import S3Endpoint
 from syncer.endpoints.smugmug import SmugMugEndpoint
+from syncer.endpoints.wrappers import DryRunEndpoint, DryRunMirrors, LimitedEndpoint, RetryingEndpoint, RetryingMirrors
 from syncer.errors import UsageError
 from syncer.policy.credentials import read_credentials
 from syncer.policy.schema import CREDENTIAL_KEYS
@@ -30,9 +31,12 @@ def build_endpoint(policy, dry_run=False, concurrency=None, retry=None):
 
 
 def wrap_endpoint(raw, dry_run=False, concurrency=None, retry=None):
-    """Compose the cross-cutting wrappers around a bare endpoint (the one place that does)."""
-    from syncer.endpoints.wrappers import DryRunEndpoint, LimitedEndpoint, RetryingEndpoint
-
+    """Compose the cross-cutting wrappers around a bare endpoint (the one place that does).
+    Repositories are not limited here: pull and restore run as many git commands at once
+    as they are configured to."""
+    if raw.capabilities.repositories:
+        endpoint = RetryingMirrors(raw, **(retry or {}))
+        return DryRunMirrors(endpoint) if dry_run else endpoint
     endpoint = RetryingEndpoint(raw, **(retry or {}))
     endpoint = LimitedEndpoint(endpoint, concurrency or DEFAULT_CONCURRENCY)
     return DryRunEndpoint(endpoint) if dry_run else endpoint
@@ -59,7 +63,7 @@ def build_raw_endpoint(policy):
     if authority.credentials:
         credentials = read_credentials(authority.credentials, CREDENTIAL_KEYS[authority.type])
     if authority.type == "local":
-        return LocalEndpoint(authority.get("path"), policy.exclude)
+        return LocalEndpoint(authority.get("path"))
     if authority.type == "s3":
         return S3Endpoint(authority.get("bucket"), authority.get("prefix", ""), credentials,
                           authority.get("endpoint_url"), authority.get("region"),

@@ -91,6 +91,15 @@ def local_refs(path):
     return refs
 
 
+def fsck_problem(path):
+    """Return what `git fsck` finds wrong with the repository at `path`, or None."""
+    try:
+        run_git(fsck_argv(path), where=str(path))
+    except EndpointError as error:
+        return str(error).partition(": ")[2] or str(error)
+    return None
+
+
 def refs_digest(refs):
     """A SHA-256 over the sorted (ref, sha) pairs: equal digests mean equal branches and tags."""
     text = "".join(f"{name} {sha}\n" for name, sha in sorted(refs.items()))

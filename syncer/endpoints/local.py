@@ -3,33 +3,31 @@
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from syncer.endpoints.base import Capabilities, Entry
 from syncer.errors import EndpointError
-from syncer.index.db import AUTHORITY
 from syncer.index.hashing import hash_file
-from syncer.index.scan import scan_tree
 
 
 class LocalEndpoint:
     capabilities = Capabilities(checksum="sha256")
 
-    def __init__(self, root, exclude=()):
+    def __init__(self, root):
         self.root = Path(root)
-        self.exclude = tuple(exclude)
+        # Naming the root lets verify index it with the hash cache rather than list it: a
+        # warm verify of a local authority then reads nothing that did not change.
+        self.capabilities = replace(LocalEndpoint.capabilities, local_root=self.root)
 
     def describe(self):
         return f"local:{self.root}"
 
-    def check_root(self):
-        if not self.root.is_dir():
-            raise EndpointError(f"{self.describe()}: directory does not exist or is not mounted", permanent=True)
-
     def list_entries(self):
         """Yield every regular file below the root with its SHA-256 (hashed here:
         a plain directory has no checksum of its own)."""
-        self.check_root()
+        if not self.root.is_dir():
+            raise EndpointError(f"{self.describe()}: directory does not exist or is not mounted", permanent=True)
         for directory, subdirectories, files in os.walk(self.root):
             subdirectories.sort()
             for name in sorted(files):
@@ -40,13 +38,6 @@ class LocalEndpoint:
                 hashed = hash_file(absolute, ("sha256",))
                 yield Entry(relative, hashed.size, hashed.digests["sha256"], "sha256",
                             hashed.mtime_ns / 1e9, ref=absolute)
-
-    def refresh_listing(self, db, dataset, deep=False):
-        """Index the root with the hash cache (side 'authority'), so a warm verify of a
-        local authority reads nothing that did not change."""
-        self.check_root()
-        stats = scan_tree(db, dataset, AUTHORITY, self.root, self.exclude, ("sha256",), deep=deep)
-        return [(path, f"authority: {reason}") for path, reason in stats.skipped]
 
     def open_entry(self, entry):
         try:

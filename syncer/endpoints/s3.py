@@ -7,7 +7,7 @@ verified by recomputing it for the inferred part size, else by x-amz-checksum-*.
 import base64
 import os
 
-from syncer.endpoints.base import Capabilities, Entry, check_relative_path, store_listing
+from syncer.endpoints.base import Capabilities, Entry, check_relative_path
 from syncer.errors import AuthenticationError, EndpointError
 
 AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken",
@@ -62,7 +62,7 @@ def translate_error(error, where, credentials_file=None):
 
 
 class S3Endpoint:
-    capabilities = Capabilities(checksum="md5")
+    capabilities = Capabilities(checksum="md5", head_sha256=True)
 
     def __init__(self, bucket, prefix="", credentials=None, endpoint_url=None, region=None,
                  credentials_file=None):
@@ -76,7 +76,7 @@ class S3Endpoint:
         where = f"s3://{self.bucket}/{self.prefix}"
         return f"{where} at {self.endpoint_url}" if self.endpoint_url else where
 
-    def call(self, method, **arguments):
+    def _call(self, method, **arguments):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -94,12 +94,12 @@ class S3Endpoint:
                     key = item["Key"]
                     if key.endswith("/"):
                         continue  # a "folder" marker, not data
-                    yield self.entry_for(key, item["Size"], item.get("ETag", ""),
+                    yield self._entry_for(key, item["Size"], item.get("ETag", ""),
                                          item["LastModified"].timestamp())
         except (ClientError, BotoCoreError) as error:
             raise translate_error(error, self.describe(), self.credentials_file) from None
 
-    def entry_for(self, key, size, etag, mtime):
+    def _entry_for(self, key, size, etag, mtime):
         path = key[len(self.prefix):]
         problem = check_relative_path(path)
         if problem:
@@ -111,19 +111,16 @@ class S3Endpoint:
             return Entry(path, size, etag, "md5", mtime, ref=key)
         return Entry(path, size, None, None, mtime, note="ETag is not an MD5", ref=key)
 
-    def refresh_listing(self, db, dataset, deep=False):
-        return store_listing(self, db, dataset)
-
     def head_sha256(self, path):
         """Return the object's x-amz-checksum-sha256 as hex if it has a full-object one."""
-        answer = self.call("head_object", Bucket=self.bucket, Key=self.prefix + path, ChecksumMode="ENABLED")
+        answer = self._call("head_object", Bucket=self.bucket, Key=self.prefix + path, ChecksumMode="ENABLED")
         value = answer.get("ChecksumSHA256")
         if not value or "-" in value:
             return None
         return base64.b64decode(value).hex()
 
     def open_entry(self, entry):
-        answer = self.call("get_object", Bucket=self.bucket, Key=entry.ref or self.prefix + entry.path)
+        answer = self._call("get_object", Bucket=self.bucket, Key=entry.ref or self.prefix + entry.path)
         return answer["Body"]
 
     def write_entry(self, path, source, digests):
@@ -131,14 +128,14 @@ class S3Endpoint:
         if digests.get("md5"):
             arguments["ContentMD5"] = base64.b64encode(bytes.fromhex(digests["md5"])).decode()
         with open(source, "rb") as body:
-            answer = self.call("put_object", Body=body, **arguments)
+            answer = self._call("put_object", Body=body, **arguments)
         etag = str(answer.get("ETag", "")).strip('"').lower()
         if digests.get("md5") and len(etag) == 32 and etag != digests["md5"]:
             # Some S3-compatible servers ignore Content-MD5: the ETag still tells.
-            self.call("delete_object", Bucket=self.bucket, Key=self.prefix + path)
+            self._call("delete_object", Bucket=self.bucket, Key=self.prefix + path)
             raise EndpointError(f"{self.describe()}: {path} arrived corrupted (ETag {etag} is not the file's MD5); "
                                 "the object was removed", permanent=True)
         return Entry(path, os.path.getsize(source), digests.get("md5"), "md5")
 
     def delete_entry(self, path):
-        self.call("delete_object", Bucket=self.bucket, Key=self.prefix + path)
+        self._call("delete_object", Bucket=self.bucket, Key=self.prefix + path)

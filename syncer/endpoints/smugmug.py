@@ -13,7 +13,7 @@ import hashlib
 import os
 from urllib.parse import quote
 
-from syncer.endpoints.base import Capabilities, Entry, check_relative_path, store_listing
+from syncer.endpoints.base import Capabilities, Entry, check_relative_path
 from syncer.endpoints.http import ResponseStream, send
 from syncer.errors import AuthenticationError, EndpointError
 from syncer.index.exclude import glob_to_regex
@@ -189,9 +189,6 @@ class SmugMugEndpoint:
             if error.permanent and not isinstance(error, AuthenticationError):
                 return {}
             raise
-
-    def refresh_listing(self, db, dataset, deep=False):
-        return store_listing(self, db, dataset)
 
     # --- reading and writing -----------------------------------------------------------
 

@@ -5,11 +5,14 @@
   for; it decides only from the endpoint's own `permanent` classification.
 - LimitedEndpoint bounds how many transfers run against the endpoint at once.
 - DryRunEndpoint lets reads through and turns every write into a log line.
+- RetryingMirrors and DryRunMirrors do the same for a MirrorEndpoint.
 
-They are composed in one place, syncer.endpoints.factory.
+Each forwards the methods its contract names, and nothing else. They are composed in
+one place, syncer.endpoints.factory.
 """
 
 import logging
+import os
 import random
 import threading
 import time
@@ -20,52 +23,19 @@ from syncer.errors import EndpointError
 log = logging.getLogger("syncer.retry")
 
 
-class Wrapper:
-    """Base: everything not overridden goes to the wrapped endpoint."""
+class Retry:
+    """Call a function until it succeeds, its failure is permanent, or the attempts are
+    used up: exponential backoff with jitter, or what the server asked to wait."""
 
-    def __init__(self, inner):
-        self.inner = inner
-
-    @property
-    def capabilities(self):
-        return self.inner.capabilities
-
-    def describe(self):
-        return self.inner.describe()
-
-    def list_entries(self):
-        return self.inner.list_entries()
-
-    def open_entry(self, entry):
-        return self.inner.open_entry(entry)
-
-    def write_entry(self, path, source, digests):
-        return self.inner.write_entry(path, source, digests)
-
-    def delete_entry(self, path):
-        return self.inner.delete_entry(path)
-
-    def refresh_listing(self, db, dataset, deep=False):
-        return self.inner.refresh_listing(db, dataset, deep=deep)
-
-    def __getattr__(self, name):
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-
-class RetryingEndpoint(Wrapper):
-    def __init__(self, inner, attempts=5, base_delay=1.0, max_delay=60.0, max_wait=300.0, sleep=time.sleep):
-        super().__init__(inner)
+    def __init__(self, attempts=5, base_delay=1.0, max_delay=60.0, max_wait=300.0, sleep=time.sleep):
         self.attempts = attempts
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.max_wait = max_wait  # a server asking for a longer pause is reported, not waited for
         self.sleep = sleep
 
-    def retry(self, what, function, *arguments, **keywords):
-        """Call function(*arguments) until it succeeds, a failure is permanent, or the
-        attempts are used up; re-raise the last error."""
+    def __call__(self, what, function, *arguments, **keywords):
+        """Return function(*arguments); re-raise the last error."""
         for attempt in range(1, self.attempts + 1):
             try:
                 return function(*arguments, **keywords)
@@ -89,6 +59,43 @@ class RetryingEndpoint(Wrapper):
         backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return backoff * (0.5 + random.random() / 2)
 
+
+class Wrapper:
+    """Base of the wrappers of an Endpoint: each method of the contract goes to the wrapped one."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    @property
+    def capabilities(self):
+        return self.inner.capabilities
+
+    def describe(self):
+        return self.inner.describe()
+
+    def list_entries(self):
+        return self.inner.list_entries()
+
+    def open_entry(self, entry):
+        return self.inner.open_entry(entry)
+
+    def write_entry(self, path, source, digests):
+        return self.inner.write_entry(path, source, digests)
+
+    def delete_entry(self, path):
+        return self.inner.delete_entry(path)
+
+    def head_sha256(self, path):
+        return self.inner.head_sha256(path)
+
+
+class RetryingEndpoint(Wrapper):
+    """Retries temporary failures, decided only from the endpoint's own `permanent` classification."""
+
+    def __init__(self, inner, **settings):
+        super().__init__(inner)
+        self.retry = Retry(**settings)
+
     def list_entries(self):
         # A listing that fails half-way is started again as a whole, so it is collected first.
         yield from self.retry("listing", lambda: list(self.inner.list_entries()))
@@ -102,15 +109,8 @@ class RetryingEndpoint(Wrapper):
     def delete_entry(self, path):
         return self.retry(f"deleting {path}", self.inner.delete_entry, path)
 
-    def refresh_listing(self, db, dataset, deep=False):
-        return self.retry("listing", self.inner.refresh_listing, db, dataset, deep=deep)
-
-    def __getattr__(self, name):
-        # The endpoint's own extra operations (GitLab's mirror commands) are retried too.
-        value = super().__getattr__(name)
-        if callable(value) and not name.startswith("_") and name not in ("capabilities", "credential_hint"):
-            return lambda *arguments, **keywords: self.retry(name.replace("_", " "), value, *arguments, **keywords)
-        return value
+    def head_sha256(self, path):
+        return self.retry(f"reading the checksum of {path}", self.inner.head_sha256, path)
 
 
 class ClosingStream:
@@ -169,8 +169,6 @@ class DryRunEndpoint(Wrapper):
         self.planned = []  # (operation, path) that a real run would do
 
     def write_entry(self, path, source, digests):
-        import os
-
         log.info("dry run: would upload %s to %s", path, self.describe())
         self.planned.append(("upload", path))
         algorithm = self.capabilities.checksum
@@ -180,11 +178,82 @@ class DryRunEndpoint(Wrapper):
         log.info("dry run: would delete %s from %s", path, self.describe())
         self.planned.append(("delete", path))
 
-    def __getattr__(self, name):
-        value = super().__getattr__(name)
-        if name in getattr(self.inner, "remote_writes", ()):
-            def planned(*arguments, **keywords):
-                log.info("dry run: would %s on %s", name.replace("_", " "), self.describe())
-                self.planned.append((name, str(arguments[0]) if arguments else ""))
-            return planned
-        return value
+
+class MirrorWrapper:
+    """Base of the wrappers of a MirrorEndpoint: each method of the contract goes to the wrapped one."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    @property
+    def capabilities(self):
+        return self.inner.capabilities
+
+    def describe(self):
+        return self.inner.describe()
+
+    def list_entries(self):
+        return self.inner.list_entries()
+
+    def list_projects(self):
+        return self.inner.list_projects()
+
+    def remote_refs(self, project):
+        return self.inner.remote_refs(project)
+
+    def clone_mirror(self, project, target):
+        return self.inner.clone_mirror(project, target)
+
+    def update_mirror(self, project, target):
+        return self.inner.update_mirror(project, target)
+
+    def create_project(self, namespace, path):
+        return self.inner.create_project(namespace, path)
+
+    def push_refs(self, mirror, project):
+        return self.inner.push_refs(mirror, project)
+
+
+class RetryingMirrors(MirrorWrapper):
+    """Retries temporary failures of the API and of git, as RetryingEndpoint does."""
+
+    def __init__(self, inner, **settings):
+        super().__init__(inner)
+        self.retry = Retry(**settings)
+
+    def list_entries(self):
+        yield from self.retry("listing", lambda: list(self.inner.list_entries()))
+
+    def list_projects(self):
+        return self.retry("listing the projects", self.inner.list_projects)
+
+    def remote_refs(self, project):
+        return self.retry("reading the refs", self.inner.remote_refs, project)
+
+    def clone_mirror(self, project, target):
+        return self.retry("cloning", self.inner.clone_mirror, project, target)
+
+    def update_mirror(self, project, target):
+        return self.retry("updating the mirror", self.inner.update_mirror, project, target)
+
+    def create_project(self, namespace, path):
+        return self.retry("creating the project", self.inner.create_project, namespace, path)
+
+    def push_refs(self, mirror, project):
+        return self.retry("pushing", self.inner.push_refs, mirror, project)
+
+
+class DryRunMirrors(MirrorWrapper):
+    """Lets reads and local mirroring through; turns what would change the service into log lines."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.planned = []  # (operation, what) that a real run would do
+
+    def create_project(self, namespace, path):
+        log.info("dry run: would create project on %s", self.describe())
+        self.planned.append(("create_project", namespace))
+
+    def push_refs(self, mirror, project):
+        log.info("dry run: would push refs on %s", self.describe())
+        self.planned.append(("push_refs", str(mirror)))

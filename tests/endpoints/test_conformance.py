@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from syncer.actions.verify import index_authority
 from syncer.errors import AuthenticationError, EndpointError
 from syncer.index.db import AUTHORITY, StateDB
 
@@ -148,10 +149,10 @@ def test_rate_limit_is_retried_after_the_servers_retry_after(harness):
     assert harness.fake.count_requests(path_contains=path) >= 2
 
 
-def test_refresh_listing_stores_the_listing_in_the_index(harness, tmp_path):
+def test_verify_records_the_listing_in_the_index(harness, tmp_path):
     harness.seed()
     db = StateDB(tmp_path / "state")
-    skipped = harness.endpoint().refresh_listing(db, "dataset")
+    skipped = index_authority(db, harness.policy(), harness.endpoint())
     stored = {row[0] for row in db.iterate_files("dataset", AUTHORITY)}
     assert stored == set(harness.expected())
     assert skipped == []

@@ -6,9 +6,9 @@ import threading
 
 import pytest
 
-from syncer.endpoints.base import Capabilities, Entry
+from syncer.endpoints.base import Capabilities, Endpoint, Entry, MirrorEndpoint
 from syncer.endpoints.http import retry_after_seconds
-from syncer.endpoints.wrappers import DryRunEndpoint, LimitedEndpoint, RetryingEndpoint
+from syncer.endpoints.wrappers import DryRunEndpoint, DryRunMirrors, LimitedEndpoint, RetryingEndpoint, RetryingMirrors
 from syncer.errors import AuthenticationError, EndpointError
 
 
@@ -36,11 +36,17 @@ class Flaky:
             raise self.failures.pop(0)
         return io.BytesIO(b"data")
 
-    def mirror_update(self, name):
+    def update_mirror(self, project, target):
         self.calls += 1
         if self.failures:
             raise self.failures.pop(0)
-        return name
+        return target
+
+    def push_refs(self, mirror, project):
+        raise AssertionError("a dry run pushed")
+
+    def create_project(self, namespace, path):
+        raise AssertionError("a dry run created a project")
 
 
 def test_temporary_failures_are_retried_waiting_what_the_server_asked():
@@ -74,9 +80,9 @@ def test_a_server_asking_for_a_long_pause_is_reported_not_waited_for():
     assert waits == []
 
 
-def test_the_endpoints_own_operations_are_retried_too():
+def test_the_mirror_contracts_operations_are_retried_too():
     inner = Flaky([EndpointError("503")])
-    assert RetryingEndpoint(inner, sleep=lambda seconds: None).mirror_update("repo") == "repo"
+    assert RetryingMirrors(inner, sleep=lambda seconds: None).update_mirror({}, "/srv/x.git") == "/srv/x.git"
     assert inner.calls == 2
 
 
@@ -110,14 +116,26 @@ def test_the_concurrency_limit_holds_a_slot_until_the_stream_is_closed():
     worker.join()
 
 
-def test_dry_run_turns_remote_writes_of_the_endpoint_into_plans():
-    class Remote(Flaky):
-        remote_writes = ("push_refs",)
-
-        def push_refs(self, mirror, project):
-            raise AssertionError("a dry run pushed")
-
-    endpoint = DryRunEndpoint(Remote([]))
-    endpoint.push_refs("/srv/x.git", {"path_with_namespace": "x"})
+def test_dry_run_turns_every_write_into_a_plan():
+    endpoint = DryRunEndpoint(Flaky([]))
     endpoint.delete_entry("gone")
-    assert endpoint.planned == [("push_refs", "/srv/x.git"), ("delete", "gone")]
+    mirrors = DryRunMirrors(Flaky([]))
+    mirrors.create_project("team", "tool")
+    mirrors.push_refs("/srv/x.git", {"path_with_namespace": "team/tool"})
+    assert endpoint.planned == [("delete", "gone")]
+    assert mirrors.planned == [("create_project", "team"), ("push_refs", "/srv/x.git")]
+
+
+def test_wrappers_forward_exactly_the_methods_of_their_contract():
+    def public_methods(cls):
+        return {name for name in dir(cls) if not name.startswith("_") and callable(getattr(cls, name))}
+
+    def contract(protocol):
+        return {name for name in vars(protocol) if not name.startswith("_") and name != "capabilities"}
+
+    for wrapper in (RetryingEndpoint, LimitedEndpoint, DryRunEndpoint):
+        assert public_methods(wrapper) == contract(Endpoint), wrapper
+    for wrapper in (RetryingMirrors, DryRunMirrors):
+        assert public_methods(wrapper) == contract(MirrorEndpoint), wrapper
+    with pytest.raises(AttributeError):
+        RetryingEndpoint(Flaky([])).update_mirror  # noqa: B018 - nothing outside the contract is forwarded
