@@ -86,23 +86,23 @@ class SmugMugEndpoint:
 
     # --- requests -----------------------------------------------------------------
 
-    def credential_hint(self, problem=""):
+    def _credential_hint(self, problem=""):
         keys = OAUTH_PROBLEM_KEYS.get(problem, ", ".join(CREDENTIAL_KEYS))
         return f"{keys} in {self.credentials_file}" if self.credentials_file else keys
 
-    def request(self, method, url, **arguments):
+    def _request(self, method, url, **arguments):
         try:
-            return send(self.session, method, url, self.describe(), self.credential_hint(), **arguments)
+            return send(self.session, method, url, self.describe(), self._credential_hint(), **arguments)
         except AuthenticationError as error:
             problem = str(error).partition("oauth_problem=")[2].split(")")[0].split("&")[0].split(";")[0]
             if problem in OAUTH_PROBLEM_KEYS:
                 raise AuthenticationError(f"{self.describe()}: the credentials were refused (HTTP 401: "
-                                          f"oauth_problem={problem}); check {self.credential_hint(problem)}")
+                                          f"oauth_problem={problem}); check {self._credential_hint(problem)}")
             raise
 
-    def get_json(self, uri, **parameters):
+    def _get_json(self, uri, **parameters):
         url = uri if uri.startswith(("http://", "https://")) else self.api_url + uri
-        response = self.request("GET", url, params=parameters or None)
+        response = self._request("GET", url, params=parameters or None)
         try:
             document = response.json()
         except ValueError:
@@ -111,53 +111,53 @@ class SmugMugEndpoint:
             raise EndpointError(f"{self.describe()}: {uri} answered an unexpected document", permanent=True)
         return document["Response"]
 
-    def paged(self, uri, key):
+    def _paged(self, uri, key):
         """Yield the items under `key` of every page, following Pages.NextPage.
         The key is absent (not []) on an empty album."""
-        response = self.get_json(uri, start=1, count=PAGE_SIZE)
+        response = self._get_json(uri, start=1, count=PAGE_SIZE)
         while True:
             yield from response.get(key) or []
             next_page = (response.get("Pages") or {}).get("NextPage")
             if not next_page:
                 return
-            response = self.get_json(next_page)
+            response = self._get_json(next_page)
 
     # --- listing --------------------------------------------------------------------
 
-    def resolve_nickname(self):
+    def _resolve_nickname(self):
         if not self.nickname:
-            user = self.get_json("/api/v2!authuser").get("User") or {}
+            user = self._get_json("/api/v2!authuser").get("User") or {}
             self.nickname = user.get("NickName")
             if not self.nickname:
                 raise EndpointError(f"{self.describe()}: !authuser gave no NickName", permanent=True)
         return self.nickname
 
-    def wanted(self, url_path):
+    def _wanted(self, url_path):
         path = url_path.strip("/")
         return not self.album_patterns or any(pattern.fullmatch(path) for pattern in self.album_patterns)
 
-    def list_albums(self):
+    def _list_albums(self):
         """Return {UrlPath without slashes: album document} of the albums the policy selects."""
-        nickname = self.resolve_nickname()
+        nickname = self._resolve_nickname()
         albums = {}
-        for album in self.paged(f"/api/v2/user/{quote(nickname)}!albums", "Album"):
+        for album in self._paged(f"/api/v2/user/{quote(nickname)}!albums", "Album"):
             url_path = album.get("UrlPath") or ""
-            if self.wanted(url_path):
+            if self._wanted(url_path):
                 albums[url_path.strip("/")] = album
         self.albums_by_path = albums
         return albums
 
-    def album_images(self, album):
+    def _album_images(self, album):
         uri = uri_of((album.get("Uris") or {}).get("AlbumImages")) or f"{album['Uri']}!images"
-        return list(self.paged(uri, "AlbumImage"))
+        return list(self._paged(uri, "AlbumImage"))
 
     def list_entries(self):
-        for album_path, album in self.list_albums().items():
-            images = self.album_images(album)
+        for album_path, album in self._list_albums().items():
+            images = self._album_images(album)
             for image, name in zip(images, disambiguate(images)):
-                yield self.entry_for(album_path, image, name)
+                yield self._entry_for(album_path, image, name)
 
-    def entry_for(self, album_path, image, name):
+    def _entry_for(self, album_path, image, name):
         path = f"{album_path}/{name}" if album_path else name
         size = image.get("ArchivedSize")
         problem = check_relative_path(path) or ("'/' in FileName" if "/" in name else None)
@@ -168,7 +168,7 @@ class SmugMugEndpoint:
             return Entry(path, None, note="still being processed by SmugMug", ref=None)
         if image.get("IsVideo"):
             if not reference["url"]:
-                video = self.largest_video(image)
+                video = self._largest_video(image)
                 reference["url"] = video.get("Url")
             # SmugMug re-encodes videos: a checksum of its copy says nothing about the original.
             return Entry(path, None, note="video: SmugMug keeps a re-encoded copy, no checksum of the original",
@@ -179,12 +179,12 @@ class SmugMugEndpoint:
                          ref=reference if reference["url"] else None)
         return Entry(path, size, md5.lower(), "md5", ref=reference)
 
-    def largest_video(self, image):
+    def _largest_video(self, image):
         uri = uri_of((image.get("Uris") or {}).get("LargestVideo"))
         if not uri:
             uri = f"/api/v2/image/{image.get('ImageKey')}-0!largestvideo"
         try:
-            return self.get_json(uri).get("LargestVideo") or {}
+            return self._get_json(uri).get("LargestVideo") or {}
         except EndpointError as error:
             if error.permanent and not isinstance(error, AuthenticationError):
                 return {}
@@ -196,13 +196,13 @@ class SmugMugEndpoint:
         url = (entry.ref or {}).get("url") if isinstance(entry.ref, dict) else None
         if not url:
             raise EndpointError(f"{self.describe()}: {entry.path} has no download URL", permanent=True)
-        return ResponseStream(self.request("GET", url, stream=True))
+        return ResponseStream(self._request("GET", url, stream=True))
 
-    def find_album(self, album_path):
-        albums = self.albums_by_path if self.albums_by_path is not None else self.list_albums()
+    def _find_album(self, album_path):
+        albums = self.albums_by_path if self.albums_by_path is not None else self._list_albums()
         album = albums.get(album_path.strip("/"))
         if album is None:
-            albums = self.list_albums()
+            albums = self._list_albums()
             album = albums.get(album_path.strip("/"))
         if album is None:
             raise EndpointError(f"{self.describe()}: album /{album_path} does not exist (or is not selected "
@@ -213,27 +213,27 @@ class SmugMugEndpoint:
         """Upload `source` into the album of `path`, unless the album already holds an
         image with the same MD5 (SmugMug accepts duplicates silently)."""
         album_path, _, file_name = path.rpartition("/")
-        album = self.find_album(album_path)
+        album = self._find_album(album_path)
         md5 = digests.get("md5") or hash_md5(source)
         size = os.path.getsize(source)
-        for image in self.album_images(album):
+        for image in self._album_images(album):
             if (image.get("ArchivedMD5") or "").lower() == md5:
                 return Entry(path, size, md5, "md5")
         # The docs say Content-MD5 is base64; some clients send hex and which one SmugMug
         # enforces is unconfirmed: on an MD5 complaint the upload is tried once in hex.
         answer = None
         for content_md5 in (base64.b64encode(bytes.fromhex(md5)).decode(), md5):
-            answer = self.upload(path, source, album["Uri"], file_name, content_md5)
+            answer = self._upload(path, source, album["Uri"], file_name, content_md5)
             if answer.get("stat") == "ok" or "md5" not in str(answer.get("message", "")).lower():
                 break
         if answer.get("stat") != "ok":  # failures come as HTTP 200 with stat=fail
             raise EndpointError(f"{self.describe()}: the upload of {path} failed: "
                                 f"{answer.get('message', 'unknown error')} (code {answer.get('code')})",
                                 permanent=True)
-        self.check_uploaded(path, answer, md5)
+        self._check_uploaded(path, answer, md5)
         return Entry(path, size, md5, "md5")
 
-    def upload(self, path, source, album_uri, file_name, content_md5):
+    def _upload(self, path, source, album_uri, file_name, content_md5):
         """POST one file to the upload endpoint; return its JSON answer (stat ok or fail)."""
         headers = {"X-Smug-AlbumUri": album_uri, "X-Smug-ResponseType": "JSON", "X-Smug-Version": "v2",
                    "X-Smug-FileName": file_name if file_name.isascii() else quote(file_name),
@@ -241,30 +241,30 @@ class SmugMugEndpoint:
                    # a content type keeps requests-oauthlib from reading the streamed body
                    "Content-Type": "application/octet-stream"}
         with open(source, "rb") as body:
-            response = self.request("POST", self.upload_url, data=body, headers=headers)
+            response = self._request("POST", self.upload_url, data=body, headers=headers)
         try:
             answer = response.json()
         except ValueError:
             raise EndpointError(f"{self.describe()}: the upload of {path} answered no JSON")
         return answer if isinstance(answer, dict) else {"stat": "fail", "message": "unexpected answer"}
 
-    def check_uploaded(self, path, answer, md5):
+    def _check_uploaded(self, path, answer, md5):
         """Whatever SmugMug did with Content-MD5, compare the stored image's ArchivedMD5."""
         image_uri = (answer.get("Image") or {}).get("ImageUri")
         if not image_uri:
             return
-        stored = (self.get_json(image_uri).get("Image") or {}).get("ArchivedMD5")
+        stored = (self._get_json(image_uri).get("Image") or {}).get("ArchivedMD5")
         if stored and stored.lower() != md5:
             raise EndpointError(f"{self.describe()}: {path} arrived corrupted (ArchivedMD5 {stored}, "
                                 f"the file's MD5 is {md5}); remove it on SmugMug", permanent=True)
 
     def delete_entry(self, path):
         album_path, _, _ = path.rpartition("/")
-        album = self.find_album(album_path)
-        images = self.album_images(album)
+        album = self._find_album(album_path)
+        images = self._album_images(album)
         for image, name in zip(images, disambiguate(images)):
             if name == path.rpartition("/")[2] and image.get("Uri"):
-                self.request("DELETE", self.api_url + image["Uri"])
+                self._request("DELETE", self.api_url + image["Uri"])
                 return
 
 
