@@ -1,9 +1,12 @@
-"""One harness per endpoint for the conformance suite.
+"""One harness per endpoint for the conformance suites.
 
-Each harness seeds the authoritative copy through the service's own side (the
-filesystem, boto3 against the loopback S3 server, the fakes' state), and builds the
-endpoint the way syncer does: a policy file, the credentials file, the factory.
-A capability a harness lacks is a `skip` string with its reason.
+Each harness starts the service (a directory, the loopback S3 server, a fake), seeds
+it through the service's own side, and builds the endpoint the way syncer does: a
+policy file, the credentials file, the factory. A capability a harness lacks is a
+`skip` string with its reason. Adding an endpoint is one harness class here and its
+name in FILE_HARNESSES or MIRROR_HARNESSES. The fixtures: `file_harness` (the Endpoint
+contract), `mirror_harness` (MirrorEndpoint) and `harness` (every endpoint, for what
+the two contracts share).
 """
 
 import hashlib
@@ -11,12 +14,13 @@ import uuid
 
 import pytest
 
+from syncer.endpoints.base import Endpoint, MirrorEndpoint
 from syncer.endpoints.factory import build_endpoint
+from syncer.endpoints.git import local_refs, refs_digest
 from syncer.policy.load import load_policy_file
 from tests.fakes import bunny, gitlab, smugmug
 from tests.support import write_policy, write_secret
 
-NAMES = ("local", "s3", "smugmug", "bunnycdn", "gitlab")
 FAST_RETRY = {"attempts": 4, "base_delay": 0.01, "max_delay": 0.05}
 
 # What every file endpoint is seeded with: a subfolder, a space, non-ASCII, an empty file.
@@ -43,19 +47,30 @@ def policy_for(tmp_path, authority, credentials_text=None):
 
 
 class Harness:
-    name = ""
-    hostile_skip = None
-    credentials_skip = None
-    rate_limit_skip = None
+    """What the suites need of one endpoint. A subclass sets `name` (the authority
+    type), `algorithm` (its native checksum) and `contract`, implements start(), put(),
+    exists() and seed_hostile(), and says how credentials are refused (`refused`: the
+    key the message names and a credentials text the service refuses) and where a 429
+    can be injected into its fake (`rate_limited`), or why it cannot (the *_skip texts)."""
 
-    def __init__(self, tmp_path):
+    name = algorithm = ""
+    contract = Endpoint
+    fake = refused = rate_limited = None
+    hostile_skip = credentials_skip = rate_limit_skip = None
+
+    def __init__(self, request, tmp_path):
+        self.request = request
         self.tmp_path = tmp_path
+        self.authority, self.credentials = self.start()
 
-    def endpoint(self, dry_run=False, **authority_overrides):
-        return build_endpoint(self.policy(**authority_overrides), dry_run=dry_run, retry=FAST_RETRY)
+    def policy(self, credentials=None):
+        return policy_for(self.tmp_path, self.authority, credentials or self.credentials)
+
+    def endpoint(self, dry_run=False, credentials=None):
+        return build_endpoint(self.policy(credentials), dry_run=dry_run, retry=FAST_RETRY)
 
     def expected(self):
-        """{path: bytes or None} the listing must show."""
+        """{path: bytes, or the precomputed checksum} the listing must show."""
         return dict(SEED)
 
     def seed(self):
@@ -65,48 +80,49 @@ class Harness:
     def checksum_of(self, data):
         return hashlib.new(self.algorithm, data).hexdigest()
 
+    def bad_credentials(self):
+        key, text = self.refused
+        return self.endpoint(credentials=text), key
+
+    def inject_rate_limit(self):
+        self.fake.inject(429, headers={"Retry-After": "1"}, path_contains=self.rate_limited)
+        return self.rate_limited
+
+    def close(self):
+        if self.fake:
+            self.fake.stop()
+
 
 class LocalHarness(Harness):
-    name = "local"
-    algorithm = "sha256"
+    name, algorithm = "local", "sha256"
     hostile_skip = "a filesystem cannot hold '..', absolute or NUL names"
     credentials_skip = "a local directory has no credentials"
     rate_limit_skip = "a local directory has no rate limit"
 
-    def __init__(self, tmp_path):
-        super().__init__(tmp_path)
-        self.root = tmp_path / "authority"
+    def start(self):
+        self.root = self.tmp_path / "authority"
         self.root.mkdir()
-
-    def policy(self):
-        return policy_for(self.tmp_path, {"type": "local", "path": str(self.root)})
+        return {"type": "local", "path": str(self.root)}, None
 
     def put(self, path, data):
-        target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        (self.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (self.root / path).write_bytes(data)
 
     def exists(self, path):
         return (self.root / path).exists()
 
 
 class S3Harness(Harness):
-    name = "s3"
-    algorithm = "md5"
+    name, algorithm = "s3", "md5"
     credentials_skip = "the loopback S3 server (moto) accepts any credentials"
     rate_limit_skip = "the loopback S3 server cannot be told to answer 429"
 
-    def __init__(self, tmp_path, server):
-        super().__init__(tmp_path)
-        self.server = server
-        self.client = server.client()
-        self.bucket = f"conformance-{uuid.uuid4().hex[:12]}"
+    def start(self):
+        server = self.request.getfixturevalue("s3_server")
+        self.client, self.bucket, self.prefix = server.client(), f"conformance-{uuid.uuid4().hex[:12]}", "data/"
         self.client.create_bucket(Bucket=self.bucket)
-        self.prefix = "data/"
-
-    def policy(self):
-        return policy_for(self.tmp_path, {"type": "s3", "bucket": self.bucket, "prefix": self.prefix,
-                                          "endpoint_url": self.server.url}, self.server.credentials_text())
+        return ({"type": "s3", "bucket": self.bucket, "prefix": self.prefix, "endpoint_url": server.url},
+                server.credentials_text())
 
     def put(self, path, data):
         self.client.put_object(Bucket=self.bucket, Key=self.prefix + path, Body=data)
@@ -121,21 +137,16 @@ class S3Harness(Harness):
 
 
 class SmugMugHarness(Harness):
-    name = "smugmug"
-    algorithm = "md5"
+    name, algorithm = "smugmug", "md5"
+    refused = ("SMUGMUG_TOKEN", smugmug.credentials_text(dict(smugmug.CREDENTIALS, SMUGMUG_TOKEN="revoked-token-xyz")))
+    rate_limited = "!albums"
 
-    def __init__(self, tmp_path):
-        super().__init__(tmp_path)
+    def start(self):
         self.fake = smugmug.FakeSmugMug().start()
         self.album = self.fake.add_album("/Album One")
         self.fake.add_album("/Empty Album")  # its !images has no AlbumImage key at all
-
-    def policy(self, credentials=smugmug.CREDENTIALS):
-        return policy_for(self.tmp_path, {"type": "smugmug", "api_url": self.fake.url,
-                                          "upload_url": self.fake.url + "/"}, smugmug.credentials_text(credentials))
-
-    def endpoint(self, dry_run=False, credentials=smugmug.CREDENTIALS):
-        return build_endpoint(self.policy(credentials), dry_run=dry_run, retry=FAST_RETRY)
+        return ({"type": "smugmug", "api_url": self.fake.url, "upload_url": self.fake.url + "/"},
+                smugmug.credentials_text(smugmug.CREDENTIALS))
 
     def put(self, path, data):
         album_path, _, name = path.rpartition("/")
@@ -149,36 +160,19 @@ class SmugMugHarness(Harness):
 
     def seed_hostile(self):
         self.fake.add_image(self.album, "../../etc/passwd", b"evil")
-        album = self.fake.add_album("/../outside")
-        self.fake.add_image(album, "x.jpg", b"evil")
+        self.fake.add_image(self.fake.add_album("/../outside"), "x.jpg", b"evil")
         return ["Album One/../../etc/passwd", "../outside/x.jpg"]
-
-    def bad_credentials(self):
-        return self.endpoint(credentials=dict(smugmug.CREDENTIALS, SMUGMUG_TOKEN="revoked-token-xyz")), \
-            "SMUGMUG_TOKEN"
-
-    def inject_rate_limit(self):
-        self.fake.inject(429, headers={"Retry-After": "1"}, path_contains="!albums")
-        return "!albums"
-
-    def close(self):
-        self.fake.stop()
 
 
 class BunnyHarness(Harness):
-    name = "bunnycdn"
-    algorithm = "sha256"
+    name, algorithm = "bunnycdn", "sha256"
+    refused = ("BUNNY_ACCESS_KEY", "BUNNY_ACCESS_KEY=wrong-zone-password\n")
+    rate_limited = "/files/backup/"
 
-    def __init__(self, tmp_path):
-        super().__init__(tmp_path)
+    def start(self):
         self.fake = bunny.FakeBunny(zone="files").start()
-
-    def policy(self, key=bunny.ACCESS_KEY):
-        return policy_for(self.tmp_path, {"type": "bunnycdn", "zone": "files", "path": "backup",
-                                          "endpoint": self.fake.url}, f"BUNNY_ACCESS_KEY={key}\n")
-
-    def endpoint(self, dry_run=False, key=bunny.ACCESS_KEY):
-        return build_endpoint(self.policy(key), dry_run=dry_run, retry=FAST_RETRY)
+        return ({"type": "bunnycdn", "zone": "files", "path": "backup", "endpoint": self.fake.url},
+                f"BUNNY_ACCESS_KEY={bunny.ACCESS_KEY}\n")
 
     def put(self, path, data):
         self.fake.put_file(f"backup/{path}", data)
@@ -191,82 +185,63 @@ class BunnyHarness(Harness):
         self.fake.add_raw_entry("backup/Album One", "a/../../b", b"evil")
         return ["..", "Album One/a/../../b"]
 
-    def bad_credentials(self):
-        return self.endpoint(key="wrong-zone-password"), "BUNNY_ACCESS_KEY"
-
-    def inject_rate_limit(self):
-        self.fake.inject(429, headers={"Retry-After": "1"}, path_contains="/files/backup/")
-        return "/files/backup/"
-
-    def close(self):
-        self.fake.stop()
-
 
 class GitLabHarness(Harness):
-    name = "gitlab"
-    algorithm = "sha256"
+    name, algorithm, contract = "gitlab", "sha256", MirrorEndpoint
+    refused = ("GITLAB_TOKEN", "GITLAB_TOKEN=glpat-revoked\n")
+    rate_limited = "/groups/"
 
-    def __init__(self, tmp_path):
-        super().__init__(tmp_path)
-        self.fake = gitlab.FakeGitLab(tmp_path / "gitlab-server").start()
-
-    def policy(self, token=gitlab.TOKEN):
-        return policy_for(self.tmp_path, {"type": "gitlab", "url": self.fake.url, "groups": ["team"]},
-                          f"GITLAB_TOKEN={token}\n")
-
-    def endpoint(self, dry_run=False, token=gitlab.TOKEN):
-        return build_endpoint(self.policy(token), dry_run=dry_run, retry=FAST_RETRY)
+    def start(self):
+        self.fake = gitlab.FakeGitLab(self.tmp_path / "gitlab-server").start()
+        return {"type": "gitlab", "url": self.fake.url, "groups": ["team"]}, f"GITLAB_TOKEN={gitlab.TOKEN}\n"
 
     def seed(self):
         tool = self.fake.add_project("team", "tool")
         self.fake.commit(tool, {"README.md": "tool"})
         self.fake.tag(tool, "v1.0")
-        deep = self.fake.add_project("team/platform", "service")
-        self.fake.commit(deep, {"main.py": "print(1)"})
+        self.fake.commit(self.fake.add_project("team/platform", "service"), {"main.py": "print(1)"})
         self.fake.add_project("team", "empty")
         self.fake.add_project("elsewhere", "not-ours")
 
     def expected(self):
-        from syncer.endpoints.git import refs_digest
+        """{path: digest of the branches and tags}: what git reads in the service's own repositories."""
+        return {f"{project['path_with_namespace']}.git": refs_digest(local_refs(self.fake.repository(number)))
+                for number, project in self.fake.projects.items() if project["path_with_namespace"].startswith("team/")}
 
-        expected = {}
-        for project_id, project in self.fake.projects.items():
-            if project["namespace"]["full_path"].split("/")[0] != "team":
-                continue
-            branches, tags = self.fake.refs(project_id)
-            refs = {f"refs/heads/{name}": sha for name, sha in branches.items()}
-            refs.update({f"refs/tags/{name}": target for name, (target, _) in tags.items()})
-            expected[project["path_with_namespace"] + ".git"] = refs_digest(refs)
-        return expected
+    def change(self, path):
+        """Commit upstream to the project `path`."""
+        self.fake.commit(self.fake.find_project(path), {"CHANGES": "more"})
 
     def seed_hostile(self):
         self.fake.add_project("team/../..", "escape", repository=False)
         return ["team/../../escape.git"]
 
-    def bad_credentials(self):
-        return self.endpoint(token="glpat-revoked"), "GITLAB_TOKEN"
 
-    def inject_rate_limit(self):
-        self.fake.inject(429, headers={"Retry-After": "1"}, path_contains="/groups/")
-        return "/groups/"
-
-    def close(self):
-        self.fake.stop()
+FILE_HARNESSES = (LocalHarness, S3Harness, SmugMugHarness, BunnyHarness)
+MIRROR_HARNESSES = (GitLabHarness,)
 
 
-@pytest.fixture(params=NAMES)
+def started(harness_class, request, tmp_path):
+    built = harness_class(request, tmp_path)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture(params=FILE_HARNESSES, ids=lambda harness_class: harness_class.name)
+def file_harness(request, tmp_path):
+    """Every endpoint of files (the Endpoint contract)."""
+    yield from started(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=MIRROR_HARNESSES, ids=lambda harness_class: harness_class.name)
+def mirror_harness(request, tmp_path):
+    """Every service of git repositories (the MirrorEndpoint contract)."""
+    yield from started(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=FILE_HARNESSES + MIRROR_HARNESSES, ids=lambda harness_class: harness_class.name)
 def harness(request, tmp_path):
-    name = request.param
-    if name == "local":
-        built = LocalHarness(tmp_path)
-    elif name == "s3":
-        built = S3Harness(tmp_path, request.getfixturevalue("s3_server"))
-    elif name == "smugmug":
-        built = SmugMugHarness(tmp_path)
-    elif name == "bunnycdn":
-        built = BunnyHarness(tmp_path)
-    else:
-        built = GitLabHarness(tmp_path)
-    yield built
-    getattr(built, "close", lambda: None)()
-
+    """Every endpoint, for what both contracts share: describing, listing, failing."""
+    yield from started(request.param, request, tmp_path)

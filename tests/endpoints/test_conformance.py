@@ -1,12 +1,17 @@
-"""The endpoint contract, run against every endpoint: local, s3 (moto on loopback),
-smugmug, bunnycdn and gitlab (their loopback fakes). A capability an endpoint lacks
-is a skip here, with its reason; the suite is never forked per endpoint."""
+"""The endpoint contract, run against every endpoint of files: local, s3 (moto on
+loopback), smugmug and bunnycdn (their loopback fakes); what it shares with the mirror
+contract (describing, listing, failing, no method beyond the contract) runs against
+gitlab too. A capability an endpoint lacks is a skip here, with its reason; the suite
+is never forked per endpoint."""
 
 import hashlib
+import inspect
 
 import pytest
 
 from syncer.actions.verify import index_authority
+from syncer.endpoints.base import Endpoint
+from syncer.endpoints.factory import build_raw_endpoint
 from syncer.errors import AuthenticationError, EndpointError
 from syncer.index.db import AUTHORITY, StateDB
 
@@ -30,6 +35,16 @@ def listing(endpoint):
     return {entry.path: entry for entry in endpoint.list_entries()}
 
 
+def test_no_public_method_beyond_what_the_contract_names(harness):
+    endpoint = build_raw_endpoint(harness.policy())
+    public = {name for name, _ in inspect.getmembers(type(endpoint), inspect.isfunction) if not name.startswith("_")}
+    named = {name for name in vars(harness.contract) if not name.startswith("_")}
+    assert public <= named, f"{type(endpoint).__name__}: not in the contract: {sorted(public - named)}"
+    optional = {"head_sha256": endpoint.capabilities.head_sha256} if harness.contract is Endpoint else {}
+    assert public == {name for name in named if optional.get(name, True)}  # the optional ones when declared
+    assert endpoint.capabilities.repositories == (harness.contract is not Endpoint)
+
+
 def test_describe_names_the_endpoint_and_no_secret(harness):
     text = harness.endpoint().describe()
     assert text.startswith(harness.name) or harness.name == "s3" and text.startswith("s3://")
@@ -51,36 +66,36 @@ def test_listing_shows_every_entry_with_its_native_checksum(harness):
             assert entry.size == len(content)
             assert entry.checksum == harness.checksum_of(content)
         else:
-            assert entry.checksum == content  # a precomputed digest (GitLab: branches and tags)
+            assert entry.checksum == content  # a precomputed digest (repositories: branches and tags)
 
 
-def test_open_entry_returns_the_exact_bytes(harness):
-    harness.seed()
-    endpoint = harness.endpoint()
+def test_open_entry_returns_the_exact_bytes(file_harness):
+    file_harness.seed()
+    endpoint = file_harness.endpoint()
     skip_unless(endpoint.capabilities.can_read, endpoint.capabilities.reason)
     entries = listing(endpoint)
-    for path, content in harness.expected().items():
+    for path, content in file_harness.expected().items():
         assert read_all(endpoint, entries[path]) == content
 
 
-def test_write_entry_stores_the_file_with_its_checksum(harness, tmp_path):
-    harness.seed()
-    endpoint = harness.endpoint()
+def test_write_entry_stores_the_file_with_its_checksum(file_harness, tmp_path):
+    file_harness.seed()
+    endpoint = file_harness.endpoint()
     skip_unless(endpoint.capabilities.can_write, endpoint.capabilities.reason)
     source = tmp_path / "upload.bin"
     content = b"restored bytes \x00\xff" * 1000
     source.write_bytes(content)
     digests = {"md5": hashlib.md5(content).hexdigest(), "sha256": hashlib.sha256(content).hexdigest()}
     stored = endpoint.write_entry("Album One/restored.jpg", str(source), digests)
-    assert stored.checksum == harness.checksum_of(content)
+    assert stored.checksum == file_harness.checksum_of(content)
     entries = listing(endpoint)
-    assert entries["Album One/restored.jpg"].checksum == harness.checksum_of(content)
+    assert entries["Album One/restored.jpg"].checksum == file_harness.checksum_of(content)
     assert read_all(endpoint, entries["Album One/restored.jpg"]) == content
 
 
-def test_write_entry_refuses_bytes_that_do_not_match_the_checksum(harness, tmp_path):
-    harness.seed()
-    endpoint = harness.endpoint()
+def test_write_entry_refuses_bytes_that_do_not_match_the_checksum(file_harness, tmp_path):
+    file_harness.seed()
+    endpoint = file_harness.endpoint()
     skip_unless(endpoint.capabilities.can_write, endpoint.capabilities.reason)
     source = tmp_path / "corrupt.bin"
     source.write_bytes(b"these bytes were corrupted on the way")
@@ -88,31 +103,31 @@ def test_write_entry_refuses_bytes_that_do_not_match_the_checksum(harness, tmp_p
     with pytest.raises(EndpointError) as raised:
         endpoint.write_entry("Album One/corrupt.jpg", str(source), wrong)
     assert raised.value.permanent
-    assert not harness.exists("Album One/corrupt.jpg")
+    assert not file_harness.exists("Album One/corrupt.jpg")
 
 
-def test_dry_run_writes_and_deletes_nothing(harness, tmp_path):
-    harness.seed()
-    endpoint = harness.endpoint(dry_run=True)
+def test_dry_run_writes_and_deletes_nothing(file_harness, tmp_path):
+    file_harness.seed()
+    endpoint = file_harness.endpoint(dry_run=True)
     skip_unless(endpoint.capabilities.can_write, endpoint.capabilities.reason)
     source = tmp_path / "new.bin"
     source.write_bytes(b"new")
     endpoint.write_entry("Album One/new.jpg", str(source), {"md5": hashlib.md5(b"new").hexdigest(),
                                                             "sha256": hashlib.sha256(b"new").hexdigest()})
     endpoint.delete_entry("Album One/second.jpg")
-    assert not harness.exists("Album One/new.jpg")
-    assert harness.exists("Album One/second.jpg")
+    assert not file_harness.exists("Album One/new.jpg")
+    assert file_harness.exists("Album One/second.jpg")
     assert [operation for operation, _ in endpoint.planned] == ["upload", "delete"]
 
 
-def test_delete_entry_removes_it_and_a_later_read_fails_permanently(harness):
-    harness.seed()
-    endpoint = harness.endpoint()
+def test_delete_entry_removes_it_and_a_later_read_fails_permanently(file_harness):
+    file_harness.seed()
+    endpoint = file_harness.endpoint()
     skip_unless(endpoint.capabilities.can_delete, endpoint.capabilities.reason)
     entry = listing(endpoint)["Album One/second.jpg"]
     endpoint.delete_entry("Album One/second.jpg")
     assert "Album One/second.jpg" not in listing(endpoint)
-    assert not harness.exists("Album One/second.jpg")
+    assert not file_harness.exists("Album One/second.jpg")
     with pytest.raises(EndpointError) as raised:
         read_all(endpoint, entry)
     assert raised.value.permanent
