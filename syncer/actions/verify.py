@@ -58,7 +58,7 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
         skipped += index_authority(db, policy, endpoint, deep, mirrors)
         counts = dict.fromkeys(STATUSES, 0)
         items = []
-        corrupt = set(getattr(stats, "corrupt", ()))
+        corrupt = set(stats.corrupt)
         for path, local_size, authority_size, status, reason, etag in db.compare(policy.name):
             if status == "etag":
                 status, reason = check_multipart(endpoint, policy, path, etag)
