@@ -63,6 +63,12 @@ class Endpoint(Protocol):
         return (path, reason) of items skipped."""
 
 
+# A note starting with this marks an entry the service lists but offers nothing to
+# download (SmugMug without an original): it cannot be fetched, so a missing local copy
+# is unverifiable, never a finding that no action could clear.
+NOTHING_TO_DOWNLOAD = "nothing to download: "
+
+
 def store_listing(endpoint, db, dataset):
     """The usual refresh_listing: replace the indexed listing with list_entries()."""
     db.replace_listing(dataset, endpoint.list_entries())
