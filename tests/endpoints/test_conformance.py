@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from syncer.actions.restore_cloud import upload_files
 from syncer.errors import AuthenticationError, EndpointError
 from syncer.index.db import AUTHORITY, StateDB
 
@@ -88,6 +89,24 @@ def test_write_entry_refuses_bytes_that_do_not_match_the_checksum(harness, tmp_p
         endpoint.write_entry("Album One/corrupt.jpg", str(source), wrong)
     assert raised.value.permanent
     assert not harness.exists("Album One/corrupt.jpg")
+
+
+def test_a_restore_of_videos_run_twice_uploads_only_what_is_absent_and_then_nothing(harness, tmp_path):
+    harness.seed()
+    endpoint = harness.endpoint()
+    skip_unless(endpoint.capabilities.can_write, endpoint.capabilities.reason)
+    local = {**harness.expected(), **harness.seed_videos(), "Album One/lost clip.mov": b"only the backup" * 99}
+    for path, content in local.items():
+        (tmp_path / "staging" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "staging" / path).write_bytes(content)
+    first = {item["path"]: item for item in upload_files(endpoint, tmp_path / "staging", 2)}
+    assert {path for path, item in first.items() if item["status"] == "uploaded"} == {"Album One/lost clip.mov"}
+    assert {item["status"] for item in first.values()} <= {"uploaded", "present", "present_unverifiable"}
+    assert harness.exists("Album One/lost clip.mov")
+    second = {item["path"]: item["status"] for item in upload_files(harness.endpoint(), tmp_path / "staging", 2)}
+    assert set(second) == set(local) and set(second.values()) <= {"present", "present_unverifiable"}
+    unverifiable = {path for path, status in second.items() if status == "present_unverifiable"}
+    assert unverifiable == ({"Album One/phone.mov"} if harness.name == "smugmug" else set())
 
 
 def test_dry_run_writes_and_deletes_nothing(harness, tmp_path):
