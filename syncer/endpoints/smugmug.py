@@ -197,15 +197,13 @@ class SmugMugEndpoint:
         if image.get("Processing"):
             return Entry(path, None, note="still being processed by SmugMug", ref=None)
         if md5 and url:  # a photo, or a video whose archive is its original (ArchivedSize == OriginalSize)
-            return Entry(path, size, md5.lower(), "md5", ref={"uri": own_uri(image), "url": url})
+            return Entry(path, size, md5.lower(), "md5", ref={"url": url})
         if url:
-            return Entry(path, size, note="SmugMug gives no ArchivedMD5 for this image",
-                         ref={"uri": own_uri(image), "url": url})
+            return Entry(path, size, note="SmugMug gives no ArchivedMD5 for this image", ref={"url": url})
         if image.get("IsVideo"):
             video = self.largest_video(image)
             if video.get("Url"):
-                return Entry(path, None, note=video_note(image, video), ref={"uri": own_uri(image),
-                                                                             "url": video["Url"]})
+                return Entry(path, None, note=video_note(image, video), ref={"url": video["Url"]})
         return Entry(path, None, note=NO_ORIGINAL, ref=None)
 
     def largest_video(self, image):
