@@ -4,10 +4,13 @@ The snapshot is restored into a staging directory in the state dir with the offs
 restore (syncer.actions.restore.run_restore: every file checked against the
 snapshot's manifest), compared with the authority's listing, and only what is missing
 or differs is uploaded, each upload carrying the service's checksum (Bunny
-`Checksum`, SmugMug `Content-MD5`, S3 `Content-MD5`). Running it twice uploads
-nothing the second time. GitLab: a missing project is created, then its branches and
-tags are pushed (not `--mirror`: GitLab rejects hidden refs; not forced: history
-that moved on upstream is reported, never overwritten).
+`Checksum`, SmugMug `Content-MD5`, S3 `Content-MD5`). Present or absent is decided by
+the item's identity (its path in the listing), same or differs by a checksum; an item
+present with no checksum to compare is `present_unverifiable` and never uploaded again
+(SmugMug would keep a second copy). `uploaded` means the service took the file.
+Running it twice uploads nothing the second time. GitLab: a missing project is
+created, then its branches and tags are pushed (not `--mirror`: GitLab rejects hidden
+refs; not forced: history that moved on upstream is reported, never overwritten).
 """
 
 import logging
@@ -66,7 +69,9 @@ def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_ru
 
 def upload_files(endpoint, root, concurrency, dry_run=False):
     """Upload every file below `root` that the endpoint lacks or holds with other
-    content. Return items {path, status: uploaded|present|failed|to_upload, reason?}."""
+    content. Return items {path, status, reason?}: uploaded (the service took it),
+    to_upload (dry run), present (same checksum), present_unverifiable (held there with
+    no checksum to compare: not uploaded), failed."""
     if not endpoint.capabilities.can_write:
         raise UsageError(f"{endpoint.describe()} cannot be written to: {endpoint.capabilities.reason}")
     listing = {entry.path: entry for entry in endpoint.list_entries()}
@@ -74,8 +79,12 @@ def upload_files(endpoint, root, concurrency, dry_run=False):
     for relative, path in walk_files(root):
         hashed = hash_file(path, ("md5", "sha256"))
         remote = listing.get(relative)
-        if remote is not None and is_same(remote, hashed):
+        verdict = compare_with(remote, hashed) if remote is not None else "absent"
+        if verdict == "same":
             items.append({"path": relative, "status": "present"})
+        elif verdict == "unverifiable":
+            items.append({"path": relative, "status": "present_unverifiable",
+                          "reason": remote.note or "no checksum at the authority"})
         else:
             jobs.append((relative, path, hashed.digests,
                          "differs at the authority" if remote is not None else "missing at the authority"))
@@ -92,12 +101,15 @@ def upload_files(endpoint, root, concurrency, dry_run=False):
     return items
 
 
-def is_same(remote, hashed):
-    """Whether the authority's entry holds these bytes: by its checksum when it has one
-    we can compare, else (no checksum upstream) by size; never uploads a duplicate."""
+def compare_with(remote, hashed):
+    """Return same | differs | unverifiable for a local file and the authority's entry of
+    the same identity: by the entry's checksum when we hold that algorithm, else only a
+    size that differs says anything (an equal size proves nothing)."""
     if remote.checksum and remote.algorithm in hashed.digests:
-        return remote.checksum == hashed.digests[remote.algorithm]
-    return remote.size is not None and remote.size == hashed.size
+        return "same" if remote.checksum == hashed.digests[remote.algorithm] else "differs"
+    if remote.size is not None and remote.size != hashed.size:
+        return "differs"
+    return "unverifiable"
 
 
 def restore_repositories(endpoint, root, concurrency, dry_run=False):

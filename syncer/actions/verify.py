@@ -7,6 +7,7 @@ from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.endpoints import git
+from syncer.endpoints.base import NOTHING_TO_DOWNLOAD
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
 from syncer.index.db import AUTHORITY, LOCAL
@@ -62,6 +63,8 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
         for path, local_size, authority_size, status, reason, etag in db.compare(policy.name):
             if status == "etag":
                 status, reason = check_multipart(endpoint, policy, path, etag)
+            if status == "missing_local" and (reason or "").startswith(NOTHING_TO_DOWNLOAD):
+                status = "unverifiable"  # no pull can fetch it: listed, but never a finding
             if path in corrupt and status == "changed":
                 reason = CORRUPT_REASON
             counts[status] += 1

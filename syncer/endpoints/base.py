@@ -107,6 +107,12 @@ class MirrorEndpoint(Protocol):
         """Push the branches and tags of the mirror at `mirror` to the project (never forced)."""
 
 
+# A note starting with this marks an entry the service lists but offers nothing to
+# download (SmugMug without an original): it cannot be fetched, so a missing local copy
+# is unverifiable, never a finding that no action could clear.
+NOTHING_TO_DOWNLOAD = "nothing to download: "
+
+
 def check_relative_path(path):
     """Return why `path` (from a remote listing) is unsafe as a local name, or None."""
     if not path or "\x00" in path:

@@ -1,11 +1,15 @@
 """SmugMug (API v2, OAuth 1.0a HMAC-SHA1 via requests-oauthlib) as the authoritative copy.
 
 Walk `!authuser` -> `!albums` (filtered by the policy's UrlPath globs) -> `!images`,
-following `Pages.NextPage`. The local layout is `<UrlPath>/<FileName>`; a file name
-used twice in one album gets `~<ImageKey>` before its extension on all but the first
-(by upload date), so names never collide and stay stable from run to run.
-`ArchivedMD5` is the checksum; images without one, and videos (SmugMug serves a
-re-encoded copy), are listed as unverifiable, never as verified.
+following `Pages.NextPage`. Every item's identity, and its local name, is
+`<UrlPath>/<FileName>`; a file name used twice in one album gets `~<ImageKey>` before
+its extension on all but the first (by upload date). The identity never depends on a
+checksum, so a restore can tell present from absent for items that have none.
+
+`ArchivedMD5` is the checksum, for photos and for videos alike (a video's archive is
+its original). A video without one is fetched through `!largestvideo`, SmugMug's own
+re-encoding, and listed unverifiable; an item without any Archived* field offers
+nothing to download and is listed unverifiable too, never as verified.
 """
 
 import base64
@@ -13,7 +17,7 @@ import hashlib
 import os
 from urllib.parse import quote
 
-from syncer.endpoints.base import Capabilities, Entry, check_relative_path
+from syncer.endpoints.base import NOTHING_TO_DOWNLOAD, Capabilities, Entry, check_relative_path
 from syncer.endpoints.http import ResponseStream, send
 from syncer.errors import AuthenticationError, EndpointError
 from syncer.index.exclude import glob_to_regex
@@ -31,6 +35,9 @@ OAUTH_PROBLEM_KEYS = {
     "token_expired": "SMUGMUG_TOKEN",
     "signature_invalid": "SMUGMUG_API_SECRET and SMUGMUG_TOKEN_SECRET",
 }
+# ArchivedMD5, ArchivedSize and ArchivedUri are absent together when downloads are off
+# or the album is protected: there is nothing to fetch, so nothing to verify either.
+NO_ORIGINAL = NOTHING_TO_DOWNLOAD + "SmugMug offers no original"
 
 
 def uri_of(value):
@@ -40,8 +47,25 @@ def uri_of(value):
     return value if isinstance(value, str) else None
 
 
+def own_uri(image):
+    """The image's own Uri as the answer gave it (with its real serial, never built)."""
+    return uri_of((image.get("Uris") or {}).get("Image")) or image.get("Uri")
+
+
+def video_note(image, video):
+    """Why a video without an archive is unverifiable, and whether the bytes SmugMug
+    serves are of another format than its FileName says (MP4 for a .mov)."""
+    served = (video.get("Ext") or "mp4").lower().lstrip(".")
+    stem, dot, named = (image.get("FileName") or "").rpartition(".")
+    note = f"video: SmugMug offers only its own {served.upper()} re-encoding, no original to verify"
+    if dot and stem and named.lower() != served:
+        note += f" ({served.upper()} bytes under a .{named} name)"
+    return note
+
+
 def disambiguate(images):
-    """Return one local file name per image of an album, unique within the album.
+    """Return one local file name per image of an album, unique within the album: the
+    items' identity, which depends on no checksum.
 
     The first image (by Date, then ImageKey) keeps its FileName; later ones with the
     same name get "~ImageKey" before the extension, which never changes for them.
@@ -112,14 +136,21 @@ class SmugMugEndpoint:
         return document["Response"]
 
     def _paged(self, uri, key):
-        """Yield the items under `key` of every page, following Pages.NextPage.
-        The key is absent (not []) on an empty album."""
+        """Yield the items under `key` of every page, following Pages.NextPage. Real
+        answers offer a NextPage past Total after a full last page, and leave the key
+        out (not []) on an empty page: stop on an empty page, on Start beyond Total, or
+        on a NextPage already followed, so a listing never loops."""
         response = self._get_json(uri, start=1, count=PAGE_SIZE)
+        followed = set()
         while True:
-            yield from response.get(key) or []
-            next_page = (response.get("Pages") or {}).get("NextPage")
-            if not next_page:
+            items = response.get(key) or []
+            yield from items
+            pages = response.get("Pages") or {}
+            next_page, start, total = pages.get("NextPage"), pages.get("Start"), pages.get("Total")
+            beyond = isinstance(start, int) and isinstance(total, int) and start > total
+            if not items or beyond or not next_page or next_page in followed:
                 return
+            followed.add(next_page)
             response = self._get_json(next_page)
 
     # --- listing --------------------------------------------------------------------
@@ -159,30 +190,29 @@ class SmugMugEndpoint:
 
     def _entry_for(self, album_path, image, name):
         path = f"{album_path}/{name}" if album_path else name
-        size = image.get("ArchivedSize")
+        md5, size, url = image.get("ArchivedMD5"), image.get("ArchivedSize"), image.get("ArchivedUri")
         problem = check_relative_path(path) or ("'/' in FileName" if "/" in name else None)
         if problem:
             return Entry(path.replace("\x00", "?"), size, note=f"unsafe name: {problem}")
-        reference = {"uri": image.get("Uri"), "url": image.get("ArchivedUri"), "key": image.get("ImageKey")}
         if image.get("Processing"):
             return Entry(path, None, note="still being processed by SmugMug", ref=None)
+        if md5 and url:  # a photo, or a video whose archive is its original (ArchivedSize == OriginalSize)
+            return Entry(path, size, md5.lower(), "md5", ref={"url": url})
+        if url:
+            return Entry(path, size, note="SmugMug gives no ArchivedMD5 for this image", ref={"url": url})
         if image.get("IsVideo"):
-            if not reference["url"]:
-                video = self._largest_video(image)
-                reference["url"] = video.get("Url")
-            # SmugMug re-encodes videos: a checksum of its copy says nothing about the original.
-            return Entry(path, None, note="video: SmugMug keeps a re-encoded copy, no checksum of the original",
-                         ref=reference if reference["url"] else None)
-        md5 = image.get("ArchivedMD5")
-        if not md5 or not reference["url"]:
-            return Entry(path, size, note="SmugMug gives no ArchivedMD5 for this image",
-                         ref=reference if reference["url"] else None)
-        return Entry(path, size, md5.lower(), "md5", ref=reference)
+            video = self._largest_video(image)
+            if video.get("Url"):
+                return Entry(path, None, note=video_note(image, video), ref={"url": video["Url"]})
+        return Entry(path, None, note=NO_ORIGINAL, ref=None)
 
     def _largest_video(self, image):
+        """SmugMug's own encoding of a video (`!largestvideo` on the image's own Uri)."""
         uri = uri_of((image.get("Uris") or {}).get("LargestVideo"))
+        if not uri and own_uri(image):
+            uri = f"{own_uri(image)}!largestvideo"
         if not uri:
-            uri = f"/api/v2/image/{image.get('ImageKey')}-0!largestvideo"
+            return {}
         try:
             return self._get_json(uri).get("LargestVideo") or {}
         except EndpointError as error:
@@ -209,21 +239,32 @@ class SmugMugEndpoint:
                                 f"by authority.albums); create it on SmugMug first", permanent=True)
         return album
 
+    def _image_named(self, album, file_name):
+        """The image of `album` whose identity (local name) is `file_name`, or None."""
+        images = self._album_images(album)
+        for image, name in zip(images, disambiguate(images)):
+            if name == file_name:
+                return image
+        return None
+
     def write_entry(self, path, source, digests):
-        """Upload `source` into the album of `path`, unless the album already holds an
-        image with the same MD5 (SmugMug accepts duplicates silently)."""
+        """Upload `source` as `path`: a new image in its album, or, when an image holds
+        that identity now, a replacement of its bytes (key and FileName kept), since
+        SmugMug would otherwise keep both. Whether to upload at all is the caller's
+        decision, made from the listing. Raise EndpointError unless `stat` is ok."""
         album_path, _, file_name = path.rpartition("/")
         album = self._find_album(album_path)
         md5 = digests.get("md5") or hash_md5(source)
         size = os.path.getsize(source)
-        for image in self._album_images(album):
-            if (image.get("ArchivedMD5") or "").lower() == md5:
-                return Entry(path, size, md5, "md5")
+        existing = self._image_named(album, file_name)
+        replacing = own_uri(existing) if existing else None
+        if existing:  # the upload's options update the image: keep its FileName, not our "~Key" name
+            file_name = existing.get("FileName") or file_name
         # The docs say Content-MD5 is base64; some clients send hex and which one SmugMug
         # enforces is unconfirmed: on an MD5 complaint the upload is tried once in hex.
         answer = None
         for content_md5 in (base64.b64encode(bytes.fromhex(md5)).decode(), md5):
-            answer = self._upload(path, source, album["Uri"], file_name, content_md5)
+            answer = self._upload(path, source, album["Uri"], file_name, content_md5, replacing)
             if answer.get("stat") == "ok" or "md5" not in str(answer.get("message", "")).lower():
                 break
         if answer.get("stat") != "ok":  # failures come as HTTP 200 with stat=fail
@@ -233,13 +274,16 @@ class SmugMugEndpoint:
         self._check_uploaded(path, answer, md5)
         return Entry(path, size, md5, "md5")
 
-    def _upload(self, path, source, album_uri, file_name, content_md5):
-        """POST one file to the upload endpoint; return its JSON answer (stat ok or fail)."""
+    def _upload(self, path, source, album_uri, file_name, content_md5, replacing=None):
+        """POST one file to the upload endpoint (replacing the image at `replacing`, an
+        image Uri, when given); return its JSON answer (stat ok or fail)."""
         headers = {"X-Smug-AlbumUri": album_uri, "X-Smug-ResponseType": "JSON", "X-Smug-Version": "v2",
                    "X-Smug-FileName": file_name if file_name.isascii() else quote(file_name),
                    "Content-MD5": content_md5,
                    # a content type keeps requests-oauthlib from reading the streamed body
                    "Content-Type": "application/octet-stream"}
+        if replacing:
+            headers["X-Smug-ImageUri"] = replacing
         with open(source, "rb") as body:
             response = self._request("POST", self.upload_url, data=body, headers=headers)
         try:
@@ -259,13 +303,10 @@ class SmugMugEndpoint:
                                 f"the file's MD5 is {md5}); remove it on SmugMug", permanent=True)
 
     def delete_entry(self, path):
-        album_path, _, _ = path.rpartition("/")
-        album = self._find_album(album_path)
-        images = self._album_images(album)
-        for image, name in zip(images, disambiguate(images)):
-            if name == path.rpartition("/")[2] and image.get("Uri"):
-                self._request("DELETE", self.api_url + image["Uri"])
-                return
+        album_path, _, file_name = path.rpartition("/")
+        image = self._image_named(self._find_album(album_path), file_name)
+        if image and image.get("Uri"):
+            self._request("DELETE", self.api_url + image["Uri"])
 
 
 def hash_md5(path):

@@ -92,6 +92,15 @@ class Harness:
         if self.fake:
             self.fake.stop()
 
+    def seed_videos(self):
+        """Put two videos at the authority; return {path: bytes a pull brought home}.
+        To a file store a video is a file; SmugMug overrides this."""
+        videos = {"Album One/clip.mov": b"a video with its original kept" * 40,
+                  "Album One/phone.mov": b"another video" * 40}
+        for path, data in videos.items():
+            self.put(path, data)
+        return videos
+
 
 class LocalHarness(Harness):
     name, algorithm = "local", "sha256"
@@ -157,6 +166,15 @@ class SmugMugHarness(Harness):
         album_path, _, name = path.rpartition("/")
         album = self.fake.album_by_path("/" + album_path)
         return bool(album) and any(image["FileName"] == name for image in self.fake.albums[album]["images"])
+
+    def seed_videos(self):
+        """One video with its archive (the original), one without: that one a pull
+        brings home as SmugMug's MP4 re-encoding, which has no checksum upstream."""
+        self.fake.add_image(self.album, "clip.mov", b"a video with its original kept" * 40)
+        self.fake.add_image(self.album, "phone.mov", b"an original SmugMug no longer offers", archived=False,
+                            reencoded=b"SmugMug's MP4 encoding" * 40)
+        return {"Album One/clip.mov": b"a video with its original kept" * 40,
+                "Album One/phone.mov": b"SmugMug's MP4 encoding" * 40}
 
     def seed_hostile(self):
         self.fake.add_image(self.album, "../../etc/passwd", b"evil")

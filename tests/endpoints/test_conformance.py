@@ -9,6 +9,7 @@ import inspect
 
 import pytest
 
+from syncer.actions.restore_cloud import upload_files
 from syncer.actions.verify import index_authority
 from syncer.endpoints.base import Endpoint
 from syncer.endpoints.factory import build_raw_endpoint
@@ -104,6 +105,25 @@ def test_write_entry_refuses_bytes_that_do_not_match_the_checksum(file_harness, 
         endpoint.write_entry("Album One/corrupt.jpg", str(source), wrong)
     assert raised.value.permanent
     assert not file_harness.exists("Album One/corrupt.jpg")
+
+
+def test_a_restore_of_videos_run_twice_uploads_only_what_is_absent_and_then_nothing(file_harness, tmp_path):
+    file_harness.seed()
+    endpoint = file_harness.endpoint()
+    skip_unless(endpoint.capabilities.can_write, endpoint.capabilities.reason)
+    local = {**file_harness.expected(), **file_harness.seed_videos(),
+             "Album One/lost clip.mov": b"only the backup" * 99}
+    for path, content in local.items():
+        (tmp_path / "staging" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "staging" / path).write_bytes(content)
+    first = {item["path"]: item for item in upload_files(endpoint, tmp_path / "staging", 2)}
+    assert {path for path, item in first.items() if item["status"] == "uploaded"} == {"Album One/lost clip.mov"}
+    assert {item["status"] for item in first.values()} <= {"uploaded", "present", "present_unverifiable"}
+    assert file_harness.exists("Album One/lost clip.mov")
+    second = {item["path"]: item["status"] for item in upload_files(file_harness.endpoint(), tmp_path / "staging", 2)}
+    assert set(second) == set(local) and set(second.values()) <= {"present", "present_unverifiable"}
+    unverifiable = {path for path, status in second.items() if status == "present_unverifiable"}
+    assert unverifiable == ({"Album One/phone.mov"} if file_harness.name == "smugmug" else set())
 
 
 def test_dry_run_writes_and_deletes_nothing(file_harness, tmp_path):

@@ -34,7 +34,10 @@ def test_smugmug_uris_as_objects_or_strings(smugmug_fake, short):
     smugmug_fake.short_uris_always = short
     entries = {entry.path: entry for entry in smugmug_endpoint(smugmug_fake).list_entries()}
     assert entries["Trip/a.jpg"].checksum == hashlib.md5(b"a").hexdigest()
-    assert entries["Trip/b.jpg"].ref["url"].endswith("/largest.mp4")  # found through Uris.LargestVideo
+    video = next(image for image in smugmug_fake.images.values() if image["FileName"] == "b.jpg")
+    assert entries["Trip/b.jpg"].ref["url"].endswith(".mp4")  # found through Uris.LargestVideo
+    own_uri = f"/api/v2/image/{video['ImageKey']}-{video['serial']}"
+    assert smugmug_fake.count_requests("GET", own_uri + "!largestvideo") == 1
 
 
 @pytest.mark.parametrize("form", ["base64", "hex", "either"])

@@ -64,7 +64,7 @@ def test_smugmug_pull_pages_filters_albums_keeps_duplicates_apart_and_is_stable(
     first = run_syncer("pull", "--json", policies=policies, state=state)
     assert first.exit_code == 0, first.output
     counts = first.json()["datasets"][0]["counts"]
-    assert counts["downloaded"] == 106
+    assert counts["downloaded"] == 107  # 105 + the duplicate name + the video with its archive
     local = tmp_path / "local"
     assert (local / "Travel/Paris/IMG_0001.jpg").read_bytes() == b"photo 1"
     duplicates = [name for name in os.listdir(local / "Travel/Paris") if name.startswith("IMG_0001~")]
@@ -74,8 +74,10 @@ def test_smugmug_pull_pages_filters_albums_keeps_duplicates_apart_and_is_stable(
     items = by_path(first.json())
     assert items["Travel/Paris/scan.jpg"]["status"] == "unverifiable"
     assert (local / "Travel/Paris/scan.jpg").read_bytes() == b"no checksum upstream"
-    assert items["Travel/Paris/clip.mov"]["status"] == "unverifiable"  # downloaded, but re-encoded upstream
+    assert items["Travel/Paris/clip.mov"]["status"] == "downloaded"  # checked: its archive is the original
     assert (local / "Travel/Paris/clip.mov").read_bytes() == b"original video bytes"
+    assert items["Travel/Paris/phone.mov"]["status"] == "unverifiable"  # SmugMug's re-encoding only
+    assert "MP4 bytes under a .mov name" in items["Travel/Paris/phone.mov"]["reason"]
     assert (local / "Travel/Paris/phone.mov").read_bytes() == b"re-encoded:only the re-encoded copy"
     assert items["Travel/Paris/ghost.jpg"]["status"] == "unverifiable"  # nothing to download
     assert not (local / "Travel/Paris/ghost.jpg").exists()
@@ -88,15 +90,37 @@ def test_smugmug_pull_pages_filters_albums_keeps_duplicates_apart_and_is_stable(
     assert fake.count_requests("GET", "/photos/") == downloads  # nothing downloaded again
 
     verify = run_syncer("verify", "--json", policies=policies, state=state)
-    assert verify.exit_code == 1, verify.output  # ghost.jpg cannot be had at all: missing here
+    assert verify.exit_code == 0, verify.output  # ghost.jpg cannot be had at all: listed, never a finding
     report = verify.json()["datasets"][0]
-    assert report["counts"]["ok"] == 106
+    assert report["counts"]["ok"] == 107
     assert report["counts"]["unverifiable"] == 3
-    assert report["counts"]["missing_local"] == 1
+    assert report["counts"]["missing_local"] == 0
     reasons = {entry["path"]: entry.get("reason", "") for entry in report["items"]}
     assert "ArchivedMD5" in reasons["Travel/Paris/scan.jpg"]
-    assert "re-encoded" in reasons["Travel/Paris/clip.mov"]
-    assert "ArchivedMD5" in reasons["Travel/Paris/ghost.jpg"]
+    assert "re-encoding" in reasons["Travel/Paris/phone.mov"]
+    assert "SmugMug offers no original" in reasons["Travel/Paris/ghost.jpg"]
+
+
+def test_smugmug_images_with_no_original_are_listed_unverifiable_never_a_finding(tmp_path, smugmug_fake):
+    protected = smugmug_fake.add_album("/Protected", allow_downloads=False)  # no Archived* on any image
+    for name in ("a.jpg", "b.jpg", "c.png"):
+        smugmug_fake.add_image(protected, name, name.encode() * 100)
+    policies, state = site(tmp_path, {"type": "smugmug", "api_url": smugmug_fake.url}, smugmug.credentials_text())
+    pulled = run_syncer("pull", "--json", policies=policies, state=state)
+    assert pulled.exit_code == 0, pulled.output
+    assert pulled.json()["datasets"][0]["counts"] == {"unverifiable": 3}
+    assert local_files(tmp_path / "local") == []
+
+    verify = run_syncer("verify", "--json", policies=policies, state=state)
+    assert verify.exit_code == 0, verify.output
+    report = verify.json()["datasets"][0]
+    assert report["counts"] == {"ok": 0, "missing_local": 0, "extra_local": 0, "changed": 0, "unverifiable": 3}
+    assert {item["path"]: (item["status"], item["reason"]) for item in report["items"]} == {
+        f"Protected/{name}": ("unverifiable", "nothing to download: SmugMug offers no original")
+        for name in ("a.jpg", "b.jpg", "c.png")}
+    strict = run_syncer("verify", "--strict", policies=policies, state=state)
+    assert strict.exit_code == 1, strict.output
+    assert "SmugMug offers no original" in strict.stdout
 
 
 def test_a_checksum_mismatch_is_downloaded_again_then_reported_and_never_replaces_a_good_file(

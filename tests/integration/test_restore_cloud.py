@@ -80,23 +80,79 @@ def test_restore_to_any_s3_bucket(tmp_path, s3_server):
     assert "testing-secret-key" not in first.output + second.output
 
 
-def test_smugmug_restore_sends_content_md5_and_skips_images_already_there(tmp_path):
+def smugmug_site(tmp_path, fake):
+    return site(tmp_path, {"type": "smugmug", "api_url": fake.url, "upload_url": fake.url + "/"},
+                smugmug.credentials_text())
+
+
+def uploaded(report):
+    return sorted(item["path"] for item in report["items"] if item["status"] == "uploaded")
+
+
+def test_smugmug_restore_of_videos_run_twice_uploads_only_what_is_absent_and_reports_what_was_sent(tmp_path):
     with smugmug.FakeSmugMug(content_md5="base64") as fake:
         album = fake.add_album("/Family")
-        kept = fake.add_image(album, "kept.jpg", b"kept photo")
-        lost = fake.add_image(album, "lost.jpg", b"lost photo")
-        syncer = site(tmp_path, {"type": "smugmug", "api_url": fake.url, "upload_url": fake.url + "/"},
-                      smugmug.credentials_text())
+        fake.add_image(album, "kept.jpg", b"a photo SmugMug still holds" * 400)
+        fake.add_image(album, "clip.mov", b"a video with its original archived" * 900)
+        fake.add_image(album, "phone.mov", b"a video whose original SmugMug no longer offers", archived=False,
+                       reencoded=b"SmugMug's own MP4 encoding" * 700)
+        lost_photo = fake.add_image(album, "lost.jpg", b"a photo deleted by mistake" * 300)
+        lost_video = fake.add_image(album, "lost.mov", b"a video deleted by mistake" * 800)
+        syncer = smugmug_site(tmp_path, fake)
         pulled_and_pushed(syncer)
-        fake.albums[album]["images"].remove(fake.images.pop(lost))
-        restored = syncer("restore", "data", "--to", "cloud", "--json")
-        assert restored.exit_code == 0, restored.output
-        assert restored.json()["counts"] == {"present": 1, "uploaded": 1}
+        fake.remove_image(lost_photo)
+        fake.remove_image(lost_video)
+
+        first = syncer("restore", "data", "--to", "cloud", "--json")
+        assert first.exit_code == 0, first.output
+        report = first.json()
+        assert report["counts"] == {"present": 2, "present_unverifiable": 1, "uploaded": 2}
+        assert uploaded(report) == sorted(fake.uploaded_paths()) == ["Family/lost.jpg", "Family/lost.mov"]
+        assert [upload["replaced"] for upload in fake.upload_log] == [None, None]
+        [phone] = [item for item in report["items"] if item["path"] == "Family/phone.mov"]
+        assert phone["status"] == "present_unverifiable"
+        assert "MP4 bytes under a .mov name" in phone["reason"]  # what the local copy really is
         names = sorted(image["FileName"] for image in fake.albums[album]["images"])
-        assert names == ["kept.jpg", "lost.jpg"] and kept in fake.images
-        assert fake.uploads == 1
+        assert names == ["clip.mov", "kept.jpg", "lost.jpg", "lost.mov", "phone.mov"]
+
+        second = syncer("restore", "data", "--to", "cloud", "--json")
+        assert second.exit_code == 0, second.output
+        assert second.json()["counts"] == {"present": 4, "present_unverifiable": 1}
+        assert uploaded(second.json()) == [] and len(fake.upload_log) == 2  # nothing sent the second time
+
+
+def test_smugmug_restore_reports_a_refused_upload_as_failed_never_uploaded(tmp_path):
+    with smugmug.FakeSmugMug() as fake:
+        album = fake.add_album("/Family")
+        lost = fake.add_image(album, "lost.jpg", b"a photo deleted by mistake")
+        syncer = smugmug_site(tmp_path, fake)
+        pulled_and_pushed(syncer)
+        fake.remove_image(lost)
+        fake.inject(200, body={"stat": "fail", "method": "smugmug.images.upload", "code": 5,
+                               "message": "system error"}, method="POST")
+        refused = syncer("restore", "data", "--to", "cloud", "--json")
+        assert refused.exit_code == 1, refused.output
+        assert refused.json()["counts"] == {"failed": 1}
+        assert "system error" in refused.json()["items"][0]["reason"] and fake.uploaded_paths() == []
         again = syncer("restore", "data", "--to", "cloud", "--json")
-        assert again.json()["counts"] == {"present": 2} and fake.uploads == 1
+        assert again.json()["counts"] == {"uploaded": 1} and fake.uploaded_paths() == ["Family/lost.jpg"]
+
+
+def test_smugmug_restore_replaces_an_image_that_differs_instead_of_adding_a_second(tmp_path):
+    with smugmug.FakeSmugMug() as fake:
+        album = fake.add_album("/Family")
+        edited = fake.add_image(album, "edited.jpg", b"the photo as backed up")
+        syncer = smugmug_site(tmp_path, fake)
+        pulled_and_pushed(syncer)
+        fake.images[edited]["data"] = b"overwritten upstream by mistake"
+        first = syncer("restore", "data", "--to", "cloud", "--json")
+        assert first.json()["counts"] == {"uploaded": 1}
+        assert first.json()["items"][0]["reason"] == "differs at the authority"
+        assert [upload["replaced"] for upload in fake.upload_log] == [edited]
+        assert [image["ImageKey"] for image in fake.albums[album]["images"]] == [edited]
+        assert fake.images[edited]["data"] == b"the photo as backed up"
+        again = syncer("restore", "data", "--to", "cloud", "--json")
+        assert again.json()["counts"] == {"present": 1} and len(fake.upload_log) == 1
 
 
 def test_gitlab_restore_creates_the_lost_project_and_pushes_branches_and_tags(tmp_path):
