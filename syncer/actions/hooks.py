@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 from syncer.errors import EXIT_FAILURE, OperationalError, SyncerError
 from syncer.log import mask
-from syncer.policy.settings import parse_duration
 
 log = logging.getLogger("syncer.hooks")
 DEFAULT_TIMEOUT = 30 * 60
@@ -49,9 +48,7 @@ class Hooks:
 
 
 def hooks_of(policy):
-    section = policy.raw.get("hooks") or {}
-    commands = {name: value for name, value in section.items() if name != "timeout"}
-    return Hooks(commands, parse_duration(section["timeout"]) if "timeout" in section else DEFAULT_TIMEOUT)
+    return Hooks(policy.hooks.commands, policy.hooks.timeout)
 
 
 def hook_environment(policy, action, status, facts):

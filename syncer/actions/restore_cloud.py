@@ -39,7 +39,7 @@ def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_ru
     """Restore `policy`'s dataset from `snapshot` to its authority (`target` "cloud") or
     to an S3 bucket (`target` "s3://BUCKET/PREFIX"). Return (report, exit_code): exit 1
     when an upload failed or was refused."""
-    concurrency = int(((policy.raw or {}).get("pull") or {}).get("concurrency") or DEFAULT_CONCURRENCY)
+    concurrency = (policy.pull and policy.pull.concurrency) or DEFAULT_CONCURRENCY
     if target == "cloud":
         endpoint = build_endpoint(policy, dry_run=dry_run, concurrency=concurrency)
     else:

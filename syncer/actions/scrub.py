@@ -51,8 +51,7 @@ def parse_fraction(text):
 
 
 def scrub_settings(policy):
-    section = policy.raw.get("scrub") or {}
-    return section.get("fraction"), section.get("rate_mib_s")
+    return policy.scrub.fraction, policy.scrub.rate_mib_s
 
 
 def run_scrub(policies, db, fraction=None, rate_mib_s=None):
@@ -62,7 +61,7 @@ def run_scrub(policies, db, fraction=None, rate_mib_s=None):
         rate = rate_mib_s if rate_mib_s is not None else rate
         with dataset_lock(db.state_dir, policy.name):
             result = scrub_dataset(policy, db, parse_fraction(fraction or share or DEFAULT_FRACTION), rate)
-            if result["counts"]["corrupt"] and policy.raw.get("repair") == "auto":
+            if result["counts"]["corrupt"] and policy.repair == "auto":
                 result["repair"] = repair_now(policy, db, rate)
         return result
 

@@ -14,7 +14,7 @@ JOB_ACTIONS = ("run", "pull", "verify", "push", "check", "drill", "scrub")
 
 
 def global_settings(current):
-    from syncer.policy.settings import load_global_settings
+    from syncer.policy.load import load_global_settings
 
     return load_global_settings(current.resolved_policies_dir())
 

@@ -20,7 +20,8 @@ from syncer.index.scan import scan_tree
 from syncer.notify.events import classify, should_notify
 from syncer.notify.textfile import render_metrics, write_textfile
 from syncer.policy import load_policies
-from syncer.policy.settings import cron_interval, cron_trigger, load_global_settings, parse_duration
+from syncer.policy.load import load_global_settings
+from syncer.policy.settings import cron_interval, cron_trigger, parse_duration
 from syncer.schedule.daemon import missed_run
 from syncer.schedule.watch import PendingChanges, Watcher
 from tests.support import write_policy, write_tree
@@ -283,7 +284,7 @@ def test_check_policies_reports_syncer_yaml_problems_with_the_others(tmp_path):
 
 def test_the_daemon_names_a_scheduled_action_this_version_lacks_once(tmp_path, monkeypatch, caplog):
     from syncer.actions import registry
-    from syncer.policy.settings import GlobalSettings
+    from syncer.policy.model import GlobalSettings
     from syncer.schedule.daemon import Daemon
 
     monkeypatch.setitem(registry.RUNNERS, "scrub", (("syncer.actions.not_in_this_version", "run_scrub"),))
@@ -292,7 +293,7 @@ def test_the_daemon_names_a_scheduled_action_this_version_lacks_once(tmp_path, m
         write_policy(tmp_path / "p", name, {"path": str(tmp_path / "data"),
                                             "authority": {"type": "local", "path": str(tmp_path / "data")},
                                             "schedule": {"scrub": "0 4 * * *", "verify": "0 * * * *"}})
-    daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings(jitter=0))
+    daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings(daemon={"jitter": 0}))
     with caplog.at_level(logging.WARNING, logger="syncer.daemon"):
         assert daemon.plan_jobs() == 2  # the two verify jobs
     assert [record.getMessage() for record in caplog.records] == [

@@ -36,7 +36,7 @@ def test_relative_paths_are_taken_from_the_policy_folder(tmp_path):
     write_policy(tmp_path / "p", "x", {"path": "data", "authority": {"type": "local", "path": "../auth"}})
     [policy] = load_policies(tmp_path / "p")
     assert policy.path == (tmp_path / "p" / "data").resolve()
-    assert policy.authority.get("path") == str((tmp_path / "auth").resolve())
+    assert policy.authority.path == (tmp_path / "auth").resolve()
 
 
 def test_yaml_syntax_error_names_line_and_column(tmp_path):
@@ -161,3 +161,35 @@ def test_policies_env_variable_and_missing_directory(tmp_path):
     result = run_syncer("check-policies", env={"SYNCER_POLICIES": str(tmp_path / "absent")})
     assert result.exit_code == 2
     assert f"{tmp_path / 'absent'}: policies directory does not exist" in result.stderr
+
+
+def test_every_key_is_a_typed_attribute(tmp_path):
+    (tmp_path / "p" / "data").mkdir(parents=True)
+    write_secret(tmp_path / "p" / "s3.env", "AWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n")
+    write_secret(tmp_path / "p" / "restic.pass", "pw")
+    write_policy(tmp_path / "p", "archive", {
+        "path": "data", "authority": {"type": "s3", "bucket": "b", "credentials": "s3.env"},
+        "offsite": {"repository": "repo", "password_file": "restic.pass", "retention": {"keep_daily": 7}},
+        "pull": {"concurrency": 2}, "scrub": {"fraction": 0.05, "rate_mib_s": 50}, "repair": "auto",
+        "hooks": {"before_push": ["true"], "timeout": "10m"}, "schedule": {"verify": "0 * * * *"},
+        "watch": True, "watch_debounce": "30s", "notify": {"events": "all"}})
+    [policy] = load_policies(tmp_path / "p")
+    assert (policy.authority.bucket, policy.authority.prefix, policy.authority.region) == ("b", "", None)
+    assert policy.authority.credentials == tmp_path / "p" / "s3.env"
+    assert policy.offsite.repository == str(tmp_path / "p" / "repo")
+    assert policy.offsite.retention == {"keep_daily": 7} and policy.offsite.prune == "weekly"
+    assert (policy.pull.concurrency, policy.pull.delete) == (2, False)
+    assert (policy.scrub.fraction, policy.scrub.rate_mib_s, policy.repair) == ("5%", 50, "auto")
+    assert policy.hooks.before_push == ["true"] and policy.hooks.after_push == [] and policy.hooks.timeout == 600
+    assert policy.schedule == {"verify": "0 * * * *"}
+    assert (policy.watch, policy.watch_debounce, policy.notify.events) == (True, 30, "all")
+    assert policy.credential_names == ("s3.env", "restic.pass")  # what systemd must LoadCredential=
+
+
+def test_defaults_of_an_empty_section(tmp_path):
+    write_policy(tmp_path / "p", "photos", good(tmp_path))
+    [policy] = load_policies(tmp_path / "p")
+    assert policy.pull is None and policy.offsite is None and policy.schedule == {}
+    assert (policy.scrub.fraction, policy.repair, policy.watch, policy.watch_debounce) == (None, "manual", False, 600)
+    assert policy.hooks.timeout == 30 * 60 and not policy.notify.configured
+
