@@ -193,3 +193,44 @@ def test_defaults_of_an_empty_section(tmp_path):
     assert (policy.scrub.fraction, policy.repair, policy.watch, policy.watch_debounce) == (None, "manual", False, 600)
     assert policy.hooks.timeout == 30 * 60 and not policy.notify.configured
 
+
+def deeply_nested():
+    return "a: " + "[" * 5000 + "]" * 5000 + "\n"
+
+
+def billion_laughs():
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def hundred_megabytes(path):
+    with open(path, "wb") as stream:  # sparse: the size is what counts
+        stream.write(b"path: /x\n# ")
+        stream.truncate(100 * 2**20)
+
+
+@pytest.mark.parametrize("file_name", ["x.yaml", "syncer.yaml"])
+@pytest.mark.parametrize("content, expected", [
+    (deeply_nested(), "line 1, column 67: nesting deeper than 64 levels is refused"),
+    (billion_laughs(), "values (aliases expanded) is refused"),
+    ("a: &a [*a]\n", "an alias inside the collection it refers to is refused"),
+    (hundred_megabytes, "larger than 1 MiB, the most a policy file may hold: refused unparsed"),
+    (bytes(range(256)) * 40, "cannot be read: not UTF-8 text"),
+    ("path: \x00\x01\x02\n", "YAML syntax error: unacceptable character #x0000"),
+], ids=["nested-5000-deep", "billion-laughs", "recursive-alias", "100-MB", "binary-junk", "control-characters"])
+def test_hostile_yaml_is_exit_2_naming_the_file(tmp_path, file_name, content, expected):
+    policies = tmp_path / "p"
+    write_policy(policies, "docs", good(tmp_path))
+    target = policies / file_name
+    if callable(content):
+        content(target)
+    else:
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = run_syncer("check-policies", policies=policies, state=tmp_path / "s")
+    assert result.exit_code == 2, result.output
+    [problem] = [line for line in result.stderr.splitlines() if not line.startswith("syncer: ")]
+    assert problem.startswith(f"{file_name}: ") and expected in problem, problem
+    assert "internal error" not in result.output and "Traceback" not in result.output
+
