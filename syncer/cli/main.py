@@ -20,10 +20,15 @@ log = logging.getLogger("syncer")
 @cli.command("check-policies")
 @global_options
 @json_option
-def check_policies(as_json):
+@click.option("--schema", is_flag=True, help="Print the JSON Schema of a policy file (for editors) and exit.")
+def check_policies(as_json, schema):
     """Validate every policy; report all problems at once (exit 2 if any)."""
     from syncer.cli.render import print_json
 
+    if schema:
+        from syncer.policy.model import policy_json_schema
+
+        return print_json(policy_json_schema())
     current = settings()
     try:
         policies = current.policies()

@@ -234,3 +234,22 @@ def test_hostile_yaml_is_exit_2_naming_the_file(tmp_path, file_name, content, ex
     assert problem.startswith(f"{file_name}: ") and expected in problem, problem
     assert "internal error" not in result.output and "Traceback" not in result.output
 
+
+def test_schema_validates_the_examples_and_refuses_a_misspelt_key(tmp_path):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    result = run_syncer("check-policies", "--schema", policies=tmp_path / "absent")
+    assert result.exit_code == 0, result.stderr
+    validator = jsonschema.Draft202012Validator(json.loads(result.stdout))
+    examples = sorted((Path(__file__).resolve().parents[2] / "policies" / "examples").glob("*.yaml"))
+    assert examples
+    for example in examples:
+        assert list(validator.iter_errors(yaml.safe_load(example.read_text()))) == [], example.name
+    document = yaml.safe_load(examples[0].read_text())
+    document["exclud"] = []
+    assert [error.message for error in validator.iter_errors(document)] == [
+        "Additional properties are not allowed ('exclud' was unexpected)"]
