@@ -172,7 +172,7 @@ def problem_of(detail, model):
     kind, value, context = detail["type"], detail["input"], detail.get("ctx") or {}
     if kind in TYPE_NAMES:
         message = f"must be {TYPE_NAMES[kind]}, not {describe(value)}"
-    elif kind == "missing" and detail["loc"][-1] == "credentials" and holder.credential_keys:
+    elif kind == "missing" and detail["loc"][-1] == "credentials" and getattr(holder, "credential_keys", ()):
         message = (f"field required for type {typing.get_args(holder.model_fields['type'].annotation)[0]} "
                    f"(a KEY=VALUE file with {', '.join(holder.credential_keys)})")
     elif kind == "missing":
