@@ -65,10 +65,11 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
         stdout=stdout_file if stdout_file is not None else subprocess.PIPE,
         stderr=subprocess.PIPE if on_errors else subprocess.STDOUT,
         start_new_session=True, preexec_fn=die_with_parent)
-    failures = []  # what a line handler raised, raised again here
-    readers = [start_reader(stream, handler, failures) for stream, handler in
-               ((process.stdout, on_output), (process.stderr, on_errors)) if stream is not None]
+    failures, readers = [], []  # failures: what a line handler raised, raised again here
     try:
+        for stream, handler in ((process.stdout, on_output), (process.stderr, on_errors)):
+            if stream is not None:
+                readers.append(start_reader(stream, handler, failures))
         exit_status = process.wait(timeout)
     except subprocess.TimeoutExpired:
         logger.error("%s: still running after %.0fs; stopping it and its children", mask(shown), timeout)
