@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from syncer.cli import always, cloud, integrity, offsite  # noqa: F401 (their commands attach to the group)
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import EXIT_FAILURE, EXIT_USAGE, PolicyError, SyncerError
@@ -134,9 +135,3 @@ def main(argv=None):
                             EXIT_FAILURE)
     sys.stdout.flush()
     sys.exit(code or 0)
-
-
-# Command modules of later capabilities register themselves on import.
-COMMAND_MODULES = ("syncer.cli.integrity", "syncer.cli.offsite", "syncer.cli.always", "syncer.cli.cloud",)
-for module in COMMAND_MODULES:
-    __import__(module)
