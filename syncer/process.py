@@ -1,8 +1,9 @@
 """The one way syncer starts another program: restic, git and the hook commands.
 
 Each child runs in a process group of its own, so a timeout or an interrupt stops it
-together with everything it started; it also gets SIGTERM when syncer dies, so no
-orphan keeps a restic lock. The command line is logged with every registered secret
+together with everything it started (restic alone stays in syncer's group: see
+run_process); every child gets SIGTERM when syncer dies, so no orphan keeps a restic
+lock. The command line is logged with every registered secret
 masked (secrets belong in the child's environment, never in its argv). Output is
 handed to the caller line by line; each program's runner decides what the lines and
 the exit status mean (restic's exit table, git's EndpointError, a failed hook).
@@ -45,7 +46,7 @@ def die_with_parent():
 
 
 def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environment=None, cwd=None, timeout=None,
-                shell=False, display=None, logger=log):
+                shell=False, display=None, logger=log, own_group=True):
     """Run `argv` (a shell command with `shell`) in its own process group; return its exit status.
 
     Each line the program writes to stdout goes to on_output(line), each stderr line to
@@ -57,6 +58,10 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
     Raise TimedOut after `timeout` seconds, once the group is stopped. An exception in
     the caller (KeyboardInterrupt included) stops the group and propagates. Raise
     OSError (FileNotFoundError: no such program) when the program cannot be started.
+
+    Without `own_group` the child stays in syncer's process group, and is stopped
+    alone: restic, so that whatever signals syncer's group reaches restic at once, as
+    it always has (Ctrl-C at a terminal, a kill of the group).
     """
     shown = display if display is not None else (argv if shell else shlex.join(argv))
     logger.debug("running %s", mask(shown))
@@ -64,7 +69,7 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
         argv, shell=shell, env=environment, cwd=cwd, stdin=subprocess.DEVNULL,
         stdout=stdout_file if stdout_file is not None else subprocess.PIPE,
         stderr=subprocess.PIPE if on_errors else subprocess.STDOUT,
-        start_new_session=True, preexec_fn=die_with_parent)
+        start_new_session=own_group, preexec_fn=die_with_parent)
     failures, readers = [], []  # failures: what a line handler raised, raised again here
     try:
         for stream, handler in ((process.stdout, on_output), (process.stderr, on_errors)):
@@ -73,11 +78,11 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
         exit_status = process.wait(timeout)
     except subprocess.TimeoutExpired:
         logger.error("%s: still running after %.0fs; stopping it and its children", mask(shown), timeout)
-        stop_group(process, TIMEOUT_SIGNALS)
+        stop(process, TIMEOUT_SIGNALS, own_group)
         finish_reading(readers, failures)
         raise TimedOut(f"timed out after {timeout:.0f}s") from None
     except BaseException:
-        stop_group(process, INTERRUPT_SIGNALS)  # syncer itself is stopping: leave nothing behind
+        stop(process, INTERRUPT_SIGNALS, own_group)  # syncer itself is stopping: leave nothing behind
         raise
     finish_reading(readers, failures)
     return exit_status
@@ -113,17 +118,18 @@ def finish_reading(readers, failures):
         raise failures[0]
 
 
-def stop_group(process, signals):
-    """Send `signals` in turn to the process group of `process`, each given
-    GRACE_SECONDS to end the whole group, until nothing of it is left."""
+def stop(process, signals, own_group=True):
+    """Send `signals` in turn to the process group of `process` (to `process` alone
+    without `own_group`), each given GRACE_SECONDS to end it, until nothing is left."""
+    send = os.killpg if own_group else os.kill
     for number in signals:
         try:
-            os.killpg(process.pid, number)
+            send(process.pid, number)
         except ProcessLookupError:
             break
         deadline = time.monotonic() + GRACE_SECONDS
         while time.monotonic() < deadline:
-            if process.poll() is not None and not group_exists(process.pid):
+            if process.poll() is not None and not (own_group and group_exists(process.pid)):
                 return
             time.sleep(0.05)
     process.wait()

@@ -1,7 +1,7 @@
 """The one place that runs restic.
 
 run_restic() starts restic through the process door (syncer.process: the command
-logged with secrets masked, its own process group, stderr streamed into logging),
+logged with secrets masked, stopped on interrupt, stderr streamed into logging),
 parses --json output, and maps restic's exit status to the project's errors from one
 table. restic 0.14 reports a missing repository, a wrong password and a lock
 conflict as exit 1 with a message; newer releases have dedicated codes. Both end up
@@ -202,7 +202,7 @@ def start_restic(argv, on_output, on_errors, **options):
     """Run restic through the process door; return its exit status. Raise ResticError
     when it cannot be started."""
     try:
-        return run_process(argv, on_output=on_output, on_errors=on_errors, logger=log, **options)
+        return run_process(argv, on_output=on_output, on_errors=on_errors, logger=log, own_group=False, **options)
     except FileNotFoundError:
         raise ResticError("the restic binary was not found on PATH (apt-get install -y restic)")
     except OSError as error:

@@ -63,6 +63,18 @@ def test_the_child_leads_a_process_group_of_its_own():
     assert pid == group and int(group) != os.getpgrp()
 
 
+def test_restic_stays_in_syncers_group_and_is_stopped_alone(short_grace):
+    """own_group=False: what signals syncer's group (Ctrl-C, a kill of the group) reaches
+    the child at once; a timeout stops the child, never syncer's own group."""
+    output = []
+    with pytest.raises(TimedOut):
+        run_process(["sh", "-c", "ps -o pid= -o pgid= -p $$; exec sleep 300"], on_output=output.append, timeout=1,
+                    own_group=False)
+    pid, group = (int(field) for field in output[0].split())
+    assert group == os.getpgrp()
+    assert not Path(f"/proc/{pid}").exists()
+
+
 def test_a_missing_program_raises_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         run_process([str(tmp_path / "no-such-program")], on_output=print)
