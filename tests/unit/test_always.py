@@ -267,8 +267,7 @@ def test_check_policies_reports_syncer_yaml_problems_with_the_others(tmp_path):
 
 
 def test_the_daemon_plans_a_job_for_every_dataset_and_every_action_a_schedule_may_name(tmp_path, caplog):
-    from syncer.policy.model import SCHEDULED_ACTIONS
-    from syncer.policy.model import GlobalSettings
+    from syncer.policy.model import SCHEDULED_ACTIONS, GlobalSettings
     from syncer.schedule.daemon import Daemon
 
     (tmp_path / "data").mkdir()
