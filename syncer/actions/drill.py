@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from syncer.actions.common import recorded_run
-from syncer.actions.hooks import with_action_hooks
+from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
     expected_digest,
@@ -87,10 +87,24 @@ def choose_sample(entries, spec, rng=None):
     return sorted(chosen)
 
 
-@with_action_hooks("drill")
 def run_drill(policy, db, sample=None, full=False, seed=None):
-    """Drill a restore of `policy`'s dataset. Return (report, exit_code): exit 1 when
-    a sampled file is missing or does not match the manifest."""
+    """Drill a restore of `policy`'s dataset between its drill hooks. Return (report,
+    exit_code): exit 1 when a sampled file is missing or does not match the manifest."""
+    report = with_hooks(policy, "drill", lambda: drill_dataset(policy, db, sample, full, seed))
+    return report, report["exit_code"]
+
+
+def run_drills(policies, db):
+    """Drill every dataset with the default sample, as a schedule or `syncer job drill`
+    does. Return (report, exit_code); a dataset that fails does not stop the others."""
+    results, exit_code = for_each_dataset(policies, lambda policy: dict(drill_dataset(policy, db), name=policy.name),
+                                          action="drill")
+    return {"datasets": results}, exit_code
+
+
+def drill_dataset(policy, db, sample=None, full=False, seed=None):
+    """Restore a sample of `policy`'s dataset (everything with `full`) and check it
+    against the manifest. Return the report; its exit_code is 1 on a failed file."""
     require_offsite(policy)
     spec = None if full else parse_sample(sample or DEFAULT_SAMPLE)
     with recorded_run(db, policy.name, "drill") as outcome:
@@ -139,7 +153,7 @@ def run_drill(policy, db, sample=None, full=False, seed=None):
             exit_code=EXIT_FINDINGS if failures else EXIT_OK)
     report = dict(outcome)
     report.pop("seconds", None)
-    return report, report["exit_code"]
+    return report
 
 
 def restore_everything(repository, policy, target, failures):

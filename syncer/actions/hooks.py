@@ -7,22 +7,16 @@ action a failure; `on_error` runs when the action failed and `finally` always.
 `finally_<action>` to one.
 """
 
-import functools
 import logging
 import os
-import signal
-import subprocess
-import threading
-import time
 from dataclasses import dataclass
 
 from syncer.errors import EXIT_FAILURE, OperationalError, SyncerError
 from syncer.log import mask
-from syncer.policy.settings import parse_duration
+from syncer.process import TimedOut, run_process
 
 log = logging.getLogger("syncer.hooks")
 DEFAULT_TIMEOUT = 30 * 60
-KILL_GRACE_SECONDS = 5
 # Never handed to a hook: syncer's own credentials and anything that would lead to them.
 WITHHELD = ("CREDENTIALS_DIRECTORY", "RESTIC_PASSWORD", "RESTIC_PASSWORD_FILE", "RESTIC_PASSWORD_COMMAND",
             "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "SMUGMUG_API_SECRET", "SMUGMUG_TOKEN",
@@ -49,9 +43,7 @@ class Hooks:
 
 
 def hooks_of(policy):
-    section = policy.raw.get("hooks") or {}
-    commands = {name: value for name, value in section.items() if name != "timeout"}
-    return Hooks(commands, parse_duration(section["timeout"]) if "timeout" in section else DEFAULT_TIMEOUT)
+    return Hooks(policy.hooks.commands, policy.hooks.timeout)
 
 
 def hook_environment(policy, action, status, facts):
@@ -65,45 +57,15 @@ def hook_environment(policy, action, status, facts):
 
 
 def run_command(label, command, environment, timeout, cwd=None):
-    """Run one hook command through /bin/sh in its own process group, logging its
-    output line by line. Return its exit status; -1 when killed at the timeout."""
-    process = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, env=environment, cwd=cwd, start_new_session=True)
-
-    def forward():
-        for line in process.stdout:
-            log.info("%s: %s", label, line.decode("utf-8", "replace").rstrip())
-
-    reader = threading.Thread(target=forward, daemon=True)
-    reader.start()
+    """Run one hook command through /bin/sh and the process door (its own process
+    group, stopped with its children at the timeout), logging its output line by line.
+    Return its exit status; -1 when it was stopped at the timeout."""
     try:
-        status = process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log.error("%s: still running after %.0fs; killing it and its children", label, timeout)
-        kill_group(process)
-        status = -1
-    except BaseException:
-        kill_group(process)  # syncer itself is stopping: leave nothing behind
-        raise
-    reader.join(KILL_GRACE_SECONDS)
-    return status
-
-
-def kill_group(process):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + KILL_GRACE_SECONDS
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                try:
-                    os.killpg(process.pid, 0)
-                except ProcessLookupError:
-                    return
-            time.sleep(0.05)
-    process.wait()
+        return run_process(command, shell=True, on_output=lambda line: log.info("%s: %s", label, line.rstrip()),
+                           environment=environment, cwd=cwd, timeout=timeout, display=f"{label}: {command}",
+                           logger=log)
+    except TimedOut:
+        return -1
 
 
 def run_hook_list(name, commands, policy, action, status, facts, timeout):
@@ -154,27 +116,6 @@ def with_hooks(policy, action, work, dry_run=False):
         raise
     run_quietly("finally", always, policy, action, status, facts, hooks.timeout)
     return result
-
-
-def with_action_hooks(action):
-    """Decorate an action that works on one policy and returns (report, exit_code), so
-    that the policy's hooks for `action` run around it."""
-    def decorate(function):
-        @functools.wraps(function)
-        def wrapper(policy, *arguments, **options):
-            reports = []
-
-            def work():
-                report, exit_code = function(policy, *arguments, **options)
-                reports.append(report)
-                return dict(report, exit_code=exit_code)
-
-            result = with_hooks(policy, action, work, dry_run=bool(options.get("dry_run")))
-            return reports[0], result["exit_code"]
-
-        return wrapper
-
-    return decorate
 
 
 def run_quietly(name, commands, policy, action, status, facts, timeout):

@@ -58,12 +58,11 @@ def pulls_on_run(policy):
     """Whether `syncer run` pulls this dataset: always for a cloud authority; for a
     `local` authority only when the policy has a `pull:` section, because there the
     local copy's differences are usually what the user wants shown, not overwritten."""
-    return policy.authority.type != "local" or "pull" in (policy.raw or {})
+    return policy.authority.type != "local" or policy.pull is not None
 
 
 def pull_settings(policy):
-    settings = (policy.raw or {}).get("pull") or {}
-    return bool(settings.get("delete", False)), int(settings.get("concurrency") or DEFAULT_CONCURRENCY)
+    return bool(policy.pull and policy.pull.delete), (policy.pull and policy.pull.concurrency) or DEFAULT_CONCURRENCY
 
 
 def pull_dataset(policy, db, dry_run=False):

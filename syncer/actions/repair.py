@@ -15,12 +15,11 @@ import time
 from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run
-from syncer.actions.scrub import Throttle, scrub_settings
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
 from syncer.index import integrity
 from syncer.index.db import LOCAL
-from syncer.index.hashing import ALGORITHMS, hash_file
+from syncer.index.hashing import ALGORITHMS, Throttle, hash_file
 from syncer.index.lock import dataset_lock
 
 log = logging.getLogger("syncer.repair")
@@ -35,7 +34,7 @@ def run_repair(policies, db, dry_run=False, rate_mib_s=None, offsite_source=None
     found in offsite snapshots; it is tried for what the authority cannot supply.
     """
     def work(policy):
-        rate = rate_mib_s if rate_mib_s is not None else scrub_settings(policy)[1]
+        rate = rate_mib_s if rate_mib_s is not None else policy.scrub.rate_mib_s
         with dataset_lock(db.state_dir, policy.name):
             return repair_dataset(policy, db, dry_run, rate, offsite_source)
 

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from syncer.actions.common import recorded_run
-from syncer.actions.hooks import with_action_hooks
+from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
     expected_digest,
@@ -39,9 +39,16 @@ class RestoreRefused(SyncerError):
     exit_code = EXIT_FINDINGS
 
 
-@with_action_hooks("restore")
 def run_restore(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
-    """Restore `policy`'s dataset from `snapshot` to `target`. Return (report, exit_code).
+    """Restore `policy`'s dataset from `snapshot` to `target`, between the policy's
+    restore hooks. Return (report, exit_code); see restore_snapshot."""
+    report = with_hooks(policy, "restore",
+                        lambda: restore_snapshot(policy, db, target, snapshot, includes, force, in_place))
+    return report, report["exit_code"]
+
+
+def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
+    """Restore `policy`'s dataset from `snapshot` to `target`. Return the report.
 
     Raise UsageError when the target is not empty and neither `force` (replace it) nor
     `in_place` (write only missing or damaged files) is given; RestoreRefused when a
@@ -96,7 +103,7 @@ def run_restore(policy, db, target, snapshot="latest", includes=(), force=False,
         outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), files_checked=checked,
                        unverified=unverified, files_written=written,
                        mode="in-place" if in_place else "replace" if force else "new", exit_code=EXIT_OK)
-    return dict(outcome), EXIT_OK
+    return dict(outcome)
 
 
 def same_path(first, second):

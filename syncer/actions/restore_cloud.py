@@ -19,8 +19,8 @@ import shutil
 from pathlib import Path
 
 from syncer.actions.common import run_in_threads
-from syncer.actions.hooks import with_action_hooks
-from syncer.actions.restore import run_restore, walk_files
+from syncer.actions.hooks import with_hooks
+from syncer.actions.restore import restore_snapshot, walk_files
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint, build_s3_target
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from syncer.index.hashing import hash_file
@@ -28,13 +28,20 @@ from syncer.index.hashing import hash_file
 log = logging.getLogger("syncer.restore")
 
 
-@with_action_hooks("restore")
 def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_run=False, credentials_file=None,
                       endpoint_url=None):
     """Restore `policy`'s dataset from `snapshot` to its authority (`target` "cloud") or
-    to an S3 bucket (`target` "s3://BUCKET/PREFIX"). Return (report, exit_code): exit 1
-    when an upload failed or was refused."""
-    concurrency = int(((policy.raw or {}).get("pull") or {}).get("concurrency") or DEFAULT_CONCURRENCY)
+    to an S3 bucket (`target` "s3://BUCKET/PREFIX"), between the policy's restore hooks
+    (the whole of it is one restore). Return (report, exit_code): exit 1 when an upload
+    failed or was refused."""
+    report = with_hooks(policy, "restore", lambda: restore_snapshot_to_cloud(
+        policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url), dry_run)
+    return report, report["exit_code"]
+
+
+def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url):
+    """See run_restore_cloud; return the report."""
+    concurrency = (policy.pull and policy.pull.concurrency) or DEFAULT_CONCURRENCY
     if target == "cloud":
         endpoint = build_endpoint(policy, dry_run=dry_run, concurrency=concurrency)
     else:
@@ -45,8 +52,7 @@ def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_ru
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        # the unhooked restore: this whole restore-to-cloud is one action for the hooks
-        restored, _ = run_restore.__wrapped__(policy, db, staging, snapshot, includes)
+        restored = restore_snapshot(policy, db, staging, snapshot, includes)
         log.info("%s: snapshot %s restored to staging and checked; comparing with %s", policy.name,
                  restored["snapshot"][:8], endpoint.describe())
         if endpoint.capabilities.repositories:
@@ -64,7 +70,7 @@ def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_ru
               "items": sorted((entry for entry in items if entry["status"] != "present"), key=lambda e: e["path"]),
               "exit_code": EXIT_FINDINGS if failed else EXIT_OK}
     log.info("%s: %s", policy.name, ", ".join(f"{count} {status}" for status, count in counts.items()) or "nothing")
-    return report, report["exit_code"]
+    return report
 
 
 def upload_files(endpoint, root, concurrency, dry_run=False):

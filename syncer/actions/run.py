@@ -1,8 +1,17 @@
-"""run: the job the systemd timer calls, every step for every dataset."""
+"""run: the job the systemd timer calls, every step for every dataset; and what each
+scheduled action runs."""
 
+from syncer.actions.drill import run_drills
 from syncer.actions.pull import pulls_on_run, run_pull
 from syncer.actions.push import run_push
+from syncer.actions.scrub import run_scrub
+from syncer.actions.snapshots import run_check
 from syncer.actions.verify import run_verify
+
+# What a policy's `schedule` entry (or `syncer job ACTION`) runs: runner(policies, db)
+# returns (report, exit_code). The keys are syncer.policy.model.SCHEDULED_ACTIONS.
+RUNNERS = {"pull": run_pull, "verify": run_verify, "push": run_push, "check": run_check, "drill": run_drills,
+           "scrub": run_scrub}
 
 
 def run_all(policies, db, progress=None):

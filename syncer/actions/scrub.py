@@ -11,31 +11,16 @@ import os
 import time
 
 from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.repair import repair_dataset
+from syncer.actions.repair_offsite import snapshot_copies
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from syncer.index import integrity
-from syncer.index.hashing import FileChanged, hash_file
+from syncer.index.hashing import FileChanged, Throttle, hash_file
 from syncer.index.lock import dataset_lock
 
 log = logging.getLogger("syncer.scrub")
 DEFAULT_FRACTION = 0.05
 THIRTY_DAYS = 30 * 86400
-
-
-class Throttle:
-    """Keep the average read rate at or below `mib_per_second` (None: unlimited)."""
-
-    def __init__(self, mib_per_second=None):
-        self.rate = mib_per_second * 2**20 if mib_per_second else None
-        self.started = time.monotonic()
-        self.bytes = 0
-
-    def consume(self, count):
-        if not self.rate:
-            return
-        self.bytes += count
-        ahead = self.bytes / self.rate - (time.monotonic() - self.started)
-        if ahead > 0:
-            time.sleep(ahead)
 
 
 def parse_fraction(text):
@@ -50,19 +35,14 @@ def parse_fraction(text):
     return value
 
 
-def scrub_settings(policy):
-    section = policy.raw.get("scrub") or {}
-    return section.get("fraction"), section.get("rate_mib_s")
-
-
 def run_scrub(policies, db, fraction=None, rate_mib_s=None):
     """Scrub each dataset. Return (report, exit_code): exit 1 when corruption is found."""
     def work(policy):
-        share, rate = scrub_settings(policy)
+        share, rate = policy.scrub.fraction, policy.scrub.rate_mib_s
         rate = rate_mib_s if rate_mib_s is not None else rate
         with dataset_lock(db.state_dir, policy.name):
             result = scrub_dataset(policy, db, parse_fraction(fraction or share or DEFAULT_FRACTION), rate)
-            if result["counts"]["corrupt"] and policy.raw.get("repair") == "auto":
+            if result["counts"]["corrupt"] and policy.repair == "auto":
                 result["repair"] = repair_now(policy, db, rate)
         return result
 
@@ -72,9 +52,6 @@ def run_scrub(policies, db, fraction=None, rate_mib_s=None):
 
 def repair_now(policy, db, rate):
     """`repair: auto`: repair what this scrub found, as its own recorded run."""
-    from syncer.actions.repair import repair_dataset
-    from syncer.actions.repair_offsite import snapshot_copies
-
     log.info("%s: repair: auto, so repairing what the scrub found", policy.name)
     return repair_dataset(policy, db, rate_mib_s=rate, offsite_source=snapshot_copies)
 

@@ -18,28 +18,19 @@ ACTIONS = ("pull", "verify", "push", "check", "drill", "scrub")
 STALE_FACTOR = 2
 
 
-def run_status(policies, db, now=None, available=None):
-    """Return (report, exit_code); exit 1 when any dataset is stale or has open findings.
-
-    `available` maps an action to whether this version can run it (see
-    syncer.actions.registry); a scheduled action it cannot run is reported as
-    unavailable rather than stale.
-    """
-    if available is None:
-        from syncer.actions.registry import available_actions
-
-        available = available_actions()
+def run_status(policies, db, now=None):
+    """Return (report, exit_code); exit 1 when any dataset is stale or has open findings."""
     now = now or time.time()
     rows, exit_code = [], EXIT_OK
     for policy in policies:
-        row = dataset_status(policy, db, now, available)
+        row = dataset_status(policy, db, now)
         rows.append(row)
         if row["findings"] or row["stale"]:
             exit_code = EXIT_FINDINGS
     return {"datasets": rows}, exit_code
 
 
-def dataset_status(policy, db, now, available):
+def dataset_status(policy, db, now):
     files, size, verified_bytes = db.totals(policy.name, LOCAL)
     findings = {status: count for status, count in db.count_findings(policy.name).items()
                 if status != "unverifiable"}
@@ -58,11 +49,8 @@ def dataset_status(policy, db, now, available):
         if run["result"] not in ("ok", "findings") and run["summary"].get("error"):
             last[action]["error"] = run["summary"]["error"]
     schedule = dict(policy.schedule)
-    stale, unavailable = [], []
+    stale = []
     for action, expression in schedule.items():
-        if not available.get(action, False):
-            unavailable.append(action)
-            continue
         interval = cron_interval(expression, now)
         success_at = last.get(action, {}).get("last_success_at")
         if interval and (success_at is None or now - success_at > STALE_FACTOR * interval):
@@ -73,7 +61,8 @@ def dataset_status(policy, db, now, available):
             "checksum_coverage": round(verified_bytes / size, 4) if size else None,
             "scrub_confirmed_30d": rounded(integrity.confirmed_share_since(db, policy.name, now - 30 * 86400)),
             "findings": findings, "last": last, "schedule": schedule, "stale": stale,
-            "unavailable": unavailable, "newest_snapshot": snapshot,
+            "unavailable": [],  # every scheduled action ships now; the key stays for --json readers
+            "newest_snapshot": snapshot,
             "rpo_seconds": snapshot and snapshot["age_seconds"], "drill": drill,
             "projected_restore_seconds": drill and drill.get("projected_restore_seconds")}
 

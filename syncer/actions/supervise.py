@@ -133,9 +133,7 @@ def report_unstartable(global_settings, step, error):
     """Tell the global receivers that an unattended step could not even start (the
     policies cannot be loaded: a disk not mounted, a broken file), since nobody is
     watching the terminal."""
-    from syncer.policy.settings import NotifySettings
-
-    settings = NotifySettings(**{key: value for key, value in global_settings.notify.items()})
+    settings = global_settings.notify
     message = f"syncer {step} on {hostname()} could not start: {error}"
     if settings.healthchecks:
         ping_healthchecks(settings.healthchecks, "fail", message)

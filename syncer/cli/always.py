@@ -8,13 +8,13 @@ import click
 
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
-from syncer.errors import OperationalError, SyncerError, UsageError
+from syncer.errors import OperationalError, SyncerError
 
 JOB_ACTIONS = ("run", "pull", "verify", "push", "check", "drill", "scrub")
 
 
 def global_settings(current):
-    from syncer.policy.settings import load_global_settings
+    from syncer.policy.load import load_global_settings
 
     return load_global_settings(current.resolved_policies_dir())
 
@@ -45,16 +45,11 @@ def daemon():
 def job(action, datasets, as_json):
     """Run one ACTION on every dataset (or those named) as the timers do: with
     healthchecks pings, failure/recovery notifications and the metrics textfile."""
-    from syncer.actions.registry import find_runner
+    from syncer.actions.run import RUNNERS, run_all
     from syncer.actions.supervise import report_unstartable, supervised
     from syncer.cli.render import print_json, render_verify
 
-    if action == "run":
-        from syncer.actions.run import run_all as runner
-    else:
-        runner, why = find_runner(action)
-        if runner is None:
-            raise UsageError(f"{action} is {why}")
+    runner = run_all if action == "run" else RUNNERS[action]
     current = settings()
     global_ = global_settings(current)
     try:

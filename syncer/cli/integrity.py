@@ -41,11 +41,12 @@ def scrub(datasets, fraction, rate_mib_s, as_json):
 def repair(datasets, dry_run, as_json):
     """Replace corrupt and missing files with copies proven good (authority, then offsite)."""
     from syncer.actions.repair import run_repair
+    from syncer.actions.repair_offsite import snapshot_copies
     from syncer.cli.render import print_json, render_items
 
     current = settings()
     report, exit_code = run_repair(current.policies(datasets), current.db(), dry_run=dry_run,
-                                   offsite_source=offsite_source())
+                                   offsite_source=snapshot_copies)
     if as_json:
         print_json(report)
     else:
@@ -53,12 +54,3 @@ def repair(datasets, dry_run, as_json):
             render_items(dataset, f"{dataset.get('repaired', 0)} repaired, "
                                   f"{dataset.get('unrecoverable', 0)} unrecoverable")
     sys.exit(exit_code)
-
-
-def offsite_source():
-    """The offsite snapshots as a repair source, when this build has the restic layer."""
-    try:
-        from syncer.actions.repair_offsite import snapshot_copies
-    except ImportError:
-        return None
-    return snapshot_copies

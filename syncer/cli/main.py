@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from syncer.cli import always, cloud, integrity, offsite  # noqa: F401 (their commands attach to the group)
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import EXIT_FAILURE, EXIT_USAGE, PolicyError, SyncerError
@@ -20,10 +21,15 @@ log = logging.getLogger("syncer")
 @cli.command("check-policies")
 @global_options
 @json_option
-def check_policies(as_json):
+@click.option("--schema", is_flag=True, help="Print the JSON Schema of a policy file (for editors) and exit.")
+def check_policies(as_json, schema):
     """Validate every policy; report all problems at once (exit 2 if any)."""
     from syncer.cli.render import print_json
 
+    if schema:
+        from syncer.policy.model import policy_json_schema
+
+        return print_json(policy_json_schema())
     current = settings()
     try:
         policies = current.policies()
@@ -129,9 +135,3 @@ def main(argv=None):
                             EXIT_FAILURE)
     sys.stdout.flush()
     sys.exit(code or 0)
-
-
-# Command modules of later capabilities register themselves on import.
-COMMAND_MODULES = ("syncer.cli.integrity", "syncer.cli.offsite", "syncer.cli.always", "syncer.cli.cloud",)
-for module in COMMAND_MODULES:
-    __import__(module)

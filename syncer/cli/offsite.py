@@ -53,7 +53,7 @@ def snapshots(dataset, as_json):
 def check(dataset, read_data_subset, as_json):
     """Check the offsite repository's integrity (restic check)."""
     from syncer.actions.snapshots import run_check
-    from syncer.policy.schema import SUBSET_PATTERN
+    from syncer.policy.model import SUBSET_PATTERN
 
     if read_data_subset and not SUBSET_PATTERN.match(read_data_subset):
         raise click.BadParameter("must look like 5%, 1/10 or 500M", param_hint="--read-data-subset")

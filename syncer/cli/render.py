@@ -92,9 +92,6 @@ def render_status(report):
         for action in row.get("stale", []):
             stale_lines.append(f"[red]stale:[/red] {row['name']} {action} (schedule {row['schedule'][action]!r}): "
                                "no completed run within twice its interval")
-        for action in row.get("unavailable", []):
-            stale_lines.append(f"[yellow]not run:[/yellow] {row['name']} {action} is scheduled but not available "
-                               "in this version")
     out = console()
     out.print(table)
     for line in stale_lines:

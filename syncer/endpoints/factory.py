@@ -8,7 +8,7 @@ from syncer.endpoints.smugmug import SmugMugEndpoint
 from syncer.endpoints.wrappers import DryRunEndpoint, DryRunMirrors, LimitedEndpoint, RetryingEndpoint, RetryingMirrors
 from syncer.errors import UsageError
 from syncer.policy.credentials import read_credentials
-from syncer.policy.schema import CREDENTIAL_KEYS
+from syncer.policy.model import S3Authority
 
 DEFAULT_CONCURRENCY = 4
 ENDPOINT_CLASSES = {"local": LocalEndpoint, "s3": S3Endpoint, "smugmug": SmugMugEndpoint, "bunnycdn": BunnyEndpoint,
@@ -51,7 +51,7 @@ def build_s3_target(url, credentials_file=None, endpoint_url=None, dry_run=False
     bucket, _, prefix = url[len("s3://"):].partition("/") if url.startswith("s3://") else ("", "", "")
     if not bucket:
         raise UsageError(f"--to {url}: expected s3://BUCKET/PREFIX")
-    credentials = read_credentials(Path(credentials_file), CREDENTIAL_KEYS["s3"]) if credentials_file else {}
+    credentials = read_credentials(Path(credentials_file), S3Authority.credential_keys) if credentials_file else {}
     raw = S3Endpoint(bucket, prefix, credentials, endpoint_url, credentials_file=credentials_file)
     return wrap_endpoint(raw, dry_run, concurrency)
 
@@ -61,22 +61,19 @@ def build_raw_endpoint(policy):
     authority = policy.authority
     credentials = {}
     if authority.credentials:
-        credentials = read_credentials(authority.credentials, CREDENTIAL_KEYS[authority.type])
+        credentials = read_credentials(authority.credentials, authority.credential_keys)
     if authority.type == "local":
-        return LocalEndpoint(authority.get("path"))
+        return LocalEndpoint(authority.path)
     if authority.type == "s3":
-        return S3Endpoint(authority.get("bucket"), authority.get("prefix", ""), credentials,
-                          authority.get("endpoint_url"), authority.get("region"),
+        return S3Endpoint(authority.bucket, authority.prefix, credentials, authority.endpoint_url, authority.region,
                           credentials_file=authority.credentials)
     if authority.type == "smugmug":
-        return SmugMugEndpoint(credentials, authority.get("nickname"), authority.get("albums") or (),
-                               authority.get("api_url"), authority.get("upload_url"),
-                               credentials_file=authority.credentials)
+        return SmugMugEndpoint(credentials, authority.nickname, authority.albums, authority.api_url,
+                               authority.upload_url, credentials_file=authority.credentials)
     if authority.type == "bunnycdn":
-        return BunnyEndpoint(authority.get("zone"), credentials.get("BUNNY_ACCESS_KEY"), authority.get("path", ""),
-                             authority.get("endpoint"), credentials_file=authority.credentials)
+        return BunnyEndpoint(authority.zone, credentials.get("BUNNY_ACCESS_KEY"), authority.path, authority.endpoint,
+                             credentials_file=authority.credentials)
     if authority.type == "gitlab":
-        return GitLabEndpoint(authority.get("url"), authority.get("groups") or (), credentials.get("GITLAB_TOKEN"),
-                              authority.get("include_subgroups", True),
-                              credentials_file=authority.credentials)
+        return GitLabEndpoint(authority.url, authority.groups, credentials.get("GITLAB_TOKEN"),
+                              authority.include_subgroups, credentials_file=authority.credentials)
     raise UsageError(f"{policy.file_label}: authority.type: {authority.type} is not supported yet")

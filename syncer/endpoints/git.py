@@ -1,4 +1,5 @@
-"""The one place that runs git, for the GitLab endpoint's bare mirrors.
+"""The one place that runs git (through the process door, syncer.process), for the
+GitLab endpoint's bare mirrors.
 
 A token reaches git only through the environment of each command
 (GIT_CONFIG_COUNT/KEY/VALUE, git >= 2.31), as an `http.<url>.extraHeader` scoped to
@@ -10,10 +11,10 @@ import base64
 import hashlib
 import logging
 import os
-import subprocess
 
 from syncer.errors import EndpointError
 from syncer.log import mask
+from syncer.process import TimedOut, run_process
 
 log = logging.getLogger("syncer.git")
 GIT_TIMEOUT_SECONDS = 3600
@@ -58,27 +59,35 @@ def push_refs_argv(path, url):
 
 
 def run_git(argv, auth=None, where="git"):
-    """Run one git command; return its stdout. Raise EndpointError with git's first error
-    line (masked) if it fails, permanent when git says authentication failed or the
-    repository does not exist."""
+    """Run one git command through the process door; return its stdout. Raise
+    EndpointError with git's first error line (masked) if it fails, permanent when git
+    says authentication failed or the repository does not exist."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("GIT_CONFIG_")}
     environment.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "/bin/true", "LC_ALL": "C"})
     environment.update(auth or {})
-    log.debug("running %s", " ".join(argv))
+    output, errors = [], []
+
+    def take_error(line):
+        errors.append(line)
+        if line.strip():
+            log.debug("git: %s", mask(line.rstrip()))
+
     try:
-        done = subprocess.run(argv, env=environment, capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS)
+        exit_status = run_process(argv, on_output=output.append, on_errors=take_error, environment=environment,
+                                  timeout=GIT_TIMEOUT_SECONDS, logger=log)
     except FileNotFoundError:
         raise EndpointError("git is not installed (apt-get install -y git)", permanent=True)
-    except subprocess.TimeoutExpired:
+    except TimedOut:
         raise EndpointError(f"{where}: git {argv[3] if argv[1] == '-C' else argv[1]} timed out")
-    if done.returncode:
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
+    if exit_status:
+        stderr = "".join(errors)
+        lines = [line for line in stderr.splitlines() if line.strip()]
         detail = mask(next((line for line in lines if "fatal" in line or "error" in line), lines[-1] if lines else ""))
-        lowered = done.stderr.lower()
+        lowered = stderr.lower()
         permanent = any(text in lowered for text in ("authentication failed", "not found", "access denied",
                                                       "could not read username", "403"))
-        raise EndpointError(f"{where}: {detail.strip() or f'git exited with {done.returncode}'}", permanent=permanent)
-    return done.stdout
+        raise EndpointError(f"{where}: {detail.strip() or f'git exited with {exit_status}'}", permanent=permanent)
+    return "".join(output)
 
 
 def local_refs(path):

@@ -162,15 +162,6 @@ class StateDB:
 
     # --- the file index -------------------------------------------------------
 
-    def rows_in_directory(self, dataset, side, parent):
-        """Return {path: (size, mtime_ns, ctime_ns, dev, ino, md5, sha256, dirty)} for one directory."""
-        # Without INDEXED BY, SQLite (no ANALYZE statistics) scans every row of the
-        # dataset's side through the primary key for each directory: quadratic time.
-        cursor = self.connection.execute(
-            "SELECT path, size, mtime_ns, ctime_ns, dev, ino, md5, sha256, dirty FROM files INDEXED BY files_parent "
-            "WHERE dataset=? AND side=? AND parent=?", (dataset, side, parent))
-        return {row[0]: row[1:] for row in cursor}
-
     def cache_keys_in_directory(self, dataset, side, parent, algorithms):
         """Return {name: (name, size, mtime_ns, ctime_ns, dev, ino)} for the files indexed
         in one directory, `name` relative to it. A row that is dirty or lacks a digest of
@@ -259,11 +250,6 @@ class StateDB:
             "IS NOT NULL THEN size ELSE 0 END), 0) FROM files WHERE dataset=? AND side=?",
             (dataset, side)).fetchone()
         return row
-
-    def mark_dirty(self, dataset, paths):
-        self.connection.executemany(
-            "UPDATE files SET dirty=1 WHERE dataset=? AND side='local' AND path=?",
-            ((dataset, path) for path in paths))
 
     # --- findings and runs ----------------------------------------------------
 

@@ -8,6 +8,7 @@ one buffer; files are opened with O_NOATIME (when allowed) and read sequentially
 import hashlib
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +17,23 @@ CHUNK_SIZE = 1 << 20
 THREADS_PER_CORE = 2
 ALGORITHMS = {"md5": hashlib.md5, "sha256": hashlib.sha256}
 _local = threading.local()
+
+
+class Throttle:
+    """Keep the average read rate at or below `mib_per_second` (None: unlimited)."""
+
+    def __init__(self, mib_per_second=None):
+        self.rate = mib_per_second * 2**20 if mib_per_second else None
+        self.started = time.monotonic()
+        self.bytes = 0
+
+    def consume(self, count):
+        if not self.rate:
+            return
+        self.bytes += count
+        ahead = self.bytes / self.rate - (time.monotonic() - self.started)
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 class FileChanged(Exception):

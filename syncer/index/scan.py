@@ -22,7 +22,7 @@ from syncer.index.hashing import FileChanged, HashPool, default_workers
 
 log = logging.getLogger("syncer.scan")
 FLUSH_EVERY = 1000
-DIGEST_COLUMNS = {"md5": 5, "sha256": 6}  # positions in StateDB.rows_in_directory values
+DIGEST_COLUMNS = {"md5": 5, "sha256": 6}  # positions in syncer.index.dirty.ROW_SQL rows
 
 
 @dataclass

@@ -1,17 +1,31 @@
-"""Load and validate every policy in a directory, reporting all problems at once."""
+"""Load and validate every policy in a directory and its syncer.yaml, reporting all
+problems at once, each as "FILE: dotted.path: message". The schema is the models of
+syncer.policy.model; what only this machine can say (paths, credentials files, the
+restic binary) is checked after it."""
 
+import difflib
 import shutil
+import types
+import typing
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from syncer.errors import PolicyError, UsageError
-from syncer.policy.credentials import check_credentials_file, resolve_credentials_path
-from syncer.policy.model import Authority, Offsite, Policy
-from syncer.policy.schema import suggest, validate_document
-from syncer.policy.settings import GLOBAL_FILE_NAMES, global_settings_problems
+from syncer.policy.credentials import check_credentials_file
+from syncer.policy.model import AUTHORITY_TYPES, GlobalSettings, Policy
 
 POLICY_SUFFIXES = (".yaml", ".yml")
+GLOBAL_FILE_NAMES = ("syncer.yaml", "syncer.yml")
+# Far beyond any real policy: past these a file is hostile or a mistake, and is refused
+# before it can cost memory or time.
+MAX_FILE_MIB = 1
+MAX_DEPTH = 64
+MAX_VALUES = 100_000  # with every alias expanded
+TYPE_NAMES = {"string_type": "a string", "int_type": "a whole number", "bool_type": "true or false",
+              "list_type": "a list", "tuple_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
+              "model_attributes_type": "a mapping"}
 
 
 def policy_files(directory):
@@ -27,7 +41,7 @@ def policy_files(directory):
 def load_policies(directory, check_paths=True):
     """Given a policies directory, return the list of Policy objects.
 
-    Raise PolicyError holding every problem of every file, each as
+    Raise PolicyError holding every problem of every file (syncer.yaml's too), each as
     "FILE: dotted.path: message". With `check_paths`, also check what exists on this
     machine: the dataset path, credentials files and the restic binary.
     """
@@ -47,7 +61,10 @@ def load_policies(directory, check_paths=True):
                             f"is already used by {seen[policy.name].source.name}")
         else:
             seen[policy.name] = policy
-    problems += global_settings_problems(directory)
+    try:
+        load_global_settings(directory)
+    except PolicyError as error:
+        problems += error.problems
     if problems:
         raise PolicyError(problems)
     return policies
@@ -55,76 +72,173 @@ def load_policies(directory, check_paths=True):
 
 def load_policy_file(path, check_paths=True):
     """Return (Policy or None, problems) for one policy file."""
+    document, problems = read_yaml(path)
+    if problems:
+        return None, problems
+    if not isinstance(document, dict):
+        return None, ["(top): a policy must be a mapping of keys to values"]
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        policy = Policy.model_validate(document, context={"file": path})
+    except ValidationError as error:
+        return None, problems_of(error, Policy)
+    policy._source = path
+    offsite = document.get("offsite") or {}
+    written = (document["authority"].get("credentials"), offsite.get("password_file"), offsite.get("env_file"))
+    policy._credential_names = tuple(name for name in written if name and "/" not in name)
+    return policy, check_machine(policy) if check_paths else []
+
+
+def load_global_settings(policies_dir):
+    """Return the GlobalSettings of syncer.yaml in `policies_dir` (defaults when there is
+    none). Raise PolicyError naming the file and every problem in it."""
+    path = next((Path(policies_dir) / name for name in GLOBAL_FILE_NAMES if (Path(policies_dir) / name).is_file()),
+                None)
+    if path is None:
+        return GlobalSettings()
+    document, problems = read_yaml(path)
+    if not problems and not isinstance(document or {}, dict):
+        problems = ["(top): syncer.yaml must be a mapping of keys to values"]
+    if not problems:
+        try:
+            return GlobalSettings.model_validate(document or {}, context={"file": path})
+        except ValidationError as error:
+            problems = problems_of(error, GlobalSettings)
+    raise PolicyError([f"{path.name}: {problem}" for problem in problems])
+
+
+class Refused(yaml.MarkedYAMLError):
+    """A YAML document past the limits above."""
+
+
+class BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses nesting deeper than MAX_DEPTH (Python's recursion
+    limit would end it in an internal error) and documents that hold more than
+    MAX_VALUES values once aliases are expanded (a "billion laughs")."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.depth = 0
+        self.values = {}  # id(node) -> the values in it, aliases expanded
+
+    def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            if id(node) not in self.values:  # still being composed: the alias is inside its anchor
+                raise Refused(None, None, "an alias inside the collection it refers to is refused", mark)
+            return node
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise Refused(None, None, f"nesting deeper than {MAX_DEPTH} levels is refused", mark)
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        children = node.value if isinstance(node, yaml.SequenceNode) else (
+            [child for pair in node.value for child in pair] if isinstance(node, yaml.MappingNode) else ())
+        self.values[id(node)] = 1 + sum(self.values[id(child)] for child in children)
+        if self.values[id(node)] > MAX_VALUES:
+            raise Refused(None, None, f"more than {MAX_VALUES} values (aliases expanded) is refused", mark)
+        return node
+
+
+def read_yaml(path):
+    """Return (document, problems) of the YAML file at `path`."""
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_FILE_MIB * 2**20 + 1)
+    except OSError as error:
         return None, [f"cannot be read ({error.__class__.__name__}: {error})"]
+    if len(data) > MAX_FILE_MIB * 2**20:
+        return None, [f"larger than {MAX_FILE_MIB} MiB, the most a policy file may hold: refused unparsed"]
     try:
-        doc = yaml.safe_load(text)
+        return yaml.load(data.decode("utf-8"), Loader=BoundedLoader), []
+    except UnicodeDecodeError as error:
+        return None, [f"cannot be read: not UTF-8 text ({error.reason} at byte {error.start})"]
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        return None, [f"{where}YAML syntax error: {error.problem or error.context}"]
-    except yaml.YAMLError as error:
-        return None, [f"YAML syntax error: {error}"]
-    problems = validate_document(doc)
-    if problems:
-        return None, problems
-    policy = build_policy(path, doc)
-    if check_paths:
-        problems += check_machine(policy)
-    return policy, problems
+        kind = "" if isinstance(error, Refused) else "YAML syntax error: "
+        return None, [f"{where}{kind}{error.problem or error.context}"]
+    except yaml.YAMLError as error:  # the reader's: a character YAML does not allow
+        return None, [f"YAML syntax error: {' '.join(str(error).split())}"]
 
 
-def build_policy(path, doc):
-    """Build a Policy from a validated document. Relative paths are taken from the
-    policy file's directory, so a policies folder can travel with its data."""
-    base = path.parent
-    authority_doc = dict(doc["authority"])
-    kind = authority_doc.pop("type")
-    credentials = authority_doc.pop("credentials", None)
-    if kind == "local":
-        authority_doc["path"] = str(resolve(base, authority_doc["path"]))
-    authority = Authority(
-        type=kind,
-        settings=authority_doc,
-        credentials=resolve_credentials_path(credentials, base) if credentials else None,
-    )
-    offsite = None
-    if doc.get("offsite"):
-        section = doc["offsite"]
-        offsite = Offsite(
-            repository=resolve_repository(base, section["repository"]),
-            password_file=resolve_credentials_path(section["password_file"], base),
-            env_file=resolve_credentials_path(section["env_file"], base) if section.get("env_file") else None,
-            retention=dict(section.get("retention") or {}),
-            prune=section.get("prune", "weekly"),
-            host=section.get("host"),
-            read_data_subset=section.get("read_data_subset"),
-        )
-    return Policy(
-        name=doc.get("name") or path.stem,
-        source=path,
-        path=resolve(base, doc["path"]),
-        authority=authority,
-        exclude=tuple(doc.get("exclude") or ()),
-        offsite=offsite,
-        schedule=dict(doc.get("schedule") or {}),
-        raw=doc,
-    )
+def problems_of(error, model):
+    """Return the "dotted.path: message" lines of a ValidationError of `model`."""
+    return [problem_of(detail, model) for detail in error.errors()]
 
 
-def resolve(base, value):
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path).resolve()
+def problem_of(detail, model):
+    path, holder, expected = locate(model, detail["loc"])
+    kind, value, context = detail["type"], detail["input"], detail.get("ctx") or {}
+    if kind in TYPE_NAMES:
+        message = f"must be {TYPE_NAMES[kind]}, not {describe(value)}"
+    elif kind == "missing" and detail["loc"][-1] == "credentials" and getattr(holder, "credential_keys", ()):
+        message = (f"field required for type {typing.get_args(holder.model_fields['type'].annotation)[0]} "
+                   f"(a KEY=VALUE file with {', '.join(holder.credential_keys)})")
+    elif kind == "missing":
+        message = "field required"
+    elif kind in ("extra_forbidden", "invalid_key"):
+        message = "unknown key" + suggest(str(detail["loc"][-1]), fields_of(holder))
+    elif kind == "literal_error":
+        message = f"must be one of {', '.join(typing.get_args(expected))}"
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):  # only `authority` is a tagged union
+        path, choices = f"{path}.type", f" (one of {', '.join(AUTHORITY_TYPES)})"
+        message = ("field required" + choices if kind == "union_tag_not_found" else
+                   f"unknown authority type {context['tag']!r}" + suggest(context["tag"], AUTHORITY_TYPES) + choices)
+    elif kind == "greater_than_equal":
+        message = "must not be negative" if context["ge"] == 0 else f"must be at least {context['ge']}"
+    elif kind == "value_error":
+        message = str(context["error"])
+    else:
+        message = detail["msg"]
+    return f"{path or '(top)'}: {message}"
 
 
-def resolve_repository(base, repository):
-    """A restic repository given as a relative local path is taken from the policy's
-    directory; any backend URL (s3:, sftp:, rest:, ...) is kept as written."""
-    if ":" in repository.split("/")[0] or repository.startswith("/"):
-        return repository
-    return str(resolve(base, repository))
+def locate(model, loc):
+    """Follow a pydantic error location through the models. Return the dotted path as
+    the user wrote it, the model (or TypedDict) holding its last key, and the type
+    expected there."""
+    names, holder, expected = [], None, model
+    for step in loc:
+        expected = bare(expected)
+        if typing.get_origin(expected) in (typing.Union, types.UnionType):  # tagged: the step names the member
+            expected = next(member for member in typing.get_args(expected)
+                            if typing.get_args(member.model_fields["type"].annotation) == (step,))
+            continue
+        names.append(str(step))
+        holder = expected
+        expected = fields_of(expected).get(step) if isinstance(step, str) else next(iter(typing.get_args(expected)),
+                                                                                    None)
+    return ".".join(names), holder, bare(expected)
+
+
+def fields_of(kind):
+    """Return {key: type} of a model or a TypedDict."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return {name: field.annotation for name, field in kind.model_fields.items()}
+    return getattr(kind, "__annotations__", {})
+
+
+def bare(kind):
+    """Return `kind` without Annotated[...] and without `| None`."""
+    while typing.get_origin(kind) in (typing.Annotated, typing.Union, types.UnionType):
+        members = [member for member in typing.get_args(kind) if member is not type(None)]
+        if typing.get_origin(kind) is not typing.Annotated and len(members) > 1:
+            return kind
+        kind = members[0]
+    return kind
+
+
+def describe(value):
+    if value is None:
+        return "empty"
+    return {str: "a string", list: "a list", dict: "a mapping", bool: "true/false", int: "a number",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def suggest(word, choices):
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def check_machine(policy):
@@ -134,10 +248,8 @@ def check_machine(policy):
         problems.append(f"path: dataset path {policy.path} does not exist")
     elif not policy.path.is_dir():
         problems.append(f"path: dataset path {policy.path} is not a directory")
-    if policy.authority.type == "local":
-        root = Path(policy.authority.settings["path"])
-        if not root.is_dir():
-            problems.append(f"authority.path: {root} does not exist or is not a directory")
+    if policy.authority.type == "local" and not policy.authority.path.is_dir():
+        problems.append(f"authority.path: {policy.authority.path} does not exist or is not a directory")
     if policy.authority.credentials:
         problem = check_credentials_file(policy.authority.credentials)
         if problem:

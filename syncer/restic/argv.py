@@ -110,10 +110,6 @@ def dump_argv(snapshot_id, path):
     return ["dump", snapshot_id, str(path)]
 
 
-def ls_argv(snapshot_id):
-    return ["ls", "--json", snapshot_id]
-
-
 def parse_s3_repository(repository):
     """Split a restic `s3:` repository address into (endpoint_url, bucket, prefix), or
     return None for any other backend. "s3:host/bucket/prefix" means https."""

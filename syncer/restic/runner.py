@@ -1,27 +1,26 @@
 """The one place that runs restic.
 
-run_restic() logs the command with secrets masked, streams restic's stderr into
-logging, parses --json output, and maps restic's exit status to the project's errors
-from one table. restic 0.14 reports a missing repository, a wrong password and a lock
+run_restic() starts restic through the process door (syncer.process: the command
+logged with secrets masked, stopped on interrupt, stderr streamed into logging),
+parses --json output, and maps restic's exit status to the project's errors from one
+table. restic 0.14 reports a missing repository, a wrong password and a lock
 conflict as exit 1 with a message; newer releases have dedicated codes. Both end up
 in the same exceptions.
 """
 
-import ctypes
 import json
 import logging
 import os
 import shlex
-import signal
-import subprocess
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncer.errors import ResticError
 from syncer.log import mask, register_secret
+from syncer.process import TimedOut, run_process
 
 log = logging.getLogger("syncer.restic")
+VERSION_TIMEOUT_SECONDS = 30
 
 
 class ResticFailed(ResticError):
@@ -155,14 +154,6 @@ def mask_url(address):
     return address
 
 
-def die_with_parent():
-    """In the child: get SIGTERM when syncer dies, so no orphan restic keeps a lock."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_status=None):
     """Run restic with `arguments` (from syncer.restic.argv) against `context`.
 
@@ -174,39 +165,21 @@ def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_st
     """
     register_secret(read_first_line(context.password_file))
     command = arguments[0]
-    log.debug("running %s", masked_command(context, arguments))
-    try:
-        process = subprocess.Popen(
-            [context.binary, *arguments], env=context.environment(), stdin=subprocess.DEVNULL,
-            stdout=stdout_file if stdout_file is not None else subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=die_with_parent)
-    except FileNotFoundError:
-        raise ResticError("the restic binary was not found on PATH (apt-get install -y restic)")
-    except OSError as error:
-        raise ResticError(f"restic could not be started: {error.strerror}")
-    stderr_lines, errors = [], []
-    reader = threading.Thread(target=stream_stderr, args=(process.stderr, stderr_lines, errors), daemon=True)
-    reader.start()
-    messages, text = [], []
-    try:
-        if stdout_file is None:
-            for raw in process.stdout:
-                line = raw.decode("utf-8", "replace")
-                document = parse_json_line(line) if json_output else None
-                if document is None:
-                    text.append(line)
-                elif isinstance(document, dict) and document.get("message_type") == "status":
-                    if on_status:
-                        on_status(document)
-                else:
-                    messages.append(document)
-        exit_status = process.wait()
-    except BaseException:
-        process.terminate()
-        process.wait()
-        raise
-    finally:
-        reader.join()
+    stderr_lines, errors, messages, text = [], [], [], []
+
+    def take_output(line):
+        document = parse_json_line(line) if json_output else None
+        if document is None:
+            text.append(line)
+        elif isinstance(document, dict) and document.get("message_type") == "status":
+            if on_status:
+                on_status(document)
+        else:
+            messages.append(document)
+
+    exit_status = start_restic([context.binary, *arguments], take_output,
+                               lambda line: take_stderr(line, stderr_lines, errors), stdout_file=stdout_file,
+                               environment=context.environment(), display=masked_command(context, arguments))
     kind = classify_exit(exit_status, "\n".join(stderr_lines))
     if kind in ("ok", "partial"):
         return ResticResult(exit_status, messages, "".join(text), stderr_lines, errors)
@@ -214,19 +187,41 @@ def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_st
     raise ERRORS[kind](message, exit_status)
 
 
-def stream_stderr(stream, lines, errors):
-    """Log restic's stderr line by line; keep the lines, and its JSON error messages."""
-    for raw in stream:
-        line = raw.decode("utf-8", "replace").rstrip("\n")
-        document = parse_json_line(line)
-        if isinstance(document, dict) and document.get("message_type") == "error":
-            errors.append(document)
-            log.warning("restic: %s: %s", document.get("item") or "?", describe_error(document))
-            continue
-        lines.append(line)
-        if line.strip():
-            level = logging.WARNING if line.lower().startswith(("warning", "error")) else logging.DEBUG
-            log.log(level, "restic: %s", mask(line))
+def restic_version(binary="restic"):
+    """Return what `restic version` prints. Raise ResticError when restic cannot be run."""
+    output, stderr_lines, errors = [], [], []
+    try:
+        start_restic([binary, "version"], output.append, lambda line: take_stderr(line, stderr_lines, errors),
+                     timeout=VERSION_TIMEOUT_SECONDS)
+    except TimedOut as error:
+        raise ResticError(f"restic version could not be run: {error}")
+    return "".join(output)
+
+
+def start_restic(argv, on_output, on_errors, **options):
+    """Run restic through the process door; return its exit status. Raise ResticError
+    when it cannot be started."""
+    try:
+        return run_process(argv, on_output=on_output, on_errors=on_errors, logger=log, own_group=False, **options)
+    except FileNotFoundError:
+        raise ResticError("the restic binary was not found on PATH (apt-get install -y restic)")
+    except OSError as error:
+        raise ResticError(f"restic could not be started: {error.strerror}")
+
+
+def take_stderr(line, lines, errors):
+    """Log one line of restic's stderr; keep it in `lines`, or in `errors` when it is
+    one of restic's JSON error messages."""
+    line = line.rstrip("\n")
+    document = parse_json_line(line)
+    if isinstance(document, dict) and document.get("message_type") == "error":
+        errors.append(document)
+        log.warning("restic: %s: %s", document.get("item") or "?", describe_error(document))
+        return
+    lines.append(line)
+    if line.strip():
+        level = logging.WARNING if line.lower().startswith(("warning", "error")) else logging.DEBUG
+        log.log(level, "restic: %s", mask(line))
 
 
 def describe_error(document):

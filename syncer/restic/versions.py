@@ -5,10 +5,10 @@ when present and emulates when not. Nothing else in syncer compares versions.
 """
 
 import re
-import subprocess
 from functools import lru_cache
 
 from syncer.errors import ResticError
+from syncer.restic.runner import restic_version
 
 # feature -> the first restic release that has it
 # (0.14 lacks both: syncer then measures the restore itself and batches --include.
@@ -39,13 +39,7 @@ def has_feature(version, feature):
 def detect_version(binary="restic"):
     """Return the version tuple of the restic at `binary`. Raise ResticError when it
     cannot be run."""
-    try:
-        done = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        raise ResticError("the restic binary was not found on PATH (apt-get install -y restic)")
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise ResticError(f"restic version could not be run: {error}")
-    return parse_version(done.stdout)
+    return parse_version(restic_version(binary))
 
 
 def supports(feature, binary="restic"):

@@ -20,7 +20,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncer.actions.changes import mark_changes, refresh_changes
-from syncer.actions.registry import find_runner
+from syncer.actions.run import RUNNERS
 from syncer.actions.supervise import supervised, write_metrics
 from syncer.errors import EXIT_FAILURE, SyncerError
 from syncer.index.db import StateDB
@@ -82,16 +82,11 @@ class Daemon:
     # --- start ----------------------------------------------------------------
 
     def plan_jobs(self, now=None):
-        """Add one job per dataset and scheduled action; return the number added.
-        Actions this version lacks are said once per action, naming the datasets."""
+        """Add one job per dataset and scheduled action; return the number added."""
         now = now or time.time()
-        unavailable, added = {}, 0
+        added = 0
         for policy in self.policies.values():
             for action, expression in policy.schedule.items():
-                runner, why = find_runner(action)
-                if runner is None:
-                    unavailable.setdefault((action, why), []).append(policy.name)
-                    continue
                 trigger = cron_trigger(expression, jitter=int(self.settings.jitter) or None)
                 options = {}
                 missed = missed_run(expression, last_started(self.db, policy.name, action), now)
@@ -103,8 +98,6 @@ class Daemon:
                 self.scheduler.add_job(self.run_step, trigger, args=(policy.name, action), id=f"{policy.name}:{action}",
                                        name=f"{policy.name} {action}", **options)
                 added += 1
-        for (action, why), names in sorted(unavailable.items()):
-            log.warning("schedule: %s (%s) is %s; these entries will not run", action, ", ".join(names), why)
         return added
 
     def plan_watches(self):
@@ -128,10 +121,6 @@ class Daemon:
 
     def run_step(self, dataset, action, changed_paths=None):
         """Run one action on one dataset, supervised (pings, notifications, metrics)."""
-        runner, why = find_runner(action)
-        if runner is None:
-            self.say_once((dataset, action), "%s %s: %s", dataset, action, why)
-            return
         with self.dataset_locks[dataset]:
             if self.stop_event.is_set():
                 return
@@ -146,8 +135,7 @@ class Daemon:
                         if changed_paths:
                             refresh_changes(policy, db, changed_paths)
                         log.info("%s %s: starting", dataset, action)
-                        result = runner([policy], db)
-                        exit_code = result[1] if isinstance(result, tuple) else int(result or 0)
+                        _, exit_code = RUNNERS[action]([policy], db)
                         log.info("%s %s: finished (exit %d)", dataset, action, exit_code)
                     except SyncerError as error:
                         log.error("%s %s: %s", dataset, action, error)
@@ -168,11 +156,9 @@ class Daemon:
     def trigger_push(self, dataset, paths):
         """After a quiet spell: re-index the changed paths and push, as one step."""
         policy = self.policies[dataset]
-        runner, why = find_runner("push")
-        if not policy.offsite or runner is None:
-            reason = "no offsite in the policy" if not policy.offsite else f"push is {why}"
+        if not policy.offsite:
             self.say_once((dataset, "watch-push"), "%s: changes are marked dirty for the next verify; no push "
-                          "follows (%s)", dataset, reason)
+                          "follows (no offsite in the policy)", dataset)
             return
         log.info("%s: %d path(s) changed and then quiet for %gs; pushing", dataset, len(paths),
                  self.debounce[dataset])

@@ -179,7 +179,7 @@ def machine_paths(policies, policies_dir, state_dir, global_settings):
     """Return the UnitPaths of this machine for `policies`."""
     credentials = {}
     for policy in policies:
-        for name in credential_names(policy.raw):
+        for name in policy.credential_names:
             # Outside systemd a relative name is read beside the policy file: load that file.
             credentials[name] = str(policy.source.parent.resolve() / name)
     extra = ()
@@ -190,17 +190,6 @@ def machine_paths(policies, policies_dir, state_dir, global_settings):
         state_dir=Path(state_dir).resolve(), dataset_paths=tuple(str(p.path) for p in policies),
         pulled_by_daemon=tuple(str(p.path) for p in policies if "pull" in p.schedule),
         extra_writable=extra, credentials=credentials)
-
-
-def credential_names(raw):
-    """Yield the relative credentials names of a policy document: under systemd they are
-    read from $CREDENTIALS_DIRECTORY, so the unit must LoadCredential= them."""
-    candidates = [(raw.get("authority") or {}).get("credentials")]
-    offsite = raw.get("offsite") or {}
-    candidates += [offsite.get("password_file"), offsite.get("env_file")]
-    for name in candidates:
-        if isinstance(name, str) and name and not os.path.isabs(name) and "/" not in name:
-            yield name
 
 
 def on_calendars(text):

@@ -80,11 +80,6 @@ class PendingChanges:
                     quiet[dataset] = self.since_push.pop(dataset)
         return quiet
 
-    def put_back(self, dataset, paths):
-        """Keep `paths` for the next trigger (the push could not be started yet)."""
-        with self.lock:
-            self.since_push.setdefault(dataset, set()).update(paths)
-
 
 def watch_limit():
     try:

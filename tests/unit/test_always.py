@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from syncer.actions.registry import find_runner
 from syncer.actions.status import run_status
 from syncer.errors import PolicyError
 from syncer.index.db import LOCAL, StateDB
@@ -20,7 +19,8 @@ from syncer.index.scan import scan_tree
 from syncer.notify.events import classify, should_notify
 from syncer.notify.textfile import render_metrics, write_textfile
 from syncer.policy import load_policies
-from syncer.policy.settings import cron_interval, cron_trigger, load_global_settings, parse_duration
+from syncer.policy.load import load_global_settings
+from syncer.policy.settings import cron_interval, cron_trigger, parse_duration
 from syncer.schedule.daemon import missed_run
 from syncer.schedule.watch import PendingChanges, Watcher
 from tests.support import write_policy, write_tree
@@ -210,7 +210,7 @@ def test_status_flags_an_action_without_a_completed_run_in_twice_its_interval(tm
     record(db, "verify", "failed", now - 600)  # a failure is not a completed run
     record(db, "push", "ok", now - 3600, snapshot="abc123")
     record(db, "drill", "ok", now - 100, throughput_mib_s=10.0, projected_restore_seconds=42.0)
-    report, exit_code = run_status(policies, db, now=now, available={"verify": True, "push": True})
+    report, exit_code = run_status(policies, db, now=now)
     [row] = report["datasets"]
     assert row["stale"] == ["verify"] and exit_code == 1
     assert row["last"]["verify"]["result"] == "failed"
@@ -218,23 +218,8 @@ def test_status_flags_an_action_without_a_completed_run_in_twice_its_interval(tm
     assert row["newest_snapshot"]["id"] == "abc123" and row["rpo_seconds"] == 3600
     assert row["projected_restore_seconds"] == 42.0
     record(db, "verify", "ok", now - 60)
-    report, exit_code = run_status(policies, db, now=now, available={"verify": True, "push": True})
+    report, exit_code = run_status(policies, db, now=now)
     assert report["datasets"][0]["stale"] == [] and exit_code == 0
-
-
-def test_status_says_a_scheduled_action_is_unavailable_rather_than_stale(tmp_path):
-    policies = write_status_policy(tmp_path, {"pull": "0 * * * *"})
-    db = StateDB(tmp_path / "state")
-    report, exit_code = run_status(policies, db, available={"pull": False})
-    assert report["datasets"][0]["unavailable"] == ["pull"] and report["datasets"][0]["stale"] == []
-    assert exit_code == 0
-
-
-def test_an_action_this_version_lacks_is_unavailable_not_a_crash():
-    runner, why = find_runner("teleport")
-    assert runner is None and "unknown action" in why
-    runner, why = find_runner("verify")
-    assert callable(runner) and why is None
 
 
 def test_syncer_yaml_is_not_a_dataset_and_its_problems_name_it(tmp_path):
@@ -281,22 +266,21 @@ def test_check_policies_reports_syncer_yaml_problems_with_the_others(tmp_path):
     assert any(problem.startswith("docs.yaml: pth: unknown key") for problem in caught.value.problems)
 
 
-def test_the_daemon_names_a_scheduled_action_this_version_lacks_once(tmp_path, monkeypatch, caplog):
-    from syncer.actions import registry
-    from syncer.policy.settings import GlobalSettings
+def test_the_daemon_plans_a_job_for_every_dataset_and_every_action_a_schedule_may_name(tmp_path, caplog):
+    from syncer.policy.model import SCHEDULED_ACTIONS, GlobalSettings
     from syncer.schedule.daemon import Daemon
 
-    monkeypatch.setitem(registry.RUNNERS, "scrub", (("syncer.actions.not_in_this_version", "run_scrub"),))
     (tmp_path / "data").mkdir()
     for name in ("docs", "photos"):
         write_policy(tmp_path / "p", name, {"path": str(tmp_path / "data"),
                                             "authority": {"type": "local", "path": str(tmp_path / "data")},
-                                            "schedule": {"scrub": "0 4 * * *", "verify": "0 * * * *"}})
-    daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings(jitter=0))
+                                            "schedule": {action: "0 4 * * *" for action in SCHEDULED_ACTIONS}})
+    daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings(daemon={"jitter": 0}))
     with caplog.at_level(logging.WARNING, logger="syncer.daemon"):
-        assert daemon.plan_jobs() == 2  # the two verify jobs
-    assert [record.getMessage() for record in caplog.records] == [
-        "schedule: scrub (docs, photos) is not available in this version; these entries will not run"]
+        assert daemon.plan_jobs() == 2 * len(SCHEDULED_ACTIONS)
+    assert {job.id for job in daemon.scheduler.get_jobs()} == {
+        f"{name}:{action}" for name in ("docs", "photos") for action in SCHEDULED_ACTIONS}
+    assert caplog.records == []
     daemon.db.close()
 
 

@@ -36,7 +36,7 @@ def test_relative_paths_are_taken_from_the_policy_folder(tmp_path):
     write_policy(tmp_path / "p", "x", {"path": "data", "authority": {"type": "local", "path": "../auth"}})
     [policy] = load_policies(tmp_path / "p")
     assert policy.path == (tmp_path / "p" / "data").resolve()
-    assert policy.authority.get("path") == str((tmp_path / "auth").resolve())
+    assert policy.authority.path == (tmp_path / "auth").resolve()
 
 
 def test_yaml_syntax_error_names_line_and_column(tmp_path):
@@ -161,3 +161,95 @@ def test_policies_env_variable_and_missing_directory(tmp_path):
     result = run_syncer("check-policies", env={"SYNCER_POLICIES": str(tmp_path / "absent")})
     assert result.exit_code == 2
     assert f"{tmp_path / 'absent'}: policies directory does not exist" in result.stderr
+
+
+def test_every_key_is_a_typed_attribute(tmp_path):
+    (tmp_path / "p" / "data").mkdir(parents=True)
+    write_secret(tmp_path / "p" / "s3.env", "AWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n")
+    write_secret(tmp_path / "p" / "restic.pass", "pw")
+    write_policy(tmp_path / "p", "archive", {
+        "path": "data", "authority": {"type": "s3", "bucket": "b", "credentials": "s3.env"},
+        "offsite": {"repository": "repo", "password_file": "restic.pass", "retention": {"keep_daily": 7}},
+        "pull": {"concurrency": 2}, "scrub": {"fraction": 0.05, "rate_mib_s": 50}, "repair": "auto",
+        "hooks": {"before_push": ["true"], "timeout": "10m"}, "schedule": {"verify": "0 * * * *"},
+        "watch": True, "watch_debounce": "30s", "notify": {"events": "all"}})
+    [policy] = load_policies(tmp_path / "p")
+    assert (policy.authority.bucket, policy.authority.prefix, policy.authority.region) == ("b", "", None)
+    assert policy.authority.credentials == tmp_path / "p" / "s3.env"
+    assert policy.offsite.repository == str(tmp_path / "p" / "repo")
+    assert policy.offsite.retention == {"keep_daily": 7} and policy.offsite.prune == "weekly"
+    assert (policy.pull.concurrency, policy.pull.delete) == (2, False)
+    assert (policy.scrub.fraction, policy.scrub.rate_mib_s, policy.repair) == ("5%", 50, "auto")
+    assert policy.hooks.before_push == ["true"] and policy.hooks.after_push == [] and policy.hooks.timeout == 600
+    assert policy.schedule == {"verify": "0 * * * *"}
+    assert (policy.watch, policy.watch_debounce, policy.notify.events) == (True, 30, "all")
+    assert policy.credential_names == ("s3.env", "restic.pass")  # what systemd must LoadCredential=
+
+
+def test_defaults_of_an_empty_section(tmp_path):
+    write_policy(tmp_path / "p", "photos", good(tmp_path))
+    [policy] = load_policies(tmp_path / "p")
+    assert policy.pull is None and policy.offsite is None and policy.schedule == {}
+    assert (policy.scrub.fraction, policy.repair, policy.watch, policy.watch_debounce) == (None, "manual", False, 600)
+    assert policy.hooks.timeout == 30 * 60 and not policy.notify.configured
+
+
+def deeply_nested():
+    return "a: " + "[" * 5000 + "]" * 5000 + "\n"
+
+
+def billion_laughs():
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def hundred_megabytes(path):
+    with open(path, "wb") as stream:  # sparse: the size is what counts
+        stream.write(b"path: /x\n# ")
+        stream.truncate(100 * 2**20)
+
+
+@pytest.mark.parametrize("file_name", ["x.yaml", "syncer.yaml"])
+@pytest.mark.parametrize("content, expected", [
+    (deeply_nested(), "line 1, column 67: nesting deeper than 64 levels is refused"),
+    (billion_laughs(), "values (aliases expanded) is refused"),
+    ("a: &a [*a]\n", "an alias inside the collection it refers to is refused"),
+    (hundred_megabytes, "larger than 1 MiB, the most a policy file may hold: refused unparsed"),
+    (bytes(range(256)) * 40, "cannot be read: not UTF-8 text"),
+    ("path: \x00\x01\x02\n", "YAML syntax error: unacceptable character #x0000"),
+], ids=["nested-5000-deep", "billion-laughs", "recursive-alias", "100-MB", "binary-junk", "control-characters"])
+def test_hostile_yaml_is_exit_2_naming_the_file(tmp_path, file_name, content, expected):
+    policies = tmp_path / "p"
+    write_policy(policies, "docs", good(tmp_path))
+    target = policies / file_name
+    if callable(content):
+        content(target)
+    else:
+        target.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = run_syncer("check-policies", policies=policies, state=tmp_path / "s")
+    assert result.exit_code == 2, result.output
+    [problem] = [line for line in result.stderr.splitlines() if not line.startswith("syncer: ")]
+    assert problem.startswith(f"{file_name}: ") and expected in problem, problem
+    assert "internal error" not in result.output and "Traceback" not in result.output
+
+
+def test_schema_validates_the_examples_and_refuses_a_misspelt_key(tmp_path):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+
+    result = run_syncer("check-policies", "--schema", policies=tmp_path / "absent")
+    assert result.exit_code == 0, result.stderr
+    validator = jsonschema.Draft202012Validator(json.loads(result.stdout))
+    examples = sorted((Path(__file__).resolve().parents[2] / "policies" / "examples").glob("*.yaml"))
+    assert examples
+    for example in examples:
+        assert list(validator.iter_errors(yaml.safe_load(example.read_text()))) == [], example.name
+    document = yaml.safe_load(examples[0].read_text())
+    document["exclud"] = []
+    assert [error.message for error in validator.iter_errors(document)] == [
+        "Additional properties are not allowed ('exclud' was unexpected)"]

@@ -114,15 +114,15 @@ def test_parse_restoring_line():
 
 
 def test_prune_is_due_by_interval_and_only_with_something_forgotten(tmp_path):
-    from pathlib import Path
 
     from syncer.actions.push import prune_due
     from syncer.index.db import StateDB
-    from syncer.policy.model import Authority, Offsite, Policy
+    from syncer.policy.model import Policy
 
     def policy(prune):
-        return Policy("photos", Path("p.yaml"), Path("/d"), Authority("local", {"path": "/d"}),
-                      offsite=Offsite("/r", Path("/pw"), prune=prune, retention={"keep_last": 1}))
+        return Policy.model_validate({"name": "photos", "path": "/d", "authority": {"type": "local", "path": "/d"},
+                                      "offsite": {"repository": "/r", "password_file": "/pw", "prune": prune,
+                                                  "retention": {"keep_last": 1}}})
 
     db = StateDB(tmp_path)
     assert prune_due(policy("weekly"), db, removed_now=1)

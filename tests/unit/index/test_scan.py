@@ -9,6 +9,7 @@ import pytest
 
 from syncer.index import scan
 from syncer.index.db import AUTHORITY, LOCAL, StateDB
+from syncer.index.dirty import mark_changed
 from syncer.index.scan import scan_tree
 from tests.support import write_tree
 
@@ -109,7 +110,7 @@ def test_a_row_without_the_digest_asked_for_is_rehashed(db, tmp_path):
 def test_a_dirty_row_is_rehashed(db, tmp_path, walk):
     root = write_tree(tmp_path / "root", TREE)
     scan_tree(db, "data", LOCAL, root)
-    db.mark_dirty("data", ["a/x"])
+    mark_changed(db, "data", ["a/x"])
     assert scan_tree(db, "data", LOCAL, root).hashed == 1
     assert scan_tree(db, "data", LOCAL, root).hashed == 0
 
@@ -181,7 +182,7 @@ def test_cache_keys_are_per_directory_and_relative(db, tmp_path):
     assert keys == {"x": ("x", info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)}
     assert set(db.cache_keys_in_directory("data", LOCAL, "", ("sha256",))) == {"a.txt", "a0", "empty"}
     assert db.cache_keys_in_directory("data", LOCAL, "a", ("md5",))["x"][1] is None
-    db.mark_dirty("data", ["a/x"])
+    mark_changed(db, "data", ["a/x"])
     assert db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))["x"][1] is None
 
 
@@ -258,7 +259,7 @@ def test_a_reread_under_unchanged_size_and_mtime_finds_corruption(db, tmp_path, 
 
 
 def test_the_watchers_refresh_finds_corruption_too(db, tmp_path):
-    from syncer.index.dirty import mark_changed, refresh_paths
+    from syncer.index.dirty import refresh_paths
 
     write_tree(tmp_path / "t", {"x.bin": "original bytes"})
     scan_tree(db, "data", LOCAL, tmp_path / "t")

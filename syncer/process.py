@@ -1,0 +1,145 @@
+"""The one way syncer starts another program: restic, git and the hook commands.
+
+Each child runs in a process group of its own, so a timeout or an interrupt stops it
+together with everything it started (restic alone stays in syncer's group: see
+run_process); every child gets SIGTERM when syncer dies, so no orphan keeps a restic
+lock. The command line is logged with every registered secret
+masked (secrets belong in the child's environment, never in its argv). Output is
+handed to the caller line by line; each program's runner decides what the lines and
+the exit status mean (restic's exit table, git's EndpointError, a failed hook).
+"""
+
+import ctypes
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+
+from syncer.log import mask
+
+log = logging.getLogger("syncer.process")
+GRACE_SECONDS = 5  # between the signals that stop a child, and for its output once it exited
+# A timeout asks the group to stop, then kills it. An interrupt first sends what Ctrl-C
+# at a terminal would (restic removes its repository lock on SIGINT).
+TIMEOUT_SIGNALS = (signal.SIGTERM, signal.SIGKILL)
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
+PR_SET_PDEATHSIG = 1
+
+try:
+    # Loaded here, not in the child: between fork and exec only the call itself is safe.
+    prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+except OSError:
+    prctl = None
+
+
+class TimedOut(Exception):
+    """The program ran past its timeout; it and its process group were stopped."""
+
+
+def die_with_parent():
+    """In the child, before exec: get SIGTERM when syncer dies."""
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environment=None, cwd=None, timeout=None,
+                shell=False, display=None, logger=log, own_group=True):
+    """Run `argv` (a shell command with `shell`) in its own process group; return its exit status.
+
+    Each line the program writes to stdout goes to on_output(line), each stderr line to
+    on_errors(line) (lines decoded as UTF-8, line ending kept); without `on_errors`,
+    stderr joins stdout. With `stdout_file` (an open binary file), stdout goes there
+    instead. `display` is the command as it may be logged (default: argv); registered
+    secrets are masked in it.
+
+    Raise TimedOut after `timeout` seconds, once the group is stopped. An exception in
+    the caller (KeyboardInterrupt included) stops the group and propagates. Raise
+    OSError (FileNotFoundError: no such program) when the program cannot be started.
+
+    Without `own_group` the child stays in syncer's process group, and is stopped
+    alone: restic, so that whatever signals syncer's group reaches restic at once, as
+    it always has (Ctrl-C at a terminal, a kill of the group).
+    """
+    shown = display if display is not None else (argv if shell else shlex.join(argv))
+    logger.debug("running %s", mask(shown))
+    process = subprocess.Popen(
+        argv, shell=shell, env=environment, cwd=cwd, stdin=subprocess.DEVNULL,
+        stdout=stdout_file if stdout_file is not None else subprocess.PIPE,
+        stderr=subprocess.PIPE if on_errors else subprocess.STDOUT,
+        start_new_session=own_group, preexec_fn=die_with_parent)
+    failures, readers = [], []  # failures: what a line handler raised, raised again here
+    try:
+        for stream, handler in ((process.stdout, on_output), (process.stderr, on_errors)):
+            if stream is not None:
+                readers.append(start_reader(stream, handler, failures))
+        exit_status = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        logger.error("%s: still running after %.0fs; stopping it and its children", mask(shown), timeout)
+        stop(process, TIMEOUT_SIGNALS, own_group)
+        finish_reading(readers, failures)
+        raise TimedOut(f"timed out after {timeout:.0f}s") from None
+    except BaseException:
+        stop(process, INTERRUPT_SIGNALS, own_group)  # syncer itself is stopping: leave nothing behind
+        raise
+    finish_reading(readers, failures)
+    return exit_status
+
+
+def start_reader(stream, handler, failures):
+    """Hand each line of `stream` to `handler` on a thread of its own. If the handler
+    raises, keep draining the pipe (a full pipe would block the program) and keep
+    the exception for the caller."""
+    def forward():
+        with stream:
+            for raw in stream:
+                if failures:
+                    continue
+                try:
+                    handler(raw.decode("utf-8", "replace"))
+                except Exception as error:
+                    failures.append(error)
+
+    reader = threading.Thread(target=forward, daemon=True)
+    reader.start()
+    return reader
+
+
+def finish_reading(readers, failures):
+    """Wait for the rest of the output, then raise what a line handler raised. A
+    descendant left running in the background may hold the pipe open for longer: its
+    later lines are still forwarded, but the caller does not wait for them."""
+    deadline = time.monotonic() + GRACE_SECONDS
+    for reader in readers:
+        reader.join(max(0.0, deadline - time.monotonic()))
+    if failures:
+        raise failures[0]
+
+
+def stop(process, signals, own_group=True):
+    """Send `signals` in turn to the process group of `process` (to `process` alone
+    without `own_group`), each given GRACE_SECONDS to end it, until nothing is left."""
+    send = os.killpg if own_group else os.kill
+    for number in signals:
+        try:
+            send(process.pid, number)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + GRACE_SECONDS
+        while time.monotonic() < deadline:
+            if process.poll() is not None and not (own_group and group_exists(process.pid)):
+                return
+            time.sleep(0.05)
+    process.wait()
+
+
+def group_exists(group):
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
