@@ -76,11 +76,11 @@ class S3Endpoint:
         where = f"s3://{self.bucket}/{self.prefix}"
         return f"{where} at {self.endpoint_url}" if self.endpoint_url else where
 
-    def _call(self, method, **arguments):
+    def _call(self, operation, **arguments):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return getattr(self.client, method)(**arguments)
+            return operation(**arguments)
         except (ClientError, BotoCoreError) as error:
             raise translate_error(error, self.describe(), self.credentials_file) from None
 
@@ -113,14 +113,14 @@ class S3Endpoint:
 
     def head_sha256(self, path):
         """Return the object's x-amz-checksum-sha256 as hex if it has a full-object one."""
-        answer = self._call("head_object", Bucket=self.bucket, Key=self.prefix + path, ChecksumMode="ENABLED")
+        answer = self._call(self.client.head_object, Bucket=self.bucket, Key=self.prefix + path, ChecksumMode="ENABLED")
         value = answer.get("ChecksumSHA256")
         if not value or "-" in value:
             return None
         return base64.b64decode(value).hex()
 
     def open_entry(self, entry):
-        answer = self._call("get_object", Bucket=self.bucket, Key=entry.ref or self.prefix + entry.path)
+        answer = self._call(self.client.get_object, Bucket=self.bucket, Key=entry.ref or self.prefix + entry.path)
         return answer["Body"]
 
     def write_entry(self, path, source, digests):
@@ -128,14 +128,14 @@ class S3Endpoint:
         if digests.get("md5"):
             arguments["ContentMD5"] = base64.b64encode(bytes.fromhex(digests["md5"])).decode()
         with open(source, "rb") as body:
-            answer = self._call("put_object", Body=body, **arguments)
+            answer = self._call(self.client.put_object, Body=body, **arguments)
         etag = str(answer.get("ETag", "")).strip('"').lower()
         if digests.get("md5") and len(etag) == 32 and etag != digests["md5"]:
             # Some S3-compatible servers ignore Content-MD5: the ETag still tells.
-            self._call("delete_object", Bucket=self.bucket, Key=self.prefix + path)
+            self._call(self.client.delete_object, Bucket=self.bucket, Key=self.prefix + path)
             raise EndpointError(f"{self.describe()}: {path} arrived corrupted (ETag {etag} is not the file's MD5); "
                                 "the object was removed", permanent=True)
         return Entry(path, os.path.getsize(source), digests.get("md5"), "md5")
 
     def delete_entry(self, path):
-        self._call("delete_object", Bucket=self.bucket, Key=self.prefix + path)
+        self._call(self.client.delete_object, Bucket=self.bucket, Key=self.prefix + path)
