@@ -132,6 +132,8 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
                     failures.append({"path": path, "reason": reason})
                 elif differs_from_authority(digests, authority.get(path)):
                     authority_differs.append(path)
+                    failures.append({"path": path, "reason": "matches the manifest but differs from the authority "
+                                                             "(its digest at this machine's last verify)"})
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
         dataset_bytes = sum(entry.get("size") or 0 for entry in entries.values())

@@ -218,8 +218,10 @@ def render_drill(report):
     throughput = report["throughput_mib_s"]
     projected = report["projected_restore_seconds"]
     out = console()
+    against_authority = (report.get("authority") or {}).get("checked")
     out.print(f"drill {report['dataset']}: {verdict}: snapshot {report['snapshot'][:8]}, "
-              f"{report['files_checked']} files ({human_bytes(report['bytes_restored'])}) checked against the manifest")
+              f"{report['files_checked']} files ({human_bytes(report['bytes_restored'])}) checked against the manifest"
+              + (f", {against_authority} against the authority" if against_authority else ""))
     if throughput:
         out.print(f"  restore throughput {throughput:.1f} MiB/s; a full restore of "
                   f"{human_bytes(report['dataset_bytes'])} would take about {format_seconds(projected)}")

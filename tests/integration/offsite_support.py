@@ -39,9 +39,9 @@ class Dataset:
 
 
 def make_dataset(root, files, name="photos", repository=None, retention=None, env_text=None, extra=None,
-                 policies=None, exclude=None):
-    """Write `files` as a dataset with a local authority (itself) and an offsite
-    section; return a Dataset."""
+                 policies=None, exclude=None, authority=None):
+    """Write `files` as a dataset with a local authority (itself, or the folder
+    `authority`) and an offsite section; return a Dataset."""
     require_tool("restic")
     root = Path(root)
     data = write_tree(root / f"data-{name}", files)
@@ -55,7 +55,8 @@ def make_dataset(root, files, name="photos", repository=None, retention=None, en
         offsite["retention"] = retention
     offsite.update(extra or {})
     policies = policies or root / "policies"
-    document = {"path": str(data), "authority": {"type": "local", "path": str(data)}, "offsite": offsite}
+    document = {"path": str(data), "authority": {"type": "local", "path": str(authority or data)},
+                "offsite": offsite}
     if exclude:
         document["exclude"] = exclude
     write_policy(policies, name, document)

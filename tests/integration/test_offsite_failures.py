@@ -176,3 +176,29 @@ def test_a_snapshot_holding_a_link_that_escapes_is_refused(tmp_path):
     assert "escape" in result.stderr and "symlink pointing outside" in result.stderr
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if "syncer-restore" in p.name]
+
+
+def test_drill_fails_when_restored_files_differ_from_the_authority(tmp_path):
+    # As in the demo: the local copy (pushed) has one file changed at the same size and
+    # one truncated, so the snapshot matches its manifest but not the authority.
+    authority = tmp_path / "authority"
+    for relative, content in FILES.items():
+        (authority / relative).parent.mkdir(parents=True, exist_ok=True)
+        (authority / relative).write_bytes(content)
+    dataset = make_dataset(tmp_path, FILES, authority=authority)
+    with open(dataset.data / "album/03.jpg", "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\xff\x00\xff")
+    with open(dataset.data / "deep/er/still.bin", "r+b") as handle:
+        handle.truncate(1000)
+    assert dataset.syncer("run").exit_code == 1  # verify's findings; the push itself succeeded
+    drilled = dataset.syncer("drill", "photos", "--full", "--json")
+    assert drilled.exit_code == 1, drilled.output
+    report = drilled.json()
+    assert report["passed"] is False and report["exit_code"] == 1
+    assert sorted(report["authority"]["differs"]) == ["album/03.jpg", "deep/er/still.bin"]
+    assert sorted(failure["path"] for failure in report["failures"]) == ["album/03.jpg", "deep/er/still.bin"]
+    shown = dataset.syncer("drill", "photos", "--full")
+    assert shown.exit_code == 1
+    assert "FAILED" in shown.stdout and "PASSED" not in shown.stdout
+    assert "album/03.jpg: matches the manifest but differs from the authority" in shown.stdout
