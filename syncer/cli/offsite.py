@@ -14,9 +14,13 @@ from syncer.cli.render import console, human_bytes, print_json
 @cli.command()
 @global_options
 @click.argument("datasets", nargs=-1)
+@click.option("--init", is_flag=True,
+              help="Create a missing repository (restic init), even one syncer pushed to before.")
 @json_option
-def push(datasets, as_json):
-    """Back datasets up to their offsite restic repository, then apply retention."""
+def push(datasets, init, as_json):
+    """Back datasets up to their offsite restic repository, then apply retention.
+
+    A missing repository is created only on the first push to it, or with --init."""
     from syncer.actions.push import run_push
 
     current = settings()
@@ -26,7 +30,7 @@ def push(datasets, as_json):
 
         raise UsageError("no policy has an offsite section: nothing to push")
     with push_progress(not as_json) as progress:
-        report, exit_code = run_push(policies, current.db(), progress=progress)
+        report, exit_code = run_push(policies, current.db(), progress=progress, init=init)
     print_json(report) if as_json else render_push(report)
     sys.exit(exit_code)
 

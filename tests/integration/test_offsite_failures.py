@@ -2,6 +2,7 @@
 that must not be touched, a full disk, and snapshots holding escaping links."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.offsite_support import PASSWORD, make_dataset, tree_bytes
-from tests.support import REPO
+from tests.support import REPO, free_port
 
 FILES = {f"album/{number:02d}.jpg": os.urandom(60_000 + number) for number in range(12)} | {
     "readme.txt": b"hello\n", "deep/er/still.bin": os.urandom(120_000)}
@@ -202,3 +203,45 @@ def test_drill_fails_when_restored_files_differ_from_the_authority(tmp_path):
     assert shown.exit_code == 1
     assert "FAILED" in shown.stdout and "PASSED" not in shown.stdout
     assert "album/03.jpg: matches the manifest but differs from the authority" in shown.stdout
+
+
+def test_a_repository_pushed_to_before_is_never_created_again(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    first = dataset.syncer("push")
+    assert first.exit_code == 0 and "creating it (restic init)" in first.stderr
+    assert dataset.syncer("push").exit_code == 0
+    # The USB disk is not mounted: the repository's folder is gone.
+    os.rename(tmp_path / "repo", tmp_path / "unmounted")
+    pushed = dataset.syncer("push", "--json")
+    assert pushed.exit_code == 3, pushed.output
+    error = pushed.json()["datasets"][0]["error"]
+    assert "is missing or not mounted (syncer first pushed to it on" in error
+    assert "`syncer push --init photos`" in error and "restic init" not in pushed.stderr
+    assert not (tmp_path / "repo").exists()
+    # A new board (fresh state) whose policy says the repository exists: the same refusal.
+    policy = dataset.policies / "photos.yaml"
+    policy.write_text(policy.read_text().replace("  password_file:", "  exists: true\n  password_file:"))
+    fresh = dataset.syncer("--state-dir", tmp_path / "new-board", "push")
+    assert fresh.exit_code == 3 and "says offsite.exists: true" in fresh.stderr, fresh.output
+    assert not (tmp_path / "repo").exists()
+    # Mounted again: the history is all there.
+    os.rename(tmp_path / "unmounted", tmp_path / "repo")
+    assert dataset.syncer("push").exit_code == 0
+    assert len(dataset.syncer("snapshots", "photos", "--json").json()["datasets"][0]["snapshots"]) == 3
+    # Asked for explicitly, a lost repository is started anew.
+    shutil.rmtree(tmp_path / "repo")
+    created = dataset.syncer("push", "--init")
+    assert created.exit_code == 0 and "asked with --init" in created.stderr, created.output
+    assert len(dataset.syncer("snapshots", "photos", "--json").json()["datasets"][0]["snapshots"]) == 1
+
+
+def test_an_unreachable_s3_repository_is_not_called_missing(tmp_path):
+    repository = f"s3:http://127.0.0.1:{free_port()}/bucket/photos"  # nothing listens there
+    dataset = make_dataset(tmp_path, FILES, repository=repository,
+                           env_text="AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test-secret\n")
+    for command in (["push"], ["snapshots", "photos"], ["check", "photos"], ["drill", "photos"]):
+        result = dataset.syncer(*command)
+        assert result.exit_code == 3, (command, result.output)
+        assert "is unreachable (connection refused)" in result.output, (command, result.output)
+        assert "does not exist" not in result.output and "syncer push" not in result.output, result.output
+        assert "restic init" not in result.output
