@@ -44,8 +44,8 @@ def push_dataset(policy, db, progress=None, init=False):
         repository = open_repository(policy, db.state_dir)
         log.info("%s: indexing %s for the manifest", policy.name, policy.path)
         stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (index_algorithm(policy),))
-        manifest, files, size = write_manifest(db, policy, manifest_directory(db.state_dir, policy.name))
-        log.info("%s: manifest of %d files (%.1f MiB) written to %s", policy.name, files, size / 2**20, manifest)
+        manifest, files, size = write_manifest(db, policy, manifest_directory(policy))
+        log.info("%s: manifest of %d files (%.1f MiB) in %s", policy.name, files, size / 2**20, manifest)
         tag, host = dataset_tag(policy.name), policy.restic_host
         paths = [policy.path, manifest.parent]
         excludes = restic_excludes(policy.path, policy.exclude)

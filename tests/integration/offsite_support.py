@@ -46,7 +46,8 @@ def make_dataset(root, files, name="photos", repository=None, retention=None, en
     root = Path(root)
     data = write_tree(root / f"data-{name}", files)
     password_file = write_secret(root / "secrets" / "restic.pass", PASSWORD + "\n")
-    offsite = {"repository": repository or str(root / "repo"), "password_file": str(password_file)}
+    offsite = {"repository": repository or str(root / "repo"), "password_file": str(password_file),
+               "manifest_root": str(root / "manifest-root")}
     env_file = None
     if env_text:
         env_file = write_secret(root / "secrets" / "offsite.env", env_text)

@@ -181,7 +181,8 @@ def test_a_change_in_a_watched_dataset_leads_to_a_new_snapshot(site, daemons, tm
     restic = require_tool("restic")
     password = write_secret(tmp_path / "secrets" / "restic.pass", "daemon-test-password\n")
     policy(site, watch=True, watch_debounce="1s",
-           offsite={"repository": str(tmp_path / "repo"), "password_file": str(password)})
+           offsite={"repository": str(tmp_path / "repo"), "password_file": str(password),
+                    "manifest_root": str(tmp_path / "manifest-root")})
     daemon = daemons(site)
     daemon.wait_for_output("docs: watching")
     (site["local"] / "dir" / "new.txt").write_text("written while the daemon watches")

@@ -153,3 +153,36 @@ def test_files_restic_cannot_read_are_a_warning_that_lists_them(tmp_path):
     assert [entry["path"] for entry in row["unreadable"]] == [str(dataset.data / "locked/secret.txt")]
     assert "Permission denied" in row["unreadable"][0]["reason"]
     assert row["snapshot"] and "secret.txt" in pushed.stderr
+
+
+def stored_node(dataset, snapshot_id, path):
+    """The node (metadata and subtree ID) restic stored for the absolute `path` in a snapshot."""
+    tree, node = json.loads(dataset.restic("cat", "snapshot", snapshot_id).stdout)["tree"], None
+    for name in path.strip("/").split("/"):
+        listing = json.loads(dataset.restic("cat", "blob", tree).stdout)
+        node = next(entry for entry in listing["nodes"] if entry["name"] == name)
+        tree = node.get("subtree")
+    return node
+
+
+def test_an_unchanged_dataset_gives_the_same_snapshot_tree_whatever_the_state_dir(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    pushes = [dataset.syncer("push", "--json"), dataset.syncer("push", "--json"),
+              dataset.syncer("--state-dir", tmp_path / "new-board", "push", "--json")]  # a new board
+    assert [pushed.exit_code for pushed in pushes] == [0, 0, 0], [pushed.output for pushed in pushes]
+    rows = [pushed.json()["datasets"][0] for pushed in pushes]
+    for row in rows[1:]:
+        assert (row["files_new"], row["files_changed"]) == (0, 0), row
+        assert row["files_unmodified"] == len(FILES) + 1  # the data and the manifest: restic found the parent
+    listed = {snapshot["id"]: snapshot for snapshot in json.loads(dataset.restic("snapshots", "--json").stdout)}
+    assert [listed[row["snapshot"]].get("parent") for row in rows[1:]] == [rows[0]["snapshot"], rows[1]["snapshot"]]
+    paths = listed[rows[0]["snapshot"]]["paths"]
+    assert all(listed[row["snapshot"]]["paths"] == paths for row in rows)
+    manifest = next(path for path in paths if path.endswith("/manifests/photos"))
+    assert not manifest.startswith((str(dataset.state), str(tmp_path / "new-board")))
+    # The trees of both backed-up folders are the same objects in every snapshot (the
+    # snapshots' root trees also hold the folders above them, here /tmp, which other
+    # processes change).
+    for path in paths:
+        nodes = [stored_node(dataset, row["snapshot"], path) for row in rows]
+        assert nodes[0] == nodes[1] == nodes[2], path
