@@ -227,8 +227,16 @@ def render_drill(report):
               f"{report['files_checked']} files ({human_bytes(report['bytes_restored'])}) checked against the manifest"
               + (f", {against_authority} against the authority" if against_authority else ""))
     if throughput:
-        out.print(f"  restore throughput {throughput:.1f} MiB/s; a full restore of "
-                  f"{human_bytes(report['dataset_bytes'])} would take about {format_seconds(projected)}")
+        out.print(f"  restore throughput {throughput:.1f} MiB/s ({human_bytes(report['bytes_restored'])} restored)")
+    if projected is not None:
+        low, high = report["projected_restore_range"]
+        drills = report["projection_drills"]
+        basis = f"over the last {drills} drills" if drills > 1 else "from this drill only"
+        out.print(f"  a full restore of {human_bytes(report['dataset_bytes'])} would take about "
+                  f"{format_seconds(projected)} ({format_seconds(low)} to {format_seconds(high)}, {basis})")
+        if not report["projection_enough_bytes"]:
+            out.print("  [yellow]too few bytes restored for a steady figure[/yellow]: drill with the default sample "
+                      "or --sample 64M")
     for failure in report["failures"]:
         out.print(f"  [red]failed[/red] {failure['path']}: {failure['reason']}")
 
@@ -253,4 +261,6 @@ def render_audit(report):
 def format_seconds(seconds):
     if seconds is None:
         return "-"
-    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds >= 60 else f"{seconds:.0f}s"
+    if seconds >= 60:
+        return time.strftime("%H:%M:%S", time.gmtime(seconds))
+    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"

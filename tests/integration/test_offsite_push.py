@@ -128,6 +128,30 @@ def test_snapshots_check_and_drill_need_nothing_from_the_board(tmp_path):
         assert db.execute("SELECT result FROM runs WHERE action='drill'").fetchall() == [("ok",)]
 
 
+def test_the_projected_restore_time_is_the_median_of_recent_drills_with_its_spread(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    reports = []
+    for _ in range(3):
+        drilled = dataset.syncer("drill", "photos", "--json")
+        assert drilled.exit_code == 0, drilled.output
+        reports.append(drilled.json())
+    # The default sample is topped up to 64 MiB: here that is the whole dataset.
+    assert reports[0]["bytes_restored"] == sum(len(content) for content in FILES.values())
+    assert [report["projection_drills"] for report in reports] == [1, 2, 3]
+    last = reports[-1]
+    low, high = last["projected_restore_range"]
+    assert low <= last["projected_restore_seconds"] <= high and last["projection_enough_bytes"] is True
+    with sqlite3.connect(dataset.state / "state.db") as db:
+        summaries = [json.loads(row[0]) for row in db.execute("SELECT summary FROM runs WHERE action='drill'")]
+    assert all(summary["restore_rate_bytes_per_second"] > 0 and "restic_startup_seconds" in summary
+               for summary in summaries)
+    shown = dataset.syncer("drill", "photos")
+    assert "over the last 4 drills" in shown.stdout, shown.output
+    few = dataset.syncer("--state-dir", tmp_path / "laptop", "drill", "photos", "--sample", "1")
+    assert "from this drill only" in few.stdout and "too few bytes restored" in few.stdout, few.output
+
+
 def test_a_missing_repository_is_not_created_by_drill(tmp_path):
     dataset = make_dataset(tmp_path, FILES)
     drilled = dataset.syncer("drill", "photos")
