@@ -9,6 +9,7 @@ import json
 import os
 import random
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -126,9 +127,32 @@ def show_offsite():
           f"{drill['files_checked']} files ({drill['bytes_restored'] / 2**20:.1f} MiB) and checked each against the "
           f"snapshot's manifest and the authority: {len(differing)} differ from the authority, the planted "
           f"`changed` files that were pushed as they are here; exit code 1 as documented")
+    low, high = drill["projected_restore_range"]
     print(f"demo: restore throughput {drill['throughput_mib_s']} MiB/s; a full restore of "
-          f"{drill['dataset_bytes'] / 2**20:.1f} MiB would take about {drill['projected_restore_seconds']} s")
+          f"{drill['dataset_bytes'] / 2**20:.1f} MiB would take about {drill['projected_restore_seconds']} s "
+          f"({low} to {high} s over {drill['projection_drills']} drills)")
+    show_next_commands()
     return 0
+
+
+def shown(path):
+    """`path` as the user can type it from where they ran the demo."""
+    path = Path(path).absolute()
+    try:
+        return shlex.quote(str(path.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(path))
+
+
+def show_next_commands():
+    """The exact commands that look at what the demo did: its policy and state are not
+    the defaults (/etc/syncer/policies, /var/lib/syncer), so each names them."""
+    script = Path(sys.executable).parent / "syncer"
+    program = shown(script) if script.exists() else f"{shown(sys.executable)} -m syncer"
+    prefix = f"{program} --policies {shown(POLICIES)} --state-dir {shown(DEMO / 'state')}"
+    print("\ndemo: next, try these (status, verify and drill exit 1: the planted differences are findings):")
+    for command in ("status", "verify demo", "snapshots demo", "drill demo"):
+        print(f"  {prefix} {command}")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,20 @@ class Settings:
             self._db = StateDB(self.state_dir or default_state_dir())
         return self._db
 
+    def existing_db(self):
+        """The state database for commands that only read it (status): never created.
+        Raise UsageError naming the directory read, and how to point at another."""
+        from syncer.errors import UsageError
+        from syncer.index.db import default_state_dir
+
+        directory = Path(self.state_dir or default_state_dir()).absolute()
+        if self._db is None and not (directory / "state.db").is_file():
+            chosen = "given with --state-dir or SYNCER_STATE_DIR" if self.state_dir else "the default"
+            raise UsageError(f"no state database in {directory} ({chosen}): syncer has not run with this state "
+                             f"directory. Point at the one your runs use with --state-dir DIR or SYNCER_STATE_DIR "
+                             f"(after `make demo`: --state-dir .demo/state)")
+        return self.db()
+
 
 def store_option(ctx, param, value):
     """Global options are accepted before or after the command name; a value given

@@ -73,7 +73,7 @@ def status(as_json):
     from syncer.cli.render import print_json, render_status
 
     current = settings()
-    report, exit_code = run_status(current.policies(check_paths=False), current.db())
+    report, exit_code = run_status(current.policies(check_paths=False), current.existing_db())
     print_json(report) if as_json else render_status(report)
     sys.exit(exit_code)
 
