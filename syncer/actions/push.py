@@ -12,6 +12,7 @@ from syncer.errors import EXIT_FINDINGS, EXIT_OK
 from syncer.index.db import LOCAL
 from syncer.index.lock import dataset_lock
 from syncer.index.scan import scan_tree
+from syncer.log import plural
 from syncer.restic.argv import dataset_tag, restic_excludes
 from syncer.restic.runner import RepositoryMissing
 
@@ -110,7 +111,7 @@ def apply_retention(repository, policy, db, tag, host):
     if not retention:
         return {"forgotten": 0, "pruned": False}
     kept, removed = repository.forget(tag, host, retention)
-    log.info("%s: retention kept %d snapshots, forgot %d", policy.name, len(kept), len(removed))
+    log.info("%s: retention kept %s, forgot %d", policy.name, plural(len(kept), "snapshot"), len(removed))
     report = {"kept": len(kept), "forgotten": len(removed), "pruned": False}
     if kept:
         report["snapshot_full_id"] = max(kept, key=lambda snapshot: snapshot.get("time", ""))["id"]

@@ -16,9 +16,16 @@ class Settings:
     _db: object = field(default=None, repr=False)
 
     def policies(self, names=(), check_paths=True):
+        from syncer.errors import PolicyError
         from syncer.policy import load_policies, select_policies
 
-        return select_policies(load_policies(self.resolved_policies_dir(), check_paths), names)
+        directory = self.resolved_policies_dir()
+        if not directory.is_dir():
+            chosen = ("given with --policies or SYNCER_POLICIES" if self.policies_dir
+                      else "the default, as /etc/syncer/policies does not exist")
+            raise PolicyError([f"policies directory {directory.absolute()} does not exist ({chosen}); point at "
+                               f"yours with --policies DIR or SYNCER_POLICIES"])
+        return select_policies(load_policies(directory, check_paths), names)
 
     def resolved_policies_dir(self):
         if self.policies_dir:

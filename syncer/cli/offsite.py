@@ -9,6 +9,7 @@ import click
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.cli.render import console, human_bytes, print_json
+from syncer.log import plural
 
 
 @cli.command()
@@ -67,11 +68,8 @@ def check(dataset, read_data_subset, as_json):
         print_json(report)
     else:
         for row in report["datasets"]:
-            if row.get("error"):
-                click.echo(f"{row['name']}: check failed: {row['error']}")
-            else:
-                verdict = "ok" if row["ok"] else "ERRORS FOUND"
-                click.echo(f"{row['name']}: {row['repository']}: {verdict}")
+            if not row.get("error"):  # an error was logged once, on stderr
+                click.echo(f"{row['name']}: {row['repository']}: {'ok' if row['ok'] else 'ERRORS FOUND'}")
     sys.exit(exit_code)
 
 
@@ -194,8 +192,7 @@ def push_progress(enabled):
 def render_push(report):
     out = console()
     for row in report["datasets"]:
-        if row.get("error"):
-            out.print(f"[bold]{row['name']}[/bold]: [red]push failed:[/red] {row['error']}", markup=True)
+        if row.get("error"):  # logged once, on stderr
             continue
         out.print(f"[bold]{row['name']}[/bold]: snapshot {row['snapshot'][:8]} in {row['repository']}: "
                   f"{row['files_new']} new, {row['files_changed']} changed, {human_bytes(row['bytes_added'])} "
@@ -208,11 +205,10 @@ def render_push(report):
 def render_snapshots(report):
     out = console()
     for row in report["datasets"]:
-        if row.get("error"):
-            out.print(f"{row['name']}: {row['error']}", markup=False)
+        if row.get("error"):  # logged once, on stderr
             continue
         out.print(f"[bold]{row['name']}[/bold] ({row['repository']}, host {row['host']}): "
-                  f"{len(row['snapshots'])} snapshots")
+                  f"{plural(len(row['snapshots']), 'snapshot')}")
         for snapshot in row["snapshots"]:
             out.print(f"  {snapshot['short_id']}  {snapshot['time'][:19].replace('T', ' ')}", markup=False)
 
@@ -244,16 +240,16 @@ def render_drill(report):
 def render_audit(report):
     out = console()
     for row in report["datasets"]:
-        if row.get("error"):
-            out.print(f"{row['name']}: audit failed: {row['error']}", markup=False)
-        elif not row["audited"]:
+        if row.get("error"):  # logged once, on stderr
+            continue
+        if not row["audited"]:
             out.print(f"{row['name']}: {row['reason']}", markup=False)
         else:
             lock = row["object_lock"]
             lock_text = f"{lock['mode']} {lock['days'] or lock['years']}" if lock["enabled"] and lock["mode"] \
                 else "enabled without default retention" if lock["enabled"] else "not configured"
             out.print(f"[bold]{row['name']}[/bold]: bucket {row['bucket']}: versioning {row['versioning']}, "
-                      f"object lock {lock_text}, {len(row['lifecycle'])} lifecycle rule(s)")
+                      f"object lock {lock_text}, {plural(len(row['lifecycle']), 'lifecycle rule')}")
             for warning in row["warnings"]:
                 out.print(f"  [yellow]warning[/yellow]: {warning}")
 

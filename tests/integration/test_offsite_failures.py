@@ -245,3 +245,31 @@ def test_an_unreachable_s3_repository_is_not_called_missing(tmp_path):
         assert "is unreachable (connection refused)" in result.output, (command, result.output)
         assert "does not exist" not in result.output and "syncer push" not in result.output, result.output
         assert "restic init" not in result.output
+
+
+def test_an_include_that_matches_nothing_is_an_error_not_an_empty_restore(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    restored = dataset.syncer("restore", "photos", "--to", tmp_path / "out", "--include", "albums/*.jpg")
+    assert restored.exit_code == 1, restored.output
+    assert "--include albums/*.jpg matches no file of snapshot" in restored.stderr
+    assert restored.stderr.count("matches no file") == 1  # said once
+    assert not (tmp_path / "out").exists()
+
+
+def test_plurals_and_errors_said_once(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    listed = dataset.syncer("snapshots", "photos")
+    assert "1 snapshot\n" in listed.stdout and "1 snapshots" not in listed.stdout
+    os.rename(tmp_path / "repo", tmp_path / "unmounted")
+    failed = dataset.syncer("push")
+    assert failed.exit_code == 3
+    assert failed.output.count("is missing or not mounted") == 1, failed.output
+    (dataset.policies / "photos.yaml").write_text("path: [\n")
+    broken = dataset.syncer("verify")
+    assert broken.exit_code == 2 and "1 problem in the policies" in broken.stderr and "(s)" not in broken.stderr
+    absent = dataset.syncer("--policies", tmp_path / "nowhere", "verify")
+    assert absent.exit_code == 2
+    assert f"policies directory {tmp_path / 'nowhere'} does not exist" in absent.stderr
+    assert "--policies DIR or SYNCER_POLICIES" in absent.stderr
