@@ -9,6 +9,7 @@ import logging
 import random
 import re
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -312,9 +313,7 @@ def project_restore(measured, earlier, dataset_bytes):
         return {"projected_restore_seconds": None, "projected_restore_range": None, "projection_drills": 0,
                 "projection_enough_bytes": False}
     projections = sorted(drill["startup"] + dataset_bytes / drill["rate"] for drill in used)
-    middle = len(projections) // 2
-    median = projections[middle] if len(projections) % 2 else (projections[middle - 1] + projections[middle]) / 2
-    return {"projected_restore_seconds": round(median, 1),
+    return {"projected_restore_seconds": round(statistics.median(projections), 1),
             "projected_restore_range": [round(projections[0], 1), round(projections[-1], 1)],
             "projection_drills": len(used), "projection_enough_bytes": enough_bytes(used[0])}
 
