@@ -9,6 +9,7 @@ import json
 import os
 import random
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -108,22 +109,50 @@ def main():
 
 
 def show_offsite():
-    """The run pushed the local copy to the demo's restic repository; drill a restore."""
+    """The run pushed the local copy to the demo's restic repository; drill a full restore.
+    The local copy that was pushed holds the planted `changed` files, so the drill must
+    find exactly those differing from the authority (and exit 1, as documented)."""
     print()
     listed = syncer("snapshots", "demo")
     print(listed.stdout)
-    drilled = syncer("drill", "demo", "--json", "-q")
-    if drilled.returncode != 0:
-        print(f"demo: syncer drill failed (exit {drilled.returncode})\n{drilled.stdout}", file=sys.stderr)
+    drilled = syncer("drill", "demo", "--full", "--json", "-q")
+    drill = json.loads(drilled.stdout) if drilled.stdout.strip() else {}
+    differing = sorted(failure["path"] for failure in drill.get("failures", []))
+    expected = sorted(path for path, status in PLANTED.items() if status == "changed")
+    if drilled.returncode != 1 or drill.get("passed") is not False or differing != expected:
+        print(f"demo: syncer drill did not find the planted differences (exit {drilled.returncode}): "
+              f"expected {expected}, found {differing}\n{drilled.stdout}", file=sys.stderr)
         return 1
-    drill = json.loads(drilled.stdout)
-    print(f"demo: drill of snapshot {drill['snapshot'][:8]} in {DEMO / 'restic-repo'}: restored "
-          f"{drill['files_checked']} files ({drill['bytes_restored'] / 2**20:.1f} MiB), including the largest and "
-          f"the newest, and checked each against the snapshot's manifest: "
-          f"{'passed' if drill['passed'] else 'FAILED'}")
+    print(f"demo: drill of snapshot {drill['snapshot'][:8]} in {DEMO / 'restic-repo'}: restored all "
+          f"{drill['files_checked']} files ({drill['bytes_restored'] / 2**20:.1f} MiB) and checked each against the "
+          f"snapshot's manifest and the authority: {len(differing)} differ from the authority, the planted "
+          f"`changed` files that were pushed as they are here; exit code 1 as documented")
+    low, high = drill["projected_restore_range"]
     print(f"demo: restore throughput {drill['throughput_mib_s']} MiB/s; a full restore of "
-          f"{drill['dataset_bytes'] / 2**20:.1f} MiB would take about {drill['projected_restore_seconds']} s")
+          f"{drill['dataset_bytes'] / 2**20:.1f} MiB would take about {drill['projected_restore_seconds']} s "
+          f"({low} to {high} s over {drill['projection_drills']} drills)")
+    show_next_commands()
     return 0
+
+
+def shown(path):
+    """`path` as the user can type it from where they ran the demo."""
+    path = Path(path).absolute()
+    try:
+        return shlex.quote(str(path.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(path))
+
+
+def show_next_commands():
+    """The exact commands that look at what the demo did: its policy and state are not
+    the defaults (/etc/syncer/policies, /var/lib/syncer), so each names them."""
+    script = Path(sys.executable).parent / "syncer"
+    program = shown(script) if script.exists() else f"{shown(sys.executable)} -m syncer"
+    prefix = f"{program} --policies {shown(POLICIES)} --state-dir {shown(DEMO / 'state')}"
+    print("\ndemo: next, try these (status, verify and drill exit 1: the planted differences are findings):")
+    for command in ("status", "verify demo", "snapshots demo", "drill demo"):
+        print(f"  {prefix} {command}")
 
 
 if __name__ == "__main__":

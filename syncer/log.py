@@ -28,6 +28,11 @@ class MaskingFilter(logging.Filter):
         return True
 
 
+def plural(count, noun, plural_noun=None):
+    """Return "1 snapshot", "2 snapshots" (or `plural_noun` when the plural is not noun + s)."""
+    return f"{count} {noun if count == 1 else plural_noun or noun + 's'}"
+
+
 def setup_logging(verbosity):
     """Log to stderr: warnings only with -q, info by default, debug with -v."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)

@@ -6,6 +6,7 @@ import logging
 from syncer.endpoints.factory import checksum_algorithm
 from syncer.index.dirty import mark_changed, refresh_paths
 from syncer.index.lock import dataset_lock
+from syncer.log import plural
 
 log = logging.getLogger("syncer.watch")
 
@@ -21,6 +22,7 @@ def refresh_changes(policy, db, paths):
     algorithm = checksum_algorithm(policy.authority.type)
     with dataset_lock(db.state_dir, policy.name):
         stats = refresh_paths(db, policy.name, policy.path, paths, policy.exclude, (algorithm,))
-    log.info("%s: %d changed path(s) re-indexed: %d file(s) hashed (%.1f MiB), %d removed", policy.name,
-             len(paths), stats.hashed, stats.hashed_bytes / 2**20, stats.removed)
+    log.info("%s: %s re-indexed: %s hashed (%.1f MiB), %d removed", policy.name,
+             plural(len(paths), "changed path"), plural(stats.hashed, "file"), stats.hashed_bytes / 2**20,
+             stats.removed)
     return stats

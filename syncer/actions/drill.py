@@ -9,6 +9,7 @@ import logging
 import random
 import re
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +34,12 @@ from syncer.restic.runner import ResticFailed
 
 log = logging.getLogger("syncer.drill")
 DEFAULT_SAMPLE = "16"
+# The default sample is topped up to this many bytes (or the whole dataset): a few small
+# files restore in restic's start-up time, and their rate says nothing.
+DEFAULT_SAMPLE_BYTES = 64 * 2**20
+# The projected full-restore time is the median over this many recent drills (each with
+# enough bytes restored), shown with their spread: one drill's rate is noise.
+PROJECTION_DRILLS = 5
 SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 SAMPLE_PATTERN = re.compile(r"^(\d+(?:\.\d+)?)(%|[KMGT]i?B?|B)?$", re.I)
 
@@ -55,9 +62,10 @@ def parse_sample(spec):
     return "count", int(number)
 
 
-def choose_sample(entries, spec, rng=None):
+def choose_sample(entries, spec, rng=None, min_bytes=0):
     """Return the manifest paths to restore: the largest and the newest file always,
-    then random others until `spec` (from parse_sample, or None for all) is met."""
+    then random others until `spec` (from parse_sample, or None for all) is met, and
+    more until they hold at least `min_bytes`."""
     files = [entry for entry in entries.values() if entry.get("size") is not None]
     if spec is None:
         return sorted(entry["path"] for entry in files)
@@ -84,6 +92,13 @@ def choose_sample(entries, spec, rng=None):
             if entry["size"] <= budget:
                 chosen[entry["path"]] = entry
                 budget -= entry["size"]
+    missing = min_bytes - sum(entry["size"] for entry in chosen.values())
+    for entry in rest:
+        if missing <= 0:
+            break
+        if entry["path"] not in chosen:
+            chosen[entry["path"]] = entry
+            missing -= entry["size"]
     return sorted(chosen)
 
 
@@ -107,6 +122,7 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
     against the manifest. Return the report; its exit_code is 1 on a failed file."""
     require_offsite(policy)
     spec = None if full else parse_sample(sample or DEFAULT_SAMPLE)
+    min_bytes = 0 if sample else DEFAULT_SAMPLE_BYTES
     with recorded_run(db, policy.name, "drill") as outcome:
         repository = open_repository(policy, db.state_dir)
         workspace = Path(tempfile.mkdtemp(prefix=f"syncer-drill-{policy.name}-"))
@@ -121,7 +137,7 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
                 snapshot = find_snapshot(repository, policy)
                 snapshot_id = snapshot["id"]
                 root, entries, chosen, seconds, manifest_run = restore_sample(
-                    repository, snapshot, policy.name, workspace, target, spec, seed, failures)
+                    repository, snapshot, policy.name, workspace, target, spec, seed, failures, min_bytes)
             authority = authority_digests(db, policy.name)
             results, restored_bytes, authority_differs = [], 0, []
             base = target / root.lstrip("/") if root else target
@@ -132,10 +148,15 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
                     failures.append({"path": path, "reason": reason})
                 elif differs_from_authority(digests, authority.get(path)):
                     authority_differs.append(path)
+                    failures.append({"path": path, "reason": "matches the manifest but differs from the authority "
+                                                             "(its digest at this machine's last verify)"})
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
         dataset_bytes = sum(entry.get("size") or 0 for entry in entries.values())
-        throughput, startup, projected = estimate_restore(seconds, restored_bytes, dataset_bytes, manifest_run)
+        throughput, startup, _ = estimate_restore(seconds, restored_bytes, dataset_bytes, manifest_run)
+        measured = throughput and {"rate": throughput * 2**20, "startup": startup, "bytes": restored_bytes,
+                                   "dataset_bytes": dataset_bytes}
+        projection = project_restore(measured, recent_drills(db, policy.name, PROJECTION_DRILLS - 1), dataset_bytes)
         for failure in failures:
             log.warning("%s: drill: %s: %s", policy.name, failure["path"], failure["reason"])
         log.info("%s: drill %s: %d files checked, %d failed; %.1f MiB restored at %s MiB/s", policy.name,
@@ -145,8 +166,8 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
             dataset=policy.name, snapshot=snapshot_id, passed=not failures, files_checked=len(results),
             bytes_restored=restored_bytes, failures=failures,
             throughput_mib_s=round(throughput, 2) if throughput else None,
-            projected_restore_seconds=round(projected, 1) if projected is not None else None,
-            restic_startup_seconds=round(startup, 2) if startup is not None else None,
+            restore_rate_bytes_per_second=round(measured["rate"]) if measured else None,
+            restic_startup_seconds=round(startup, 3) if startup is not None else None, **projection,
             dataset_files=len(entries), dataset_bytes=dataset_bytes,
             restore_seconds=round(seconds, 3), full=full, items=results,
             authority={"checked": sum(1 for path in chosen if path in authority), "differs": authority_differs},
@@ -214,7 +235,7 @@ def split_snapshot_paths(listed, dataset):
     return readings
 
 
-def restore_sample(repository, snapshot, dataset, workspace, target, spec, seed, failures):
+def restore_sample(repository, snapshot, dataset, workspace, target, spec, seed, failures, min_bytes=0):
     """Restore the manifest, then the sample `spec` of `snapshot` below `target`.
     Return (root, entries, chosen paths, restore seconds, (manifest seconds, bytes))."""
     root, _ = snapshot_layout(snapshot, dataset)
@@ -225,7 +246,7 @@ def restore_sample(repository, snapshot, dataset, workspace, target, spec, seed,
         failures.append({"path": "(manifest)", "reason": f"the manifest cannot be restored: {error}"})
         return root, {}, [], 0.0, None
     manifest_run = (time.monotonic() - started, (workspace / MANIFEST_NAME).stat().st_size)
-    chosen = choose_sample(entries, spec, random.Random(seed))
+    chosen = choose_sample(entries, spec, random.Random(seed), min_bytes)
     log.info("%s: drilling snapshot %s: restoring %d of %d files", dataset, snapshot["short_id"], len(chosen),
              len(entries))
     started = time.monotonic()
@@ -258,6 +279,43 @@ def estimate_restore(seconds, restored_bytes, dataset_bytes, manifest_run=None):
             if fitted_startup >= 0:
                 rate, startup = fitted, fitted_startup
     return rate / 2**20, startup, startup + dataset_bytes / rate
+
+
+def recent_drills(db, dataset, count):
+    """Return the measurements {"rate", "startup", "bytes", "dataset_bytes"} of the last
+    `count` completed drills of `dataset` recorded in the run history, newest first."""
+    from syncer.index.runs import recent_completed_runs
+
+    found = []
+    for run in recent_completed_runs(db, dataset, "drill", count):
+        summary = run["summary"]
+        rate = summary.get("restore_rate_bytes_per_second") or (summary.get("throughput_mib_s") or 0) * 2**20
+        if rate > 0 and summary.get("bytes_restored"):
+            found.append({"rate": rate, "startup": summary.get("restic_startup_seconds") or 0.0,
+                          "bytes": summary["bytes_restored"], "dataset_bytes": summary.get("dataset_bytes") or 0})
+    return found
+
+
+def enough_bytes(drill):
+    """Whether a drill restored enough for its rate to mean something: the default
+    sample's floor, or the whole dataset when that is smaller."""
+    return drill["bytes"] >= min(DEFAULT_SAMPLE_BYTES, drill["dataset_bytes"])
+
+
+def project_restore(measured, earlier, dataset_bytes):
+    """Project the full-restore time of `dataset_bytes` from this drill's measurement
+    (`measured`, or None) and `earlier` ones (newest first): the median and the spread
+    (min, max) of each drill's start-up + bytes / rate, over the drills that restored
+    enough bytes; from this drill alone, flagged, when none did. Return the report keys."""
+    drills = ([measured] if measured else []) + list(earlier)
+    used = [drill for drill in drills if enough_bytes(drill)] or drills[:1]
+    if not used:
+        return {"projected_restore_seconds": None, "projected_restore_range": None, "projection_drills": 0,
+                "projection_enough_bytes": False}
+    projections = sorted(drill["startup"] + dataset_bytes / drill["rate"] for drill in used)
+    return {"projected_restore_seconds": round(statistics.median(projections), 1),
+            "projected_restore_range": [round(projections[0], 1), round(projections[-1], 1)],
+            "projection_drills": len(used), "projection_enough_bytes": enough_bytes(used[0])}
 
 
 def check_files(base, paths, entries):

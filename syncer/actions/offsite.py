@@ -1,23 +1,27 @@
 """What the offsite actions share: the repository of a policy, the dataset's
 snapshots, and the checksum manifest every snapshot carries.
 
-The manifest is JSON lines: a header {"syncer_manifest": 1, "dataset", "root",
-"created"}, then one {"path", "size", "mtime_ns", "md5", "sha256"} per indexed file.
-It lives in <state>/manifests/<dataset>/ and is backed up beside the data, so a
-laptop with only the repository's address and password can check a restore.
+The manifest is JSON lines: a header {"syncer_manifest": 1, "dataset", "root"}, then
+one {"path", "size", "mtime_ns", "md5", "sha256"} per indexed file, in path order. It
+is backed up beside the data, so a laptop with only the repository's address and
+password can check a restore. It lives in <manifest root>/manifests/<dataset>/, the
+same on every board whatever its state directory (restic finds the parent snapshot by
+its paths), and holds nothing that changes unless the dataset does: an unchanged
+dataset is an unchanged snapshot.
 """
 
-import datetime
 import json
 import os
 import posixpath
 from pathlib import Path
 
 from syncer.errors import OperationalError, UsageError
+from syncer.index.db import default_state_dir
 from syncer.restic.argv import dataset_tag
 from syncer.restic.repository import ResticRepository, build_context
 
 MANIFEST_NAME = "syncer-manifest.jsonl"
+SYSTEM_MANIFEST_ROOT = Path("/var/lib/syncer-offsite")
 MANIFEST_VERSION = 1
 
 
@@ -32,30 +36,63 @@ def open_repository(policy, state_dir):
     return ResticRepository(build_context(policy, state_dir))
 
 
-def manifest_directory(state_dir, dataset):
-    return Path(state_dir).absolute() / "manifests" / dataset
+def default_manifest_root():
+    """/var/lib/syncer-offsite for root, else beside the XDG state directory: never
+    inside a state directory, whose every run (the database's journal) would change a
+    folder above the manifest and so every snapshot's tree."""
+    return SYSTEM_MANIFEST_ROOT if os.geteuid() == 0 else default_state_dir().parent / "syncer-offsite"
+
+
+def manifest_directory(policy):
+    """The folder push backs up with `policy`'s dataset: its offsite.manifest_root (or
+    the default one) /manifests/<dataset>, whatever the state directory."""
+    root = policy.offsite.manifest_root or default_manifest_root()
+    return Path(root).absolute() / "manifests" / policy.name
+
+
+def manifest_lines(db, policy, totals):
+    """Yield the manifest of `policy`'s dataset from the index, line by line, counting
+    files and bytes into `totals` (a two-item list)."""
+    header = {"syncer_manifest": MANIFEST_VERSION, "dataset": policy.name, "root": str(policy.path)}
+    yield json.dumps(header, ensure_ascii=False) + "\n"
+    for relative, size, mtime_ns, md5, sha256 in db.iterate_files(policy.name):
+        totals[0] += 1
+        totals[1] += size or 0
+        entry = {"path": relative, "size": size, "mtime_ns": mtime_ns, "md5": md5, "sha256": sha256}
+        yield json.dumps(entry, ensure_ascii=False) + "\n"
+
+
+def holds_lines(path, lines):
+    """Return whether the file at `path` holds exactly `lines` (consumed as it goes)."""
+    try:
+        with open(path, "rb") as handle:
+            for line in lines:
+                data = line.encode("utf-8")
+                if handle.read(len(data)) != data:
+                    return False
+            return handle.read(1) == b""
+    except FileNotFoundError:
+        return False
 
 
 def write_manifest(db, policy, directory):
     """Write the manifest of `policy`'s dataset from the index into `directory`
-    (atomically). Return (path, files, bytes)."""
+    (atomically), unless the file there already holds it: then it is left untouched
+    (inode, times and folder), so restic sees nothing changed. Return (path, files,
+    bytes)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / MANIFEST_NAME
+    totals = [0, 0]
+    if holds_lines(path, manifest_lines(db, policy, totals)):
+        return path, totals[0], totals[1]
+    totals = [0, 0]
     partial = directory / (MANIFEST_NAME + ".partial")
-    files = total = 0
     with open(partial, "w", encoding="utf-8") as handle:
-        header = {"syncer_manifest": MANIFEST_VERSION, "dataset": policy.name, "root": str(policy.path),
-                  "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
-        handle.write(json.dumps(header, ensure_ascii=False) + "\n")
-        for relative, size, mtime_ns, md5, sha256 in db.iterate_files(policy.name):
-            entry = {"path": relative, "size": size, "mtime_ns": mtime_ns, "md5": md5, "sha256": sha256}
-            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            files += 1
-            total += size or 0
+        handle.writelines(manifest_lines(db, policy, totals))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
-    return path, files, total
+    return path, totals[0], totals[1]
 
 
 def read_manifest(path):

@@ -12,6 +12,7 @@ from syncer.errors import EXIT_FINDINGS, EXIT_OK
 from syncer.index.db import LOCAL
 from syncer.index.lock import dataset_lock
 from syncer.index.scan import scan_tree
+from syncer.log import plural
 from syncer.restic.argv import dataset_tag, restic_excludes
 from syncer.restic.runner import RepositoryMissing
 
@@ -20,27 +21,28 @@ PRUNE_INTERVALS = {"always": 0, "daily": 86400, "weekly": 7 * 86400, "monthly": 
 UNREADABLE_SHOWN = 50
 
 
-def run_push(policies, db, progress=None):
+def run_push(policies, db, progress=None, init=False):
     """Push each policy's dataset. Return (report, exit_code): exit 1 when restic could
-    not read some files (the snapshot exists without them), 3 when a push failed."""
+    not read some files (the snapshot exists without them), 3 when a push failed.
+    With `init`, a missing repository is created even if syncer pushed to it before."""
     def work(policy):
         require_offsite(policy)
         with dataset_lock(db.state_dir, policy.name):
-            return push_dataset(policy, db, progress)
+            return push_dataset(policy, db, progress, init)
 
     results, exit_code = for_each_dataset(policies, work, action="push")
     return {"datasets": results}, exit_code
 
 
-def push_dataset(policy, db, progress=None):
+def push_dataset(policy, db, progress=None, init=False):
     with recorded_run(db, policy.name, "push") as outcome:
         repository = open_repository(policy, db.state_dir)
         log.info("%s: indexing %s for the manifest", policy.name, policy.path)
         # the digest verify keeps, so the index is refreshed without re-hashing under another algorithm
         algorithm = checksum_algorithm(policy.authority.type)
         stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,))
-        manifest, files, size = write_manifest(db, policy, manifest_directory(db.state_dir, policy.name))
-        log.info("%s: manifest of %d files (%.1f MiB) written to %s", policy.name, files, size / 2**20, manifest)
+        manifest, files, size = write_manifest(db, policy, manifest_directory(policy))
+        log.info("%s: manifest of %d files (%.1f MiB) in %s", policy.name, files, size / 2**20, manifest)
         tag, host = dataset_tag(policy.name), policy.restic_host
         paths = [policy.path, manifest.parent]
         excludes = restic_excludes(policy.path, policy.exclude)
@@ -48,11 +50,10 @@ def push_dataset(policy, db, progress=None):
         log.info("%s: restic backup to %s (tag %s, host %s)", policy.name, repository.context.display, tag, host)
         try:
             result = repository.backup(paths, tag, host, excludes, on_status)
-        except RepositoryMissing:
-            log.info("%s: offsite repository %s does not exist yet: creating it (restic init)", policy.name,
-                     repository.context.display)
-            repository.init()
+        except RepositoryMissing as missing:
+            create_repository(repository, policy, db, init, missing)
             result = repository.backup(paths, tag, host, excludes, on_status)
+        db.record_push(repository.context.display)
         summary = result.summary
         snapshot = summary.get("snapshot_id")
         log.info("%s: snapshot %s: %s new, %s changed files, %.1f MiB added in %.1fs", policy.name, snapshot,
@@ -77,6 +78,28 @@ def push_dataset(policy, db, progress=None):
     return dict(outcome)
 
 
+def create_repository(repository, policy, db, init, missing):
+    """Create the missing repository (restic init) when that cannot hide a lost one:
+    asked with `init`, or a first push to it. Raise `missing`, reworded, when syncer
+    pushed to it before or the policy says it exists (a disk not mounted must never
+    turn into a new, empty repository)."""
+    address = repository.context.display
+    if init:
+        log.warning("%s: creating offsite repository %s (restic init, asked with --init)", policy.name, address)
+    else:
+        pushed = db.first_push(address)
+        if pushed or policy.offsite.exists:
+            why = (f"syncer first pushed to it on {time.strftime('%Y-%m-%d', time.localtime(pushed))}" if pushed
+                   else f"{policy.file_label} says offsite.exists: true")
+            raise type(missing)(f"offsite repository {address} is missing or not mounted ({why}); it is not created "
+                                f"again. Mount it, or if it is lost for good, `syncer push --init {policy.name}` "
+                                f"starts a new, empty one", missing.exit_status)
+        log.warning("%s: offsite repository %s does not exist yet: creating it (restic init). syncer never pushed "
+                    "to it from this state directory; if it should exist, it is missing or not mounted "
+                    "(`offsite.exists: true` in the policy prevents this)", policy.name, address)
+    repository.init()
+
+
 def apply_retention(repository, policy, db, tag, host):
     """Forget this dataset's snapshots beyond offsite.retention; prune when due.
     Return the report keys (and the full ID of the newest kept snapshot)."""
@@ -84,7 +107,7 @@ def apply_retention(repository, policy, db, tag, host):
     if not retention:
         return {"forgotten": 0, "pruned": False}
     kept, removed = repository.forget(tag, host, retention)
-    log.info("%s: retention kept %d snapshots, forgot %d", policy.name, len(kept), len(removed))
+    log.info("%s: retention kept %s, forgot %d", policy.name, plural(len(kept), "snapshot"), len(removed))
     report = {"kept": len(kept), "forgotten": len(removed), "pruned": False}
     if kept:
         report["snapshot_full_id"] = max(kept, key=lambda snapshot: snapshot.get("time", ""))["id"]

@@ -26,6 +26,7 @@ from syncer.actions.offsite import (
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, SyncerError, UsageError
 from syncer.index.hashing import HashPool, hash_file
 from syncer.index.lock import dataset_lock
+from syncer.log import plural
 from syncer.restic.argv import escape_glob
 
 log = logging.getLogger("syncer.restore")
@@ -96,6 +97,10 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
             restored_root.mkdir(parents=True, exist_ok=True)
             refuse_escaping(restored_root)
             checked, unverified = check_restored(restored_root, entries, require_all=not includes)
+            if includes and not checked and not unverified:
+                raise RestoreRefused(f"--include {' '.join(includes)} matches no file of snapshot "
+                                     f"{chosen['short_id']} of {policy.name}: nothing was restored (the patterns "
+                                     f"are relative to the dataset, like photos/2019/** or *.jpg)")
             log.info("%s: %d files match the snapshot's manifest", policy.name, checked)
             written = move_into_place(restored_root, target, entries, force, in_place)
         finally:
@@ -213,8 +218,8 @@ def check_restored(root, entries, require_all=True):
     if failures:
         shown = "; ".join(f"{path}: {reason}" for path, reason in sorted(failures)[:FAILURES_SHOWN])
         more = f" (and {len(failures) - FAILURES_SHOWN} more)" if len(failures) > FAILURES_SHOWN else ""
-        raise RestoreRefused(f"{len(failures)} restored file(s) do not match the snapshot's manifest; the target "
-                             f"was not touched: {shown}{more}")
+        raise RestoreRefused(f"{plural(len(failures), 'restored file')} {'does' if len(failures) == 1 else 'do'} not "
+                             f"match the snapshot's manifest; the target was not touched: {shown}{more}")
     return len(seen) - len(unverified), unverified
 
 

@@ -69,7 +69,7 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
                 reason = CORRUPT_REASON
             counts[status] += 1
             if status != "ok":
-                items.append(item(path, status, reason, local_size, authority_size))
+                items.append(item(path, status, reason, local_size, authority_size, algorithm))
         for path, reason in skipped:
             counts["unverifiable"] += 1
             items.append({"path": path, "status": "unverifiable", "reason": reason})
@@ -151,12 +151,14 @@ def note_mirror_difference(entry, local):
     return replace(entry, note=note or None)
 
 
-def item(path, status, reason, local_size, authority_size):
+def item(path, status, reason, local_size, authority_size, algorithm=None):
     entry = {"path": path, "status": status}
     if reason:
         entry["reason"] = reason
     if status == "changed" and local_size != authority_size:
         entry["reason"] = f"size {local_size} here, {authority_size} at the authority"
+    elif status == "changed" and not reason:
+        entry["reason"] = f"content differs ({algorithm})" if algorithm else "content differs"
     return entry
 
 

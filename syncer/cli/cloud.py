@@ -34,9 +34,7 @@ def pull(datasets, dry_run, as_json):
 def render_pull(report):
     out = console()
     for dataset in report["datasets"]:
-        if dataset.get("error"):
-            out.print(f"[bold]{dataset['name']}[/bold]: [red]could not be pulled:[/red] {dataset['error']}",
-                      markup=True)
+        if dataset.get("error"):  # logged once, on stderr
             continue
         counts = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in dataset["counts"].items())
         suffix = " (dry run)" if dataset.get("dry_run") else ""

@@ -16,9 +16,16 @@ class Settings:
     _db: object = field(default=None, repr=False)
 
     def policies(self, names=(), check_paths=True):
+        from syncer.errors import PolicyError
         from syncer.policy import load_policies, select_policies
 
-        return select_policies(load_policies(self.resolved_policies_dir(), check_paths), names)
+        directory = self.resolved_policies_dir()
+        if not directory.is_dir():
+            chosen = ("given with --policies or SYNCER_POLICIES" if self.policies_dir
+                      else "the default, as /etc/syncer/policies does not exist")
+            raise PolicyError([f"policies directory {directory.absolute()} does not exist ({chosen}); point at "
+                               f"yours with --policies DIR or SYNCER_POLICIES"])
+        return select_policies(load_policies(directory, check_paths), names)
 
     def resolved_policies_dir(self):
         if self.policies_dir:
@@ -32,6 +39,20 @@ class Settings:
         if self._db is None:
             self._db = StateDB(self.state_dir or default_state_dir())
         return self._db
+
+    def existing_db(self):
+        """The state database for commands that only read it (status): never created.
+        Raise UsageError naming the directory read, and how to point at another."""
+        from syncer.errors import UsageError
+        from syncer.index.db import default_state_dir
+
+        directory = Path(self.state_dir or default_state_dir()).absolute()
+        if self._db is None and not (directory / "state.db").is_file():
+            chosen = "given with --state-dir or SYNCER_STATE_DIR" if self.state_dir else "the default"
+            raise UsageError(f"no state database in {directory} ({chosen}): syncer has not run with this state "
+                             f"directory. Point at the one your runs use with --state-dir DIR or SYNCER_STATE_DIR "
+                             f"(after `make demo`: --state-dir .demo/state)")
+        return self.db()
 
 
 def store_option(ctx, param, value):

@@ -28,7 +28,7 @@ def scrub(datasets, fraction, rate_mib_s, as_json):
         for dataset in report["datasets"]:
             summary = ", ".join(f"{count} {name}" for name, count in dataset.get("counts", {}).items())
             coverage = dataset.get("confirmed_share_30d")
-            share = f"; {coverage:.0%} confirmed in the last 30 days" if coverage is not None else ""
+            share = f"; {coverage:.0%} of the bytes confirmed good in the last 30 days" if coverage is not None else ""
             render_items(dataset, f"{summary}{share}")
     sys.exit(exit_code)
 
@@ -51,6 +51,12 @@ def repair(datasets, dry_run, as_json):
         print_json(report)
     else:
         for dataset in report["datasets"]:
-            render_items(dataset, f"{dataset.get('repaired', 0)} repaired, "
-                                  f"{dataset.get('unrecoverable', 0)} unrecoverable")
+            counts = {}
+            for item in dataset.get("items", []):
+                counts[item["status"]] = counts.get(item["status"], 0) + 1
+            wanted = ("would_repair", "unrecoverable", "skipped") if dry_run else \
+                ("repaired", "unrecoverable", "skipped")
+            summary = ", ".join(f"{counts.get(status, 0)} {status.replace('_', ' ')}" for status in wanted
+                                if counts.get(status) or status != "skipped")
+            render_items(dataset, f"dry run (nothing changed): {summary}" if dry_run else summary)
     sys.exit(exit_code)

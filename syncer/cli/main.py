@@ -13,7 +13,7 @@ from syncer.cli import always, cloud, integrity, offsite  # noqa: F401 (their co
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import EXIT_FAILURE, EXIT_USAGE, PolicyError, SyncerError
-from syncer.log import mask
+from syncer.log import mask, plural
 
 log = logging.getLogger("syncer")
 
@@ -73,7 +73,7 @@ def status(as_json):
     from syncer.cli.render import print_json, render_status
 
     current = settings()
-    report, exit_code = run_status(current.policies(check_paths=False), current.db())
+    report, exit_code = run_status(current.policies(check_paths=False), current.existing_db())
     print_json(report) if as_json else render_status(report)
     sys.exit(exit_code)
 
@@ -124,7 +124,7 @@ def main(argv=None):
     except PolicyError as error:
         for problem in error.problems:
             click.echo(mask(problem), err=True)
-        code = report_error(f"{len(error.problems)} problem(s) in the policies", error.exit_code)
+        code = report_error(f"{plural(len(error.problems), 'problem')} in the policies", error.exit_code)
     except SyncerError as error:
         code = report_error(str(error), error.exit_code)
     except KeyboardInterrupt:

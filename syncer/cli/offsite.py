@@ -9,14 +9,19 @@ import click
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.cli.render import console, human_bytes, print_json
+from syncer.log import plural
 
 
 @cli.command()
 @global_options
 @click.argument("datasets", nargs=-1)
+@click.option("--init", is_flag=True,
+              help="Create a missing repository (restic init), even one syncer pushed to before.")
 @json_option
-def push(datasets, as_json):
-    """Back datasets up to their offsite restic repository, then apply retention."""
+def push(datasets, init, as_json):
+    """Back datasets up to their offsite restic repository, then apply retention.
+
+    A missing repository is created only on the first push to it, or with --init."""
     from syncer.actions.push import run_push
 
     current = settings()
@@ -26,7 +31,7 @@ def push(datasets, as_json):
 
         raise UsageError("no policy has an offsite section: nothing to push")
     with push_progress(not as_json) as progress:
-        report, exit_code = run_push(policies, current.db(), progress=progress)
+        report, exit_code = run_push(policies, current.db(), progress=progress, init=init)
     print_json(report) if as_json else render_push(report)
     sys.exit(exit_code)
 
@@ -63,11 +68,8 @@ def check(dataset, read_data_subset, as_json):
         print_json(report)
     else:
         for row in report["datasets"]:
-            if row.get("error"):
-                click.echo(f"{row['name']}: check failed: {row['error']}")
-            else:
-                verdict = "ok" if row["ok"] else "ERRORS FOUND"
-                click.echo(f"{row['name']}: {row['repository']}: {verdict}")
+            if not row.get("error"):  # an error was logged once, on stderr
+                click.echo(f"{row['name']}: {row['repository']}: {'ok' if row['ok'] else 'ERRORS FOUND'}")
     sys.exit(exit_code)
 
 
@@ -190,8 +192,7 @@ def push_progress(enabled):
 def render_push(report):
     out = console()
     for row in report["datasets"]:
-        if row.get("error"):
-            out.print(f"[bold]{row['name']}[/bold]: [red]push failed:[/red] {row['error']}", markup=True)
+        if row.get("error"):  # logged once, on stderr
             continue
         out.print(f"[bold]{row['name']}[/bold]: snapshot {row['snapshot'][:8]} in {row['repository']}: "
                   f"{row['files_new']} new, {row['files_changed']} changed, {human_bytes(row['bytes_added'])} "
@@ -204,11 +205,10 @@ def render_push(report):
 def render_snapshots(report):
     out = console()
     for row in report["datasets"]:
-        if row.get("error"):
-            out.print(f"{row['name']}: {row['error']}", markup=False)
+        if row.get("error"):  # logged once, on stderr
             continue
         out.print(f"[bold]{row['name']}[/bold] ({row['repository']}, host {row['host']}): "
-                  f"{len(row['snapshots'])} snapshots")
+                  f"{plural(len(row['snapshots']), 'snapshot')}")
         for snapshot in row["snapshots"]:
             out.print(f"  {snapshot['short_id']}  {snapshot['time'][:19].replace('T', ' ')}", markup=False)
 
@@ -218,11 +218,21 @@ def render_drill(report):
     throughput = report["throughput_mib_s"]
     projected = report["projected_restore_seconds"]
     out = console()
+    against_authority = (report.get("authority") or {}).get("checked")
     out.print(f"drill {report['dataset']}: {verdict}: snapshot {report['snapshot'][:8]}, "
-              f"{report['files_checked']} files ({human_bytes(report['bytes_restored'])}) checked against the manifest")
+              f"{report['files_checked']} files ({human_bytes(report['bytes_restored'])}) checked against the manifest"
+              + (f", {against_authority} against the authority" if against_authority else ""))
     if throughput:
-        out.print(f"  restore throughput {throughput:.1f} MiB/s; a full restore of "
-                  f"{human_bytes(report['dataset_bytes'])} would take about {format_seconds(projected)}")
+        out.print(f"  restore throughput {throughput:.1f} MiB/s ({human_bytes(report['bytes_restored'])} restored)")
+    if projected is not None:
+        low, high = report["projected_restore_range"]
+        drills = report["projection_drills"]
+        basis = f"over the last {drills} drills" if drills > 1 else "from this drill only"
+        out.print(f"  a full restore of {human_bytes(report['dataset_bytes'])} would take about "
+                  f"{format_seconds(projected)} ({format_seconds(low)} to {format_seconds(high)}, {basis})")
+        if not report["projection_enough_bytes"]:
+            out.print("  [yellow]too few bytes restored for a steady figure[/yellow]: drill with the default sample "
+                      "or --sample 64M")
     for failure in report["failures"]:
         out.print(f"  [red]failed[/red] {failure['path']}: {failure['reason']}")
 
@@ -230,16 +240,16 @@ def render_drill(report):
 def render_audit(report):
     out = console()
     for row in report["datasets"]:
-        if row.get("error"):
-            out.print(f"{row['name']}: audit failed: {row['error']}", markup=False)
-        elif not row["audited"]:
+        if row.get("error"):  # logged once, on stderr
+            continue
+        if not row["audited"]:
             out.print(f"{row['name']}: {row['reason']}", markup=False)
         else:
             lock = row["object_lock"]
             lock_text = f"{lock['mode']} {lock['days'] or lock['years']}" if lock["enabled"] and lock["mode"] \
                 else "enabled without default retention" if lock["enabled"] else "not configured"
             out.print(f"[bold]{row['name']}[/bold]: bucket {row['bucket']}: versioning {row['versioning']}, "
-                      f"object lock {lock_text}, {len(row['lifecycle'])} lifecycle rule(s)")
+                      f"object lock {lock_text}, {plural(len(row['lifecycle']), 'lifecycle rule')}")
             for warning in row["warnings"]:
                 out.print(f"  [yellow]warning[/yellow]: {warning}")
 
@@ -247,4 +257,6 @@ def render_audit(report):
 def format_seconds(seconds):
     if seconds is None:
         return "-"
-    return time.strftime("%H:%M:%S", time.gmtime(seconds)) if seconds >= 60 else f"{seconds:.0f}s"
+    if seconds >= 60:
+        return time.strftime("%H:%M:%S", time.gmtime(seconds))
+    return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"

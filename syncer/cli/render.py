@@ -42,8 +42,7 @@ def render_verify(report):
 
     out = console()
     for dataset in report["datasets"]:
-        if dataset.get("error"):
-            out.print(f"[bold]{dataset['name']}[/bold]: [red]could not be verified:[/red] {dataset['error']}")
+        if dataset.get("error"):  # logged once, on stderr
             continue
         counts = dataset["counts"]
         table = Table(title=f"{dataset['name']}  ({dataset['authority']})", title_justify="left")
@@ -144,8 +143,7 @@ def progress_reporter(enabled):
 def render_items(dataset, summary):
     """One line per dataset with `summary`, then its items (capped)."""
     out = console()
-    if dataset.get("error"):
-        out.print(f"[bold]{dataset['name']}[/bold]: [red]failed:[/red] {dataset['error']}")
+    if dataset.get("error"):  # logged once, on stderr
         return
     out.print(f"[bold]{dataset['name']}[/bold]: {summary}")
     print_items(out, dataset.get("items", []))

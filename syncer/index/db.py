@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT                     -- JSON
 );
 CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset, action, started_at);
+CREATE TABLE IF NOT EXISTS repositories (
+    address TEXT PRIMARY KEY,        -- an offsite repository as shown (no embedded credentials)
+    first_push REAL NOT NULL,        -- push never re-creates a repository it has pushed to
+    last_push REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS findings (
     dataset TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -291,6 +296,27 @@ class StateDB:
         run = dict(zip(keys, row))
         run["summary"] = json.loads(run["summary"]) if run["summary"] else {}
         return run
+
+
+    # --- offsite repositories ------------------------------------------------
+
+    def record_push(self, address):
+        """Remember that a snapshot was stored in the repository at `address`."""
+        now = time.time()
+        self.connection.execute(
+            "INSERT INTO repositories (address, first_push, last_push) VALUES (?, ?, ?) "
+            "ON CONFLICT (address) DO UPDATE SET last_push=excluded.last_push", (address, now, now))
+
+    def first_push(self, address):
+        """Return when syncer first pushed to the repository at `address`, or None if it
+        never did. Push runs recorded before the repositories table count too."""
+        row = self.connection.execute("SELECT first_push FROM repositories WHERE address=?", (address,)).fetchone()
+        if row:
+            return row[0]
+        row = self.connection.execute(
+            "SELECT MIN(started_at) FROM runs WHERE action='push' AND result IN ('ok', 'findings') "
+            "AND json_extract(summary, '$.repository')=?", (address,)).fetchone()
+        return row[0] if row else None
 
 
 def parent_of(path):

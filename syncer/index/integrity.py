@@ -73,10 +73,13 @@ def resolve_corruption(db, dataset, path, resolution):
 
 
 def confirmed_share_since(db, dataset, since):
-    """Return the share of indexed bytes whose content was confirmed after `since`."""
+    """Return the share of indexed bytes whose content was confirmed after `since`; a
+    file with an open corruption is not confirmed, however recently it was read."""
+    ensure_schema(db)
     total, recent = db.execute(
-        "SELECT COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN hashed_at >= ? THEN size ELSE 0 END), 0) "
-        "FROM files WHERE dataset=? AND side='local'", (since, dataset)).fetchone()
+        "SELECT COALESCE(SUM(size), 0), COALESCE(SUM(CASE WHEN hashed_at >= ? AND NOT EXISTS (SELECT 1 FROM "
+        "corruptions c WHERE c.dataset=files.dataset AND c.path=files.path AND c.resolved_at IS NULL) "
+        "THEN size ELSE 0 END), 0) FROM files WHERE dataset=? AND side='local'", (since, dataset)).fetchone()
     return recent / total if total else None
 
 

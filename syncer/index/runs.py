@@ -43,6 +43,13 @@ def last_success(db, dataset, action):
     return as_run(row) if row else None
 
 
+def recent_completed_runs(db, dataset, action, count):
+    """Return the last `count` runs of `dataset`/`action` that completed (ok or findings), newest first."""
+    cursor = db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE dataset=? AND action=? "
+                        "AND result IN ('ok', 'findings') ORDER BY started_at DESC LIMIT ?", (dataset, action, count))
+    return [as_run(row) for row in cursor]
+
+
 def abandon_unfinished(db, dataset, action, since):
     """Close the records of `dataset`/`action` runs started since `since` that never
     finished, as 'interrupted' (the daemon stopped before they could end)."""

@@ -8,6 +8,7 @@ fails the action it reports on.
 import json
 import logging
 import socket
+from urllib.parse import urlsplit
 
 import requests
 
@@ -26,12 +27,38 @@ def post(kind, url, **request):
                                                                         **request.pop("headers", {})},
                                  **request)
     except requests.RequestException as error:
-        log.warning("%s notification could not be sent: %s", kind, mask(error.__class__.__name__))
+        log.warning("%s notification to %s could not be sent: %s", kind, host_of(url), mask(failure_reason(error)))
         return False
     if not 200 <= response.status_code < 300:
-        log.warning("%s notification was refused: HTTP %d", kind, response.status_code)
+        log.warning("%s notification to %s was refused: HTTP %d %s", kind, host_of(url), response.status_code,
+                    mask(response.reason or ""))
         return False
     return True
+
+
+def host_of(url):
+    """The host (and port) of `url`: what may be logged of it; its path and query hold the token."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def failure_reason(error):
+    """Say why a request failed without quoting its URL: the innermost system error
+    (connection refused, name not known, ...) found in the exception's chain, else a
+    timeout or the exception's class."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        linked = [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args]
+        pending += [item for item in linked if isinstance(item, BaseException)]
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {TIMEOUT_SECONDS}s"
+    return error.__class__.__name__
 
 
 def ping_healthchecks(url, state, body=""):

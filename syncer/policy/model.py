@@ -225,6 +225,8 @@ class Offsite(Model):
     prune: Literal["never", "always", "daily", "weekly", "monthly"] = "weekly"
     host: Text | None = None
     read_data_subset: Annotated[Text, AfterValidator(subset)] | None = None
+    exists: bool = False  # the repository exists already: push never creates it
+    manifest_root: LocalPath | None = None  # push keeps the manifest in <this>/manifests/<dataset>
 
 
 class Notify(Model):

@@ -31,6 +31,11 @@ class RepositoryMissing(ResticError):
     """There is no restic repository at the address (restic 0.17+: exit 10)."""
 
 
+class RepositoryUnreachable(ResticError):
+    """The repository's server cannot be reached (connection refused, DNS, timeout):
+    it may well exist."""
+
+
 class RepositoryLocked(ResticError):
     """Another restic process holds a conflicting lock (restic 0.17+: exit 11)."""
 
@@ -45,13 +50,11 @@ class ResticInterrupted(ResticError):
 
 # restic's exit status -> what it means. "partial" (3: some source files could not be
 # read) is not an exception: the snapshot exists, and the caller warns with the list.
+# 10, 11 and 12 mean something only from restic 0.17 on (restic.versions says).
 EXIT_STATUSES = {
     0: "ok",
     1: "fatal",
     3: "partial",
-    10: "no_repository",
-    11: "locked",
-    12: "wrong_password",
     130: "interrupted",
 }
 # restic 0.14 says these on stderr with exit 1; checked in order.
@@ -61,9 +64,16 @@ STDERR_HINTS = (
     ("unable to open config file", "no_repository"),
     ("already locked", "locked"),
 )
+# A repository that cannot be opened because its server did not answer is unreachable,
+# not missing: restic 0.14 says "unable to open config file" for both, with the
+# network error (Go's wording) in the same line.
+NETWORK_ERRORS = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
+                  "no route to host", "connection reset", "tls handshake timeout", "server misbehaving",
+                  "context deadline exceeded", "temporary failure in name resolution")
 ERRORS = {
     "fatal": ResticFailed,
     "no_repository": RepositoryMissing,
+    "unreachable": RepositoryUnreachable,
     "locked": RepositoryLocked,
     "wrong_password": WrongPassword,
     "interrupted": ResticInterrupted,
@@ -110,16 +120,22 @@ class ResticResult:
         return self.exit_status == 3
 
 
-def classify_exit(exit_status, stderr_text):
+def classify_exit(exit_status, stderr_text, version=None):
     """Return what restic's `exit_status` means ("ok", "partial", "fatal",
-    "no_repository", "locked", "wrong_password", "interrupted"), reading restic 0.14's
-    messages when it only says exit 1. An unknown status is "fatal"."""
-    kind = EXIT_STATUSES.get(exit_status, "fatal")
+    "no_repository", "unreachable", "locked", "wrong_password", "interrupted") for
+    restic `version`, reading restic 0.14's messages when it only says exit 1. An
+    unknown status is "fatal"."""
+    from syncer.restic.versions import dedicated_exit_meaning  # versions imports this module
+
+    kind = dedicated_exit_meaning(exit_status, version) or EXIT_STATUSES.get(exit_status, "fatal")
+    lowered = stderr_text.lower()
     if kind == "fatal":
-        lowered = stderr_text.lower()
         for hint, meaning in STDERR_HINTS:
             if hint in lowered:
-                return meaning
+                kind = meaning
+                break
+    if kind == "no_repository" and any(error in lowered for error in NETWORK_ERRORS):
+        return "unreachable"
     return kind
 
 
@@ -129,7 +145,11 @@ def describe_failure(kind, context, command, exit_status, stderr_lines):
     if kind == "wrong_password":
         return f"{where}: wrong password (the key in {context.password_file} does not open it)"
     if kind == "no_repository":
-        return f"{where} does not exist or cannot be opened (`syncer push` creates a new one)"
+        return f"{where} does not exist: missing or not mounted?"
+    if kind == "unreachable":
+        reason = next((error for error in NETWORK_ERRORS if any(error in line.lower() for line in stderr_lines)),
+                      "no answer")
+        return f"{where} is unreachable ({reason}): a network or server problem, not a missing repository"
     if kind == "locked":
         holder = next((line.strip() for line in stderr_lines if "locked" in line.lower()), "")
         return f"{where} is locked by another restic process: {holder}"
@@ -161,7 +181,7 @@ def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_st
     messages go to `on_status` instead of the result. With `stdout_file` (an open
     binary file), restic's stdout is written there (for `restic dump`).
     Return a ResticResult for exit 0 and 3. Raise WrongPassword, RepositoryMissing,
-    RepositoryLocked, ResticInterrupted or ResticFailed otherwise.
+    RepositoryUnreachable, RepositoryLocked, ResticInterrupted or ResticFailed otherwise.
     """
     register_secret(read_first_line(context.password_file))
     command = arguments[0]
@@ -180,7 +200,8 @@ def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_st
     exit_status = start_restic([context.binary, *arguments], take_output,
                                lambda line: take_stderr(line, stderr_lines, errors), stdout_file=stdout_file,
                                environment=context.environment(), display=masked_command(context, arguments))
-    kind = classify_exit(exit_status, "\n".join(stderr_lines))
+    version = None if exit_status in EXIT_STATUSES else installed_version(context.binary)
+    kind = classify_exit(exit_status, "\n".join(stderr_lines), version)
     if kind in ("ok", "partial"):
         return ResticResult(exit_status, messages, "".join(text), stderr_lines, errors)
     message = mask(describe_failure(kind, context, command, exit_status, stderr_lines))
@@ -222,6 +243,16 @@ def take_stderr(line, lines, errors):
     if line.strip():
         level = logging.WARNING if line.lower().startswith(("warning", "error")) else logging.DEBUG
         log.log(level, "restic: %s", mask(line))
+
+
+def installed_version(binary):
+    """The version of the restic at `binary`, or None when it cannot be told."""
+    from syncer.restic.versions import detect_version  # versions runs `restic version` through this module
+
+    try:
+        return detect_version(binary)
+    except ResticError:
+        return None
 
 
 def describe_error(document):

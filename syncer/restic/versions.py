@@ -11,13 +11,16 @@ from syncer.errors import ResticError
 from syncer.restic.runner import restic_version
 
 # feature -> the first restic release that has it
-# (0.14 lacks both: syncer then measures the restore itself and batches --include.
-# restic 0.17's dedicated exit codes 10/11/12 need no entry: the runner's table reads
-# them, and reads 0.14's messages for the same cases.)
+# (0.14 lacks them all: syncer then measures the restore itself, batches --include, and
+# reads restic's messages where 0.17 has an exit code of its own.)
 FEATURES = {
     "restore_json": (0, 17, 0),          # restore --json reports progress and a summary
     "restore_include_file": (0, 17, 0),  # restore --include-file instead of many --include
+    "dedicated_exit_codes": (0, 17, 0),  # DEDICATED_EXIT_CODES below instead of exit 1
 }
+# What restic's dedicated exit codes mean, from the release that has "dedicated_exit_codes"
+# on; older releases exit 1 for all three and say which in a message.
+DEDICATED_EXIT_CODES = {10: "no_repository", 11: "locked", 12: "wrong_password"}
 VERSION_PATTERN = re.compile(r"restic (\d+)\.(\d+)\.(\d+)")
 
 
@@ -40,6 +43,16 @@ def detect_version(binary="restic"):
     """Return the version tuple of the restic at `binary`. Raise ResticError when it
     cannot be run."""
     return parse_version(restic_version(binary))
+
+
+def dedicated_exit_meaning(exit_status, version):
+    """Return what `exit_status` means for restic `version` (a tuple) when that release
+    gives it a dedicated meaning (DEDICATED_EXIT_CODES), else None: before 0.17 these
+    numbers mean nothing. A version that could not be told (None) trusts the number."""
+    meaning = DEDICATED_EXIT_CODES.get(exit_status)
+    if meaning and version is not None and not has_feature(version, "dedicated_exit_codes"):
+        return None
+    return meaning
 
 
 def supports(feature, binary="restic"):

@@ -63,6 +63,7 @@ class UnitPaths:
     dataset_paths: tuple = ()  # the local copies that pull writes
     pulled_by_daemon: tuple = ()  # those whose schedule has pull
     extra_writable: tuple = ()  # e.g. the metrics textfile's directory
+    manifest_roots: tuple = ()  # where push writes the manifests (default: SYSTEM_MANIFEST_ROOT)
     credentials: dict = field(default_factory=dict)  # LoadCredential name -> file
 
 
@@ -133,9 +134,12 @@ WantedBy=timers.target
 def render_units(paths=None, run_calendar=RUN_CALENDAR, verify_calendar=VERIFY_CALENDAR):
     """Return {unit file name: text} for `paths` (the generic ones by default)."""
     paths = paths or UnitPaths()
+    from syncer.actions.offsite import SYSTEM_MANIFEST_ROOT
+
     state = [paths.state_dir, *paths.extra_writable]
-    run_writable = state + list(paths.dataset_paths)
-    daemon_writable = state + list(paths.pulled_by_daemon)
+    manifests = list(paths.manifest_roots or (SYSTEM_MANIFEST_ROOT,))  # the run and the daemon push
+    run_writable = state + manifests + list(paths.dataset_paths)
+    daemon_writable = state + manifests + list(paths.pulled_by_daemon)
     return {
         "syncer.service": oneshot_service("pull, verify and push every dataset (the scheduled run)",
                                           exec_start(paths, "job", "run"), hardening(paths, run_writable)),
@@ -177,6 +181,8 @@ def installed_executable():
 
 def machine_paths(policies, policies_dir, state_dir, global_settings):
     """Return the UnitPaths of this machine for `policies`."""
+    from syncer.actions.offsite import SYSTEM_MANIFEST_ROOT  # the services run as root
+
     credentials = {}
     for policy in policies:
         for name in policy.credential_names:
@@ -189,7 +195,8 @@ def machine_paths(policies, policies_dir, state_dir, global_settings):
         executable=installed_executable(), policies_dir=Path(policies_dir).resolve(),
         state_dir=Path(state_dir).resolve(), dataset_paths=tuple(str(p.path) for p in policies),
         pulled_by_daemon=tuple(str(p.path) for p in policies if "pull" in p.schedule),
-        extra_writable=extra, credentials=credentials)
+        extra_writable=extra, credentials=credentials,
+        manifest_roots=tuple(str(p.offsite.manifest_root or SYSTEM_MANIFEST_ROOT) for p in policies if p.offsite))
 
 
 def on_calendars(text):

@@ -65,7 +65,8 @@ def stalled_s3_dataset(tmp_path, s3_server):
     write_policy(tmp_path / "policies", "ds", {
         "path": str(data),
         "authority": {"type": "s3", "bucket": bucket, "endpoint_url": proxy.url, "credentials": str(credentials)},
-        "offsite": {"repository": str(tmp_path / "repo"), "password_file": str(password)}})
+        "offsite": {"repository": str(tmp_path / "repo"), "password_file": str(password),
+                    "manifest_root": str(tmp_path / "manifest-root")}})
     yield tmp_path, proxy
     proxy.close()
 
@@ -161,7 +162,8 @@ def test_the_daemon_and_manual_commands_and_a_killed_daemon(tmp_path):
     world = World(tmp_path, 12)
     write_policy(world.policies, "ds", {
         "path": str(world.data), "authority": {"type": "local", "path": str(world.authority)},
-        "offsite": {"repository": str(world.repository), "password_file": str(world.password)},
+        "offsite": {"repository": str(world.repository), "password_file": str(world.password),
+                    "manifest_root": str(world.repository.parent / "manifest-root")},
         "schedule": {"verify": "*/2 * * * * *", "push": "*/3 * * * * *"}})
     (world.policies / "syncer.yaml").write_text("daemon: {jitter: 0, misfire_grace: 60s, stop_grace: 5s}\n")
     assert world.syncer("push").exit_code == 0

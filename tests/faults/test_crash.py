@@ -93,7 +93,8 @@ class World:
         write_files(self.authority, self.files)
         write_policy(self.policies, "ds", {
             "path": str(self.data), "authority": {"type": "local", "path": str(self.authority)},
-            "offsite": {"repository": str(self.repository), "password_file": str(self.password)}})
+            "offsite": {"repository": str(self.repository), "password_file": str(self.password),
+                        "manifest_root": str(self.repository.parent / "manifest-root")}})
 
     def syncer(self, *arguments):
         return run(*arguments, policies=self.policies, state=self.state)

@@ -39,14 +39,15 @@ class Dataset:
 
 
 def make_dataset(root, files, name="photos", repository=None, retention=None, env_text=None, extra=None,
-                 policies=None, exclude=None):
-    """Write `files` as a dataset with a local authority (itself) and an offsite
-    section; return a Dataset."""
+                 policies=None, exclude=None, authority=None):
+    """Write `files` as a dataset with a local authority (itself, or the folder
+    `authority`) and an offsite section; return a Dataset."""
     require_tool("restic")
     root = Path(root)
     data = write_tree(root / f"data-{name}", files)
     password_file = write_secret(root / "secrets" / "restic.pass", PASSWORD + "\n")
-    offsite = {"repository": repository or str(root / "repo"), "password_file": str(password_file)}
+    offsite = {"repository": repository or str(root / "repo"), "password_file": str(password_file),
+               "manifest_root": str(root / "manifest-root")}
     env_file = None
     if env_text:
         env_file = write_secret(root / "secrets" / "offsite.env", env_text)
@@ -55,7 +56,8 @@ def make_dataset(root, files, name="photos", repository=None, retention=None, en
         offsite["retention"] = retention
     offsite.update(extra or {})
     policies = policies or root / "policies"
-    document = {"path": str(data), "authority": {"type": "local", "path": str(data)}, "offsite": offsite}
+    document = {"path": str(data), "authority": {"type": "local", "path": str(authority or data)},
+                "offsite": offsite}
     if exclude:
         document["exclude"] = exclude
     write_policy(policies, name, document)

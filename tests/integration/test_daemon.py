@@ -181,7 +181,8 @@ def test_a_change_in_a_watched_dataset_leads_to_a_new_snapshot(site, daemons, tm
     restic = require_tool("restic")
     password = write_secret(tmp_path / "secrets" / "restic.pass", "daemon-test-password\n")
     policy(site, watch=True, watch_debounce="1s",
-           offsite={"repository": str(tmp_path / "repo"), "password_file": str(password)})
+           offsite={"repository": str(tmp_path / "repo"), "password_file": str(password),
+                    "manifest_root": str(tmp_path / "manifest-root")})
     daemon = daemons(site)
     daemon.wait_for_output("docs: watching")
     (site["local"] / "dir" / "new.txt").write_text("written while the daemon watches")
@@ -189,7 +190,7 @@ def test_a_change_in_a_watched_dataset_leads_to_a_new_snapshot(site, daemons, tm
     wait_until(lambda: [r for r in runs(site, "push") if r[3] == "ok"], 30, "a push after the change", daemon)
     assert time.monotonic() - changed_at >= 1.0  # not before the debounce
     assert "docs: 1 path(s) changed and then quiet" in daemon.output()
-    assert "1 file(s) hashed" in daemon.output()  # only the changed file was re-indexed
+    assert "1 file hashed" in daemon.output()  # only the changed file was re-indexed
     listing = subprocess.run([restic, "-r", str(tmp_path / "repo"), "--password-file", str(password), "--no-cache",
                               "ls", "latest"], capture_output=True, text=True, timeout=60)
     assert listing.returncode == 0, listing.stderr

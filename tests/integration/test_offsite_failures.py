@@ -2,6 +2,7 @@
 that must not be touched, a full disk, and snapshots holding escaping links."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.offsite_support import PASSWORD, make_dataset, tree_bytes
-from tests.support import REPO
+from tests.support import REPO, free_port
 
 FILES = {f"album/{number:02d}.jpg": os.urandom(60_000 + number) for number in range(12)} | {
     "readme.txt": b"hello\n", "deep/er/still.bin": os.urandom(120_000)}
@@ -176,3 +177,99 @@ def test_a_snapshot_holding_a_link_that_escapes_is_refused(tmp_path):
     assert "escape" in result.stderr and "symlink pointing outside" in result.stderr
     assert not target.exists()
     assert not [p for p in tmp_path.iterdir() if "syncer-restore" in p.name]
+
+
+def test_drill_fails_when_restored_files_differ_from_the_authority(tmp_path):
+    # As in the demo: the local copy (pushed) has one file changed at the same size and
+    # one truncated, so the snapshot matches its manifest but not the authority.
+    authority = tmp_path / "authority"
+    for relative, content in FILES.items():
+        (authority / relative).parent.mkdir(parents=True, exist_ok=True)
+        (authority / relative).write_bytes(content)
+    dataset = make_dataset(tmp_path, FILES, authority=authority)
+    with open(dataset.data / "album/03.jpg", "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\xff\x00\xff")
+    with open(dataset.data / "deep/er/still.bin", "r+b") as handle:
+        handle.truncate(1000)
+    assert dataset.syncer("run").exit_code == 1  # verify's findings; the push itself succeeded
+    drilled = dataset.syncer("drill", "photos", "--full", "--json")
+    assert drilled.exit_code == 1, drilled.output
+    report = drilled.json()
+    assert report["passed"] is False and report["exit_code"] == 1
+    assert sorted(report["authority"]["differs"]) == ["album/03.jpg", "deep/er/still.bin"]
+    assert sorted(failure["path"] for failure in report["failures"]) == ["album/03.jpg", "deep/er/still.bin"]
+    shown = dataset.syncer("drill", "photos", "--full")
+    assert shown.exit_code == 1
+    assert "FAILED" in shown.stdout and "PASSED" not in shown.stdout
+    assert "album/03.jpg: matches the manifest but differs from the authority" in shown.stdout
+
+
+def test_a_repository_pushed_to_before_is_never_created_again(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    first = dataset.syncer("push")
+    assert first.exit_code == 0 and "creating it (restic init)" in first.stderr
+    assert dataset.syncer("push").exit_code == 0
+    # The USB disk is not mounted: the repository's folder is gone.
+    os.rename(tmp_path / "repo", tmp_path / "unmounted")
+    pushed = dataset.syncer("push", "--json")
+    assert pushed.exit_code == 3, pushed.output
+    error = pushed.json()["datasets"][0]["error"]
+    assert "is missing or not mounted (syncer first pushed to it on" in error
+    assert "`syncer push --init photos`" in error and "restic init" not in pushed.stderr
+    assert not (tmp_path / "repo").exists()
+    # A new board (fresh state) whose policy says the repository exists: the same refusal.
+    policy = dataset.policies / "photos.yaml"
+    policy.write_text(policy.read_text().replace("  password_file:", "  exists: true\n  password_file:"))
+    fresh = dataset.syncer("--state-dir", tmp_path / "new-board", "push")
+    assert fresh.exit_code == 3 and "says offsite.exists: true" in fresh.stderr, fresh.output
+    assert not (tmp_path / "repo").exists()
+    # Mounted again: the history is all there.
+    os.rename(tmp_path / "unmounted", tmp_path / "repo")
+    assert dataset.syncer("push").exit_code == 0
+    assert len(dataset.syncer("snapshots", "photos", "--json").json()["datasets"][0]["snapshots"]) == 3
+    # Asked for explicitly, a lost repository is started anew.
+    shutil.rmtree(tmp_path / "repo")
+    created = dataset.syncer("push", "--init")
+    assert created.exit_code == 0 and "asked with --init" in created.stderr, created.output
+    assert len(dataset.syncer("snapshots", "photos", "--json").json()["datasets"][0]["snapshots"]) == 1
+
+
+def test_an_unreachable_s3_repository_is_not_called_missing(tmp_path):
+    repository = f"s3:http://127.0.0.1:{free_port()}/bucket/photos"  # nothing listens there
+    dataset = make_dataset(tmp_path, FILES, repository=repository,
+                           env_text="AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test-secret\n")
+    for command in (["push"], ["snapshots", "photos"], ["check", "photos"], ["drill", "photos"]):
+        result = dataset.syncer(*command)
+        assert result.exit_code == 3, (command, result.output)
+        assert "is unreachable (connection refused)" in result.output, (command, result.output)
+        assert "does not exist" not in result.output and "syncer push" not in result.output, result.output
+        assert "restic init" not in result.output
+
+
+def test_an_include_that_matches_nothing_is_an_error_not_an_empty_restore(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    restored = dataset.syncer("restore", "photos", "--to", tmp_path / "out", "--include", "albums/*.jpg")
+    assert restored.exit_code == 1, restored.output
+    assert "--include albums/*.jpg matches no file of snapshot" in restored.stderr
+    assert restored.stderr.count("matches no file") == 1  # said once
+    assert not (tmp_path / "out").exists()
+
+
+def test_plurals_and_errors_said_once(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    listed = dataset.syncer("snapshots", "photos")
+    assert "1 snapshot\n" in listed.stdout and "1 snapshots" not in listed.stdout
+    os.rename(tmp_path / "repo", tmp_path / "unmounted")
+    failed = dataset.syncer("push")
+    assert failed.exit_code == 3
+    assert failed.output.count("is missing or not mounted") == 1, failed.output
+    (dataset.policies / "photos.yaml").write_text("path: [\n")
+    broken = dataset.syncer("verify")
+    assert broken.exit_code == 2 and "1 problem in the policies" in broken.stderr and "(s)" not in broken.stderr
+    absent = dataset.syncer("--policies", tmp_path / "nowhere", "verify")
+    assert absent.exit_code == 2
+    assert f"policies directory {tmp_path / 'nowhere'} does not exist" in absent.stderr
+    assert "--policies DIR or SYNCER_POLICIES" in absent.stderr

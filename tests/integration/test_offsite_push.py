@@ -142,6 +142,30 @@ def test_snapshots_check_and_drill_need_nothing_from_the_board(tmp_path):
         assert db.execute("SELECT result FROM runs WHERE action='drill'").fetchall() == [("ok",)]
 
 
+def test_the_projected_restore_time_is_the_median_of_recent_drills_with_its_spread(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    assert dataset.syncer("push").exit_code == 0
+    reports = []
+    for _ in range(3):
+        drilled = dataset.syncer("drill", "photos", "--json")
+        assert drilled.exit_code == 0, drilled.output
+        reports.append(drilled.json())
+    # The default sample is topped up to 64 MiB: here that is the whole dataset.
+    assert reports[0]["bytes_restored"] == sum(len(content) for content in FILES.values())
+    assert [report["projection_drills"] for report in reports] == [1, 2, 3]
+    last = reports[-1]
+    low, high = last["projected_restore_range"]
+    assert low <= last["projected_restore_seconds"] <= high and last["projection_enough_bytes"] is True
+    with sqlite3.connect(dataset.state / "state.db") as db:
+        summaries = [json.loads(row[0]) for row in db.execute("SELECT summary FROM runs WHERE action='drill'")]
+    assert all(summary["restore_rate_bytes_per_second"] > 0 and "restic_startup_seconds" in summary
+               for summary in summaries)
+    shown = dataset.syncer("drill", "photos")
+    assert "over the last 4 drills" in shown.stdout, shown.output
+    few = dataset.syncer("--state-dir", tmp_path / "laptop", "drill", "photos", "--sample", "1")
+    assert "from this drill only" in few.stdout and "too few bytes restored" in few.stdout, few.output
+
+
 def test_a_missing_repository_is_not_created_by_drill(tmp_path):
     dataset = make_dataset(tmp_path, FILES)
     drilled = dataset.syncer("drill", "photos")
@@ -167,3 +191,36 @@ def test_files_restic_cannot_read_are_a_warning_that_lists_them(tmp_path):
     assert [entry["path"] for entry in row["unreadable"]] == [str(dataset.data / "locked/secret.txt")]
     assert "Permission denied" in row["unreadable"][0]["reason"]
     assert row["snapshot"] and "secret.txt" in pushed.stderr
+
+
+def stored_node(dataset, snapshot_id, path):
+    """The node (metadata and subtree ID) restic stored for the absolute `path` in a snapshot."""
+    tree, node = json.loads(dataset.restic("cat", "snapshot", snapshot_id).stdout)["tree"], None
+    for name in path.strip("/").split("/"):
+        listing = json.loads(dataset.restic("cat", "blob", tree).stdout)
+        node = next(entry for entry in listing["nodes"] if entry["name"] == name)
+        tree = node.get("subtree")
+    return node
+
+
+def test_an_unchanged_dataset_gives_the_same_snapshot_tree_whatever_the_state_dir(tmp_path):
+    dataset = make_dataset(tmp_path, FILES)
+    pushes = [dataset.syncer("push", "--json"), dataset.syncer("push", "--json"),
+              dataset.syncer("--state-dir", tmp_path / "new-board", "push", "--json")]  # a new board
+    assert [pushed.exit_code for pushed in pushes] == [0, 0, 0], [pushed.output for pushed in pushes]
+    rows = [pushed.json()["datasets"][0] for pushed in pushes]
+    for row in rows[1:]:
+        assert (row["files_new"], row["files_changed"]) == (0, 0), row
+        assert row["files_unmodified"] == len(FILES) + 1  # the data and the manifest: restic found the parent
+    listed = {snapshot["id"]: snapshot for snapshot in json.loads(dataset.restic("snapshots", "--json").stdout)}
+    assert [listed[row["snapshot"]].get("parent") for row in rows[1:]] == [rows[0]["snapshot"], rows[1]["snapshot"]]
+    paths = listed[rows[0]["snapshot"]]["paths"]
+    assert all(listed[row["snapshot"]]["paths"] == paths for row in rows)
+    manifest = next(path for path in paths if path.endswith("/manifests/photos"))
+    assert not manifest.startswith((str(dataset.state), str(tmp_path / "new-board")))
+    # The trees of both backed-up folders are the same objects in every snapshot (the
+    # snapshots' root trees also hold the folders above them, here /tmp, which other
+    # processes change).
+    for path in paths:
+        nodes = [stored_node(dataset, row["snapshot"], path) for row in rows]
+        assert nodes[0] == nodes[1] == nodes[2], path

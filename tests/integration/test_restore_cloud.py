@@ -17,7 +17,8 @@ def site(tmp_path, authority, credentials):
     (tmp_path / "local").mkdir(exist_ok=True)
     write_policy(tmp_path / "policies", "data", {
         "path": str(tmp_path / "local"), "authority": dict(authority, credentials="../secrets/cloud.env"),
-        "offsite": {"repository": str(tmp_path / "repo"), "password_file": str(password)}})
+        "offsite": {"repository": str(tmp_path / "repo"), "password_file": str(password),
+                    "manifest_root": str(tmp_path / "manifest-root")}})
     return lambda *arguments: run_syncer(*arguments, policies=tmp_path / "policies", state=tmp_path / "state",
                                          env={"RESTIC_CACHE_DIR": str(tmp_path / "restic-cache")})
 

@@ -209,7 +209,7 @@ def test_status_shows_open_corruption_and_the_30_day_share(dataset):
     assert result.exit_code == 1
     [row] = result.json()["datasets"]
     assert row["findings"]["corrupt"] == 1
-    assert row["scrub_confirmed_30d"] == 1.0
+    assert row["scrub_confirmed_30d"] == 0.9  # all was read; the corrupt tenth is not confirmed good
 
 
 def test_verify_does_not_absorb_bit_rot_when_ctime_moved(dataset):
@@ -236,3 +236,17 @@ def test_verify_deep_finds_bit_rot_too(dataset):
     deep = cli(dataset, "verify", "--deep")
     assert deep.exit_code == 1
     assert "unchanged size and mtime" in only(deep)["items"][0]["reason"]
+
+
+def test_the_text_report_says_what_it_means(dataset):
+    rot(dataset / "local/photos/03.jpg")
+    text = run_syncer("scrub", "--fraction", "100%", policies=dataset / "policies", state=dataset / "state")
+    assert text.exit_code == 1, text.output
+    summary = next(line for line in text.stdout.splitlines() if line.startswith("photos:"))
+    assert "1 corrupt" in summary and "100%" not in summary  # the corrupt file's bytes are not confirmed good
+    assert "90% of the bytes confirmed good in the last 30 days" in summary
+    planned = run_syncer("repair", "--dry-run", policies=dataset / "policies", state=dataset / "state")
+    assert planned.exit_code == 0, planned.output
+    summary = next(line for line in planned.stdout.splitlines() if line.startswith("photos:"))
+    assert summary == "photos: dry run (nothing changed): 1 would repair, 0 unrecoverable", summary
+    assert "repaired" not in planned.stdout

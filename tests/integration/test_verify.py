@@ -76,6 +76,14 @@ def test_changed_size_is_named_in_the_reason(dataset):
     assert item == {"path": "a.txt", "status": "changed", "reason": "size 13 here, 5 at the authority"}
 
 
+def test_same_size_other_content_names_the_checksum_that_differs(dataset):
+    (dataset / "local" / "a.txt").write_text("ALPHA")
+    [item] = only(verify(dataset).json())["items"]
+    assert item == {"path": "a.txt", "status": "changed", "reason": "content differs (sha256)"}
+    shown = run_syncer("verify", policies=dataset / "policies", state=dataset / "state")
+    assert "a.txt  (content differs (sha256))" in shown.stdout
+
+
 def test_hash_cache_rehashes_only_what_changed(dataset):
     first = only(verify(dataset).json())
     assert first["local"]["hashed"] == 4

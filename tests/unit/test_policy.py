@@ -160,7 +160,8 @@ def test_check_policies_json_and_ok(tmp_path):
 def test_policies_env_variable_and_missing_directory(tmp_path):
     result = run_syncer("check-policies", env={"SYNCER_POLICIES": str(tmp_path / "absent")})
     assert result.exit_code == 2
-    assert f"{tmp_path / 'absent'}: policies directory does not exist" in result.stderr
+    assert f"policies directory {tmp_path / 'absent'} does not exist" in result.stderr
+    assert "--policies DIR or SYNCER_POLICIES" in result.stderr
 
 
 def test_every_key_is_a_typed_attribute(tmp_path):

@@ -149,3 +149,31 @@ def test_restore_estimate_counts_restic_start_up_once():
     assert estimate_restore(2.0, 100 * mib, 1000 * mib) == (50.0, 0.0, 20.0)  # one point: all of it is transfer
     assert estimate_restore(0.5, 100 * mib, 1000 * mib, manifest_run=(0.6, 1 * mib))[1] == 0.0  # no usable fit
     assert estimate_restore(1.0, 0, 1000) == (None, None, None)
+
+
+def test_the_projection_is_the_median_of_recent_drills_with_enough_bytes_and_shows_the_spread():
+    from syncer.actions.drill import DEFAULT_SAMPLE_BYTES, project_restore
+
+    mib = 2**20
+    dataset = 1000 * mib
+
+    def drill(rate_mib_s, restored=DEFAULT_SAMPLE_BYTES, startup=1.0):
+        return {"rate": rate_mib_s * mib, "startup": startup, "bytes": restored, "dataset_bytes": dataset}
+
+    earlier = [drill(100), drill(10), drill(50), drill(2000, restored=2 * mib)]  # the last: too few bytes
+    projection = project_restore(drill(20), earlier, dataset)
+    # 1 + 1000/rate for the rates 20, 100, 10, 50: 51, 11, 101, 21 -> median 36
+    assert projection == {"projected_restore_seconds": 36.0, "projected_restore_range": [11.0, 101.0],
+                          "projection_drills": 4, "projection_enough_bytes": True}
+    alone = project_restore(drill(2000, restored=2 * mib), [], dataset)
+    assert alone["projection_drills"] == 1 and alone["projection_enough_bytes"] is False
+    assert alone["projected_restore_range"] == [1.5, 1.5]
+    assert project_restore(None, [], dataset)["projected_restore_seconds"] is None
+
+
+def test_the_default_sample_is_topped_up_to_enough_bytes():
+    entries = {f"f{n}": {"path": f"f{n}", "size": 10, "mtime_ns": n} for n in range(100)}
+    assert len(choose_sample(entries, ("count", 16), random.Random(1))) == 16
+    topped = choose_sample(entries, ("count", 16), random.Random(1), min_bytes=500)
+    assert len(topped) == 50 and sum(entries[path]["size"] for path in topped) == 500
+    assert len(choose_sample(entries, ("count", 16), random.Random(1), min_bytes=10**6)) == 100

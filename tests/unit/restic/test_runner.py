@@ -33,9 +33,20 @@ from syncer.restic.runner import (
     (1, "unable to create lock in backend: repository is already locked by PID 7 on h", "locked"),
     (1, "Fatal: something else", "fatal"),
     (77, "", "fatal"),
+    (1, 'Fatal: unable to open config file: Stat: Get "http://127.0.0.1:1/b/?location=": dial tcp '
+        '127.0.0.1:1: connect: connection refused\nIs there a repository at the following location?', "unreachable"),
+    (1, 'Fatal: unable to open config file: Stat: Get "https://s3.example/b/?location=": dial tcp: lookup '
+        's3.example: no such host', "unreachable"),
+    (10, "Fatal: repository does not exist: unable to open config file: i/o timeout", "unreachable"),
 ])
 def test_exit_status_table_with_restic_014_messages(status, stderr, kind):
-    assert classify_exit(status, stderr) == kind
+    assert classify_exit(status, stderr, (0, 17, 0)) == kind
+
+
+@pytest.mark.parametrize("status", [10, 11, 12])
+def test_dedicated_exit_codes_mean_nothing_before_restic_017(status):
+    assert classify_exit(status, "", (0, 14, 0)) == "fatal"
+    assert classify_exit(status, "", None) != "fatal"  # a version that cannot be told trusts the number
 
 
 def context(repository="/r"):
@@ -44,7 +55,10 @@ def context(repository="/r"):
 
 def test_failure_messages_are_specific():
     assert "wrong password" in describe_failure("wrong_password", context(), "snapshots", 1, [])
-    assert "does not exist" in describe_failure("no_repository", context(), "snapshots", 1, [])
+    missing = describe_failure("no_repository", context(), "snapshots", 1, [])
+    assert "does not exist: missing or not mounted" in missing and "syncer push" not in missing
+    unreachable = describe_failure("unreachable", context(), "snapshots", 1, ["dial tcp: connect: connection refused"])
+    assert "unreachable (connection refused)" in unreachable and "syncer push" not in unreachable
     message = describe_failure("locked", context(), "forget", 1, ["repository is already locked by PID 7 on h"])
     assert "PID 7" in message
     message = describe_failure("fatal", context(), "backup", 1, ["noise", "Fatal: disk exploded"])
