@@ -1,9 +1,11 @@
 """What every action shares: per-dataset error collection and run records."""
 
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 from syncer.actions.hooks import with_hooks
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, SyncerError
@@ -74,3 +76,10 @@ def run_in_threads(function, jobs, concurrency, name, expected=(EndpointError,))
             except expected as error:
                 outcomes.append((job, None, error))
     return outcomes
+
+
+def quarantine_folder(state_dir, dataset):
+    """Where one run keeps the files it replaces (repair's bad copies, what restore
+    --in-place overwrites): <state>/quarantine/<dataset>/<time>-<pid>/. syncer never
+    deletes it."""
+    return Path(state_dir) / "quarantine" / dataset / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"

@@ -1,20 +1,19 @@
 """pull: bring the local copy up to date from the authoritative copy.
 
-Files: download what is missing or changed, a few at a time; each download goes to a
-temporary file beside its target, is checked against the authority's checksum,
-fsynced, then renamed into place, so an interrupted pull never leaves a half file
-under a real name and bad bytes never replace a good file. A mismatch is downloaded
-again, then reported. Local-only files are reported, or with `pull: {delete: true}`
-moved to a trash folder in the state directory (never unlinked).
+Files: download what is missing or changed, a few at a time; each download is written
+by syncer.fsio.write_file (a temporary file beside its target, checked against the
+authority's checksum, fsynced, renamed into place, never through a symlink), so an
+interrupted pull never leaves a half file under a real name and bad bytes never
+replace a good file. A mismatch is downloaded again, then reported. Local-only files
+are reported, or with `pull: {delete: true}` moved to a trash folder in the state
+directory (never unlinked).
 
 GitLab: `git clone --mirror` new projects, `git remote update --prune` existing ones.
 """
 
-import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,23 +22,28 @@ from syncer.endpoints import git
 from syncer.endpoints.base import check_relative_path
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
-from syncer.index.db import LOCAL
+from syncer.fsio import (
+    DIGESTS,
+    DigestMismatch,
+    UnsafePath,
+    fsync_folder,
+    is_temporary_name,
+    open_folder,
+    remove_temporaries,
+    split_relative,
+    write_file,
+)
+from syncer.index.db import LOCAL, parent_of
 from syncer.index.exclude import compile_excludes
-from syncer.index.hashing import CHUNK_SIZE
 from syncer.index.lock import dataset_lock
 from syncer.index.scan import scan_tree
 
 log = logging.getLogger("syncer.pull")
-TEMPORARY_PREFIX = ".syncer-pull-"
 DOWNLOAD_ATTEMPTS = 3  # a checksum mismatch is downloaded again this often, then reported
 # Statuses that make a pull exit 1: something could not be brought in line.
 FINDINGS = ("failed", "refused", "local_only")
 COUNTED = ("downloaded", "up_to_date", "unverifiable", "failed", "refused", "local_only", "trashed",
            "cloned", "updated", "to_download", "to_trash", "to_clone", "to_update")
-
-
-class UnsafeTarget(Exception):
-    """A remote name that would write outside the dataset or over something that is not a file."""
 
 
 def run_pull(policies, db, dry_run=False, progress=None):
@@ -107,7 +111,7 @@ def pull_files(policy, db, endpoint, concurrency, delete, dry_run):
     local = {}
     leftovers = []
     for path, size, _mtime_ns, md5, sha256 in db.iterate_files(policy.name, LOCAL):
-        if path.rpartition("/")[2].startswith(TEMPORARY_PREFIX):
+        if is_temporary_name(path.rpartition("/")[2]):
             leftovers.append(path)
         else:
             local[path] = (size, {"md5": md5, "sha256": sha256})
@@ -163,7 +167,7 @@ def download_all(policy, db, endpoint, entries, concurrency):
     record the downloaded files' digests in the index (no second read by verify)."""
     items, records = [], []
     outcomes = run_in_threads(lambda entry: download_one(endpoint, entry, policy.path), entries, concurrency, "pull",
-                              (EndpointError, UnsafeTarget, OSError))
+                              (EndpointError, UnsafePath, OSError))
     for entry, outcome, error in outcomes:
         status, reason, record = outcome if error is None else (*failure(error), None)
         items.append(item(entry.path, status, reason))
@@ -173,7 +177,7 @@ def download_all(policy, db, endpoint, entries, concurrency):
     # before their rename): cheaper than one per file, and a crash before it only
     # means a file is downloaded again.
     for directory in sorted({(policy.path / record["path"]).parent for record in records}):
-        fsync_directory(directory)
+        fsync_folder(directory)
     if records:
         with db.transaction():
             db.upsert_files(policy.name, LOCAL, records)
@@ -182,93 +186,60 @@ def download_all(policy, db, endpoint, entries, concurrency):
 
 def failure(error):
     """Return (status, reason) of a download or mirror that raised `error`."""
-    if isinstance(error, UnsafeTarget):
+    if isinstance(error, UnsafePath):
         return "refused", str(error)
     if isinstance(error, OSError):
         return "failed", f"cannot write: {error.strerror or error}"
     return "failed", str(error)
 
 
-def safe_target(root, relative, directory=False):
-    """Return the absolute target of `relative` below `root`, creating its parent
-    directories. Raise UnsafeTarget when a component is a symlink or not a directory,
-    or when the target exists and is not a regular file (a directory with `directory`)."""
-    root = Path(root)
-    current = root
-    for part in relative.split("/")[:-1]:
-        current = current / part
-        if current.is_symlink():
-            raise UnsafeTarget(f"{current.relative_to(root)} is a symlink here; not writing through it")
-        if current.exists() and not current.is_dir():
-            raise UnsafeTarget(f"{current.relative_to(root)} is a file here, the authority has a folder")
-        current.mkdir(exist_ok=True)
-    target = root / relative
-    if target.is_symlink() or (target.exists() and not (target.is_dir() if directory else target.is_file())):
-        raise UnsafeTarget(f"{relative} exists here and is not a {'directory' if directory else 'regular file'}")
+def safe_target(root, relative):
+    """Return the absolute path of the folder `relative` below `root` (a mirror),
+    creating its parent folders without following symlinks. Raise UnsafePath when a
+    component is a symlink or a file, or the target exists and is not a folder."""
+    parts = split_relative(relative)
+    os.close(open_folder(root, parts[:-1]))
+    target = Path(root) / relative
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise UnsafePath(f"{relative} exists here and is not a directory")
     return target
 
 
 def download_one(endpoint, entry, root):
-    """Download one entry through a temporary file; return (status, reason, index record).
+    """Download one entry with write_file; return (status, reason, index record).
     A checksum or size mismatch is tried DOWNLOAD_ATTEMPTS times, then reported as
-    failed; the temporary file is removed and the target left untouched."""
-    target = safe_target(root, entry.path)
+    failed; nothing is left behind and the target is left untouched."""
+    expected = {entry.algorithm: entry.checksum} if entry.checksum and entry.algorithm in DIGESTS else {}
     problem = None
     for _attempt in range(DOWNLOAD_ATTEMPTS):
-        descriptor, temporary = tempfile.mkstemp(prefix=TEMPORARY_PREFIX, dir=target.parent)
         try:
-            hashers = {"md5": hashlib.md5(), "sha256": hashlib.sha256()}
-            size = 0
-            with os.fdopen(descriptor, "wb") as out, endpoint.open_entry(entry) as stream:
-                while True:
-                    chunk = stream.read(CHUNK_SIZE)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    size += len(chunk)
-                    for hasher in hashers.values():
-                        hasher.update(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
-            verified = entry.checksum and entry.algorithm in digests
-            if verified and digests[entry.algorithm] != entry.checksum:
-                problem = f"checksum mismatch: {entry.algorithm} {digests[entry.algorithm]}, expected {entry.checksum}"
-            elif entry.size is not None and size != entry.size:
-                problem = f"size mismatch: {size} bytes, expected {entry.size}"
-            else:
-                if entry.mtime:
-                    os.utime(temporary, (entry.mtime, entry.mtime))
-                os.replace(temporary, target)  # its directory is fsynced once, after all downloads
-                info = target.stat()
-                record = {"path": entry.path, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
-                          "ctime_ns": info.st_ctime_ns, "dev": info.st_dev, "ino": info.st_ino,
-                          "hashed_at": time.time(), **digests}
-                if verified:
-                    return "downloaded", None, record
-                if entry.algorithm == "etag":
-                    return "unverifiable", "multipart ETag: verify recomputes it for the usual part sizes", record
-                return "unverifiable", f"downloaded without a checksum: {entry.note or 'none upstream'}", record
+            # The folder is fsynced once, after all downloads (download_all).
+            written = write_file(root, entry.path, lambda: endpoint.open_entry(entry), expected=expected,
+                                 size=entry.size, algorithms=("md5", "sha256"),
+                                 mtime_ns=int(entry.mtime * 1e9) if entry.mtime else None, sync_folder=False)
+        except DigestMismatch as error:
+            problem = error
             log.warning("%s: %s; downloading again", entry.path, problem)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+            continue
+        info = written.info
+        record = {"path": entry.path, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+                  "ctime_ns": info.st_ctime_ns, "dev": info.st_dev, "ino": info.st_ino,
+                  "hashed_at": time.time(), **written.digests}
+        if expected:
+            return "downloaded", None, record
+        if entry.algorithm == "etag":
+            return "unverifiable", "multipart ETag: verify recomputes it for the usual part sizes", record
+        return "unverifiable", f"downloaded without a checksum: {entry.note or 'none upstream'}", record
     return "failed", f"{problem} after {DOWNLOAD_ATTEMPTS} downloads; the local copy was left as it was", None
 
 
-def fsync_directory(directory):
-    descriptor = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def remove_leftovers(policy, db, paths, dry_run):
-    """Temporary files of an interrupted pull are ours: remove them."""
+    """Temporary files of an interrupted write (syncer's exact shape, which no listing
+    holds) are ours: remove them."""
     if dry_run or not paths:
         return
-    for path in paths:
-        (policy.path / path).unlink(missing_ok=True)
+    for folder in sorted({parent_of(path) for path in paths}):
+        remove_temporaries(policy.path, folder)
     db.delete_paths(policy.name, LOCAL, paths)
     log.info("%s: removed %d temporary files of an interrupted pull", policy.name, len(paths))
 
@@ -322,17 +293,17 @@ def pull_repositories(policy, db, endpoint, concurrency, delete, dry_run):
 
     def mirror(job):
         path, project, exists = job
-        target = safe_target(root, path, directory=True)
+        target = safe_target(root, path)
         if exists:
             endpoint.update_mirror(project, target)
             return "updated"
         if target.exists():
-            raise UnsafeTarget(f"{path} exists here and is not a bare mirror")
+            raise UnsafePath(f"{path} exists here and is not a bare mirror")
         endpoint.clone_mirror(project, target)
         return "cloned"
 
     for (path, _, _), status, error in run_in_threads(mirror, jobs, concurrency, "mirror",
-                                                    (EndpointError, UnsafeTarget)):
+                                                    (EndpointError, UnsafePath)):
         items.append(item(path, status) if error is None else item(path, *failure(error)))
     local_only = sorted(path for path in mirrors if path not in listed)
     items += handle_local_only(policy, db, local_only, bool(listed), delete, dry_run)

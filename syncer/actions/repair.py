@@ -3,28 +3,24 @@
 A good copy is one whose digest equals the digest the file is known to have had
 (recorded by scrub) or, for a missing file, the authority's own checksum. Sources
 are tried in order: the authority, then the offsite snapshots. Each replacement is
-written to a temporary file beside the target, checked, fsynced and renamed over
-it; the bad copy is kept in the state directory's quarantine folder.
+written by syncer.fsio.write_file (checked, fsynced, renamed over the target, never
+through a symlink); the bad copy is kept in the state directory's quarantine folder.
 """
 
 import logging
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.common import for_each_dataset, quarantine_folder, recorded_run
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
+from syncer.fsio import DigestMismatch, UnsafePath, remove_temporaries, write_file
 from syncer.index import integrity
-from syncer.index.db import LOCAL
-from syncer.index.hashing import ALGORITHMS, Throttle, hash_file
+from syncer.index.db import LOCAL, parent_of
+from syncer.index.hashing import Throttle
 from syncer.index.lock import dataset_lock
 
 log = logging.getLogger("syncer.repair")
-COPY_CHUNK = 1 << 20
-TEMPORARY_PREFIX = ".syncer-repair-"
 
 
 def run_repair(policies, db, dry_run=False, rate_mib_s=None, offsite_source=None):
@@ -70,6 +66,7 @@ def repair_dataset(policy, db, dry_run=False, rate_mib_s=None, offsite_source=No
         if offsite_source:
             sources.append(("offsite", lambda wanted: offsite_source(policy, db, wanted)))
         throttle = Throttle(rate_mib_s)
+        keep = quarantine_folder(db.state_dir, policy.name)
         for source_name, source in sources:
             if not wanted:
                 break
@@ -82,7 +79,16 @@ def repair_dataset(policy, db, dry_run=False, rate_mib_s=None, offsite_source=No
                         items.append({"path": path, "status": "would_repair", "source": source_name})
                         del wanted[path]
                         continue
-                    if replace_file(policy, db, path, wanted[path], open_stream, throttle, source_name):
+                    try:
+                        replaced = replace_file(policy, db, path, wanted[path], open_stream, throttle, source_name,
+                                                keep)
+                    except UnsafePath as error:
+                        still_broken += 1
+                        items.append({"path": path, "status": "refused", "kind": wanted.pop(path)["kind"],
+                                      "reason": str(error)})
+                        log.error("%s: %s: %s", policy.name, path, error)
+                        continue
+                    if replaced:
                         items.append({"path": path, "status": "repaired", "source": source_name,
                                       "kind": wanted[path]["kind"]})
                         del wanted[path]
@@ -97,15 +103,17 @@ def repair_dataset(policy, db, dry_run=False, rate_mib_s=None, offsite_source=No
         items.sort(key=lambda item: item["path"])
         outcome.update(name=policy.name, items=items, dry_run=dry_run,
                        repaired=sum(1 for item in items if item["status"] == "repaired"),
-                       unrecoverable=still_broken, exit_code=EXIT_FINDINGS if still_broken else EXIT_OK)
+                       unrecoverable=sum(1 for item in items if item["status"] == "unrecoverable"),
+                       refused=sum(1 for item in items if item["status"] == "refused"),
+                       exit_code=EXIT_FINDINGS if still_broken else EXIT_OK)
     return dict(outcome)
 
 
 def remove_stale_temporaries(policy, wanted):
-    """Delete what an interrupted repair left beside the files it was repairing."""
-    for directory in {(policy.path / path).parent for path in wanted}:
-        for stale in directory.glob(f"{TEMPORARY_PREFIX}*"):
-            stale.unlink(missing_ok=True)
+    """Delete what an interrupted repair left beside the files it was repairing
+    (syncer's temporary files only, recognised by their exact shape)."""
+    for folder in sorted({parent_of(path) for path in wanted}):
+        remove_temporaries(policy.path, folder)
 
 
 def edited_since(path, want):
@@ -130,69 +138,30 @@ def authority_copies(policy, wanted):
         yield entry.path, (lambda entry=entry: endpoint.open_entry(entry))
 
 
-def replace_file(policy, db, path, want, open_stream, throttle, source_name):
+def replace_file(policy, db, path, want, open_stream, throttle, source_name, keep):
     """Write a good copy of `path` from `open_stream()`; return True when it is in place.
 
-    The bytes go to a temporary file beside the target and are hashed on the way; only
-    when every known digest matches is the file fsynced and renamed over the target.
+    write_file hashes the bytes on the way; only when every known digest matches do
+    they replace the target, whose bad copy is kept in the folder `keep`. Raise
+    UnsafePath when the target cannot be reached without a symlink.
     """
-    target = policy.path / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=TEMPORARY_PREFIX)
     try:
-        hashers = {name: ALGORITHMS[name]() for name in want["expected"]}
-        with os.fdopen(descriptor, "wb") as out, open_stream() as stream:
-            while chunk := stream.read(COPY_CHUNK):
-                out.write(chunk)
-                for hasher in hashers.values():
-                    hasher.update(chunk)
-                throttle.consume(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        found = {name: hasher.hexdigest() for name, hasher in hashers.items()}
-        if found != want["expected"]:
-            log.warning("%s: %s from %s does not match the known-good digest; not used", policy.name, path,
-                        source_name)
-            Path(temporary).unlink()
-            return False
-        if want["mtime_ns"]:
-            os.utime(temporary, ns=(time.time_ns(), want["mtime_ns"]))
-        if target.exists():
-            quarantine(policy, db, path, target)
-        os.replace(temporary, target)
-        sync_directory(target.parent)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    refresh_index_row(db, policy, path, target, want)
+        written = write_file(policy.path, path, open_stream, expected=want["expected"], mtime_ns=want["mtime_ns"],
+                             keep_replaced=keep, on_chunk=throttle.consume)
+    except DigestMismatch as error:
+        log.warning("%s: %s from %s does not match the known-good digest (%s); not used", policy.name, path,
+                    source_name, error)
+        return False
+    refresh_index_row(db, policy, path, written)
     if want["kind"] == "corrupt":
         integrity.resolve_corruption(db, policy.name, path, f"repaired from {source_name}")
     log.info("%s: repaired %s from %s", policy.name, path, source_name)
     return True
 
 
-def quarantine(policy, db, path, target):
-    """Keep the bad copy under the state directory, never just delete it."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    destination = Path(db.state_dir) / "quarantine" / policy.name / stamp / path
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(target, destination)
-    except OSError:
-        shutil.copy2(target, destination)
-
-
-def sync_directory(directory):
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def refresh_index_row(db, policy, path, target, want):
-    hashed = hash_file(target, tuple(want["expected"]))
+def refresh_index_row(db, policy, path, written):
+    info = written.info
     with db.transaction():
         db.upsert_files(policy.name, LOCAL, [{
-            "path": path, "size": hashed.size, "mtime_ns": hashed.mtime_ns, "ctime_ns": hashed.ctime_ns,
-            "dev": hashed.dev, "ino": hashed.ino, "hashed_at": time.time(), **hashed.digests}])
+            "path": path, "size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns,
+            "dev": info.st_dev, "ino": info.st_ino, "hashed_at": time.time(), **written.digests}])

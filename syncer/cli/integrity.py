@@ -55,8 +55,8 @@ def repair(datasets, dry_run, as_json):
             for item in dataset.get("items", []):
                 counts[item["status"]] = counts.get(item["status"], 0) + 1
             wanted = ("would_repair", "unrecoverable", "skipped") if dry_run else \
-                ("repaired", "unrecoverable", "skipped")
+                ("repaired", "unrecoverable", "refused", "skipped")
             summary = ", ".join(f"{counts.get(status, 0)} {status.replace('_', ' ')}" for status in wanted
-                                if counts.get(status) or status != "skipped")
+                                if counts.get(status) or status not in ("refused", "skipped"))
             render_items(dataset, f"dry run (nothing changed): {summary}" if dry_run else summary)
     sys.exit(exit_code)

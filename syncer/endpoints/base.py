@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from syncer.fsio import is_temporary_name
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -124,6 +126,8 @@ def check_relative_path(path):
         return "'.', '..' or empty component"
     if any(ord(char) < 32 for char in path):
         return "control character"
+    if any(is_temporary_name(part) for part in parts):
+        return "the shape of syncer's temporary files"
     if any(len(part.encode("utf-8", "surrogatepass")) > 255 for part in parts) or len(path) > 4000:
         return "name too long"
     return None

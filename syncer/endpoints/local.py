@@ -1,13 +1,12 @@
 """A directory on this machine (a NAS mount, a second disk) as the authoritative copy."""
 
 import os
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 from syncer.endpoints.base import Capabilities, Entry
 from syncer.errors import EndpointError
+from syncer.fsio import DigestMismatch, UnsafePath, write_file
 from syncer.index.hashing import hash_file
 
 
@@ -47,22 +46,14 @@ class LocalEndpoint:
                                 permanent=isinstance(error, (FileNotFoundError, IsADirectoryError, PermissionError)))
 
     def write_entry(self, path, source, digests):
-        target = self.root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=".syncer-")
         try:
-            with os.fdopen(descriptor, "wb") as out, open(source, "rb") as data:
-                shutil.copyfileobj(data, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-            hashed = hash_file(temporary, ("sha256",))
-            if digests.get("sha256") and hashed.digests["sha256"] != digests["sha256"]:
-                raise EndpointError(f"{self.describe()}: {path} was corrupted while writing", permanent=True)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return Entry(path, hashed.size, hashed.digests["sha256"], "sha256", hashed.mtime_ns / 1e9)
+            written = write_file(self.root, path, lambda: open(source, "rb"), algorithms=("sha256",),
+                                 expected={"sha256": digests["sha256"]} if digests.get("sha256") else None)
+        except DigestMismatch as error:
+            raise EndpointError(f"{self.describe()}: {path} was corrupted while writing ({error})", permanent=True)
+        except UnsafePath as error:
+            raise EndpointError(f"{self.describe()}: {error}", permanent=True)
+        return Entry(path, written.size, written.digests["sha256"], "sha256", written.info.st_mtime_ns / 1e9)
 
     def delete_entry(self, path):
         try:

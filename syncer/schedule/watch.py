@@ -14,6 +14,7 @@ import time
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
+from syncer.fsio import is_temporary_name
 from syncer.index.exclude import compile_excludes
 
 log = logging.getLogger("syncer.watch")
@@ -43,7 +44,7 @@ class ChangeCollector(FileSystemEventHandler):
             if not path.startswith(self.root + os.sep):
                 continue
             name = path[len(self.root) + 1:].replace(os.sep, "/")
-            if name and not self.is_excluded(name) and not os.path.basename(name).startswith(".syncer-"):
+            if name and not self.is_excluded(name) and not is_temporary_name(os.path.basename(name)):
                 relative.append(name)
         if relative:
             self.changes.add(self.dataset, relative)

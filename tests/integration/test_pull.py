@@ -81,7 +81,7 @@ def test_smugmug_pull_pages_filters_albums_keeps_duplicates_apart_and_is_stable(
     assert (local / "Travel/Paris/phone.mov").read_bytes() == b"re-encoded:only the re-encoded copy"
     assert items["Travel/Paris/ghost.jpg"]["status"] == "unverifiable"  # nothing to download
     assert not (local / "Travel/Paris/ghost.jpg").exists()
-    assert not any(name.startswith(".syncer-pull-") for name in local_files(local))
+    assert not any(name.startswith(".syncer-tmp-") for name in local_files(local))
 
     downloads = fake.count_requests("GET", "/photos/")
     second = run_syncer("pull", "--json", policies=policies, state=state)

@@ -151,9 +151,9 @@ def test_an_interrupted_repair_leaves_no_half_file(tmp_path):
                                 "--state-dir", str(tmp_path / "state"), "repair"], cwd=REPO,
                                start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
-    while not list((tmp_path / "local").glob(".syncer-repair-*")) and time.monotonic() < deadline:
+    while not list((tmp_path / "local").glob(".syncer-tmp-*")) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert list((tmp_path / "local").glob(".syncer-repair-*")), "the repair never started writing"
+    assert list((tmp_path / "local").glob(".syncer-tmp-*")), "the repair never started writing"
     time.sleep(0.5)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -161,7 +161,7 @@ def test_an_interrupted_repair_leaves_no_half_file(tmp_path):
     result = run_syncer("repair", "--json", policies=tmp_path / "policies", state=tmp_path / "state")
     assert result.exit_code == 0, result.output
     assert target.read_bytes() == big
-    assert not list((tmp_path / "local").glob(".syncer-repair-*"))
+    assert not list((tmp_path / "local").glob(".syncer-tmp-*"))
 
 
 def test_repaired_from_the_snapshot_when_the_authority_copy_is_bad_too(tmp_path):
