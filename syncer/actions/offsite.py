@@ -12,7 +12,6 @@ dataset is an unchanged snapshot.
 
 import json
 import os
-import posixpath
 from pathlib import Path
 
 from syncer.errors import OperationalError, UsageError
@@ -121,16 +120,6 @@ def is_escaping(relative):
     if not relative or relative.startswith("/") or "\x00" in relative:
         return True
     return any(part in ("..", "") for part in relative.split("/"))
-
-
-def link_escapes(link_path, target, root):
-    """Return whether the symlink at `link_path` (below `root`) pointing at `target`
-    resolves (lexically) outside `root`."""
-    if os.path.isabs(target):
-        return True
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(str(link_path)), target))
-    root = posixpath.normpath(str(root))
-    return not (resolved == root or resolved.startswith(root + "/"))
 
 
 def dataset_snapshots(repository, policy):

@@ -8,10 +8,11 @@ interrupted restore leaves the target as it was.
 import logging
 import os
 import shutil
+import stat
 from contextlib import nullcontext
 from pathlib import Path
 
-from syncer.actions.common import recorded_run
+from syncer.actions.common import quarantine_folder, recorded_run
 from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
@@ -19,11 +20,11 @@ from syncer.actions.offsite import (
     fetch_manifest,
     find_snapshot,
     is_escaping,
-    link_escapes,
     open_repository,
     require_offsite,
 )
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, SyncerError, UsageError
+from syncer.fsio import find_escaping_link, write_file
 from syncer.index.hashing import HashPool, hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
@@ -55,12 +56,12 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
     `in_place` (write only missing or damaged files) is given; RestoreRefused when a
     name would escape the target or a restored file does not match the manifest;
     OperationalError (restic, a full disk) otherwise. The target is untouched unless
-    the restore succeeded.
+    the restore succeeded. A target that is a symlink is followed (resolve_target).
     """
     require_offsite(policy)
     if force and in_place:
         raise UsageError("--force and --in-place exclude each other")
-    target = Path(target).absolute()
+    target = resolve_target(Path(target).absolute())
     if target.exists() and not target.is_dir():
         raise UsageError(f"restore target {target} exists and is not a directory")
     fresh_disk_entry = "lost+found" if target.is_dir() and os.path.ismount(target) else None
@@ -102,13 +103,30 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
                                      f"{chosen['short_id']} of {policy.name}: nothing was restored (the patterns "
                                      f"are relative to the dataset, like photos/2019/** or *.jpg)")
             log.info("%s: %d files match the snapshot's manifest", policy.name, checked)
-            written = move_into_place(restored_root, target, entries, force, in_place)
+            keep = quarantine_folder(db.state_dir, policy.name)
+            written, replaced = move_into_place(restored_root, target, entries, force, in_place, keep)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), files_checked=checked,
                        unverified=unverified, files_written=written,
                        mode="in-place" if in_place else "replace" if force else "new", exit_code=EXIT_OK)
+        if replaced:
+            outcome.update(files_replaced=replaced, replaced_kept_in=str(keep))
     return dict(outcome)
+
+
+def resolve_target(target):
+    """Return the folder to restore into. A target that is a symlink (a dataset on a
+    data disk) is followed deliberately: the folder it points to is restored, and the
+    staging directory made beside that folder, on the same disk. Raise UsageError when
+    the link leads to nothing or to something that is not a folder."""
+    if not target.is_symlink():
+        return target
+    real = Path(os.path.realpath(target))
+    if not real.is_dir():
+        raise UsageError(f"restore target {target} is a symlink to {real}, which is not an existing directory")
+    log.info("restore target %s is a symlink: restoring into %s, where it points", target, real)
+    return real
 
 
 def same_path(first, second):
@@ -166,17 +184,13 @@ def restic_include(root, pattern):
 
 
 def refuse_escaping(root):
-    """Raise RestoreRefused if any restored symlink points outside `root` (an absolute
-    target or one climbing out with '..')."""
-    for directory, names, files in os.walk(root):
-        for name in names + files:
-            path = os.path.join(directory, name)
-            if os.path.islink(path):
-                link = os.readlink(path)
-                if link_escapes(path, link, root):
-                    relative = os.path.relpath(path, root)
-                    raise RestoreRefused(f"the snapshot holds {relative!r}, a symlink pointing outside the "
-                                         f"dataset ({link!r}); refusing to restore, the target was not touched")
+    """Raise RestoreRefused if any restored symlink, chains of links included, resolves
+    outside `root` (syncer.fsio.find_escaping_link)."""
+    found = find_escaping_link(root)
+    if found:
+        relative, link = found
+        raise RestoreRefused(f"the snapshot holds {relative!r}, a symlink pointing outside the dataset "
+                             f"({link!r}); refusing to restore, the target was not touched")
 
 
 def check_restored(root, entries, require_all=True):
@@ -233,10 +247,11 @@ def walk_files(root):
                 yield os.path.relpath(path, root).replace(os.sep, "/"), path
 
 
-def move_into_place(restored, target, entries, force, in_place):
-    """Put the checked tree `restored` at `target`. Return the number of files written."""
+def move_into_place(restored, target, entries, force, in_place, keep):
+    """Put the checked tree `restored` at `target`. Return (files written, files
+    replaced); with `in_place`, the replaced files are kept in the folder `keep`."""
     if in_place and target.exists():
-        return merge_in_place(restored, target, entries)
+        return merge_in_place(restored, target, entries, keep)
     count = sum(1 for _ in walk_files(restored))
     if target.is_dir() and os.path.ismount(target):
         # A mount point cannot be renamed: empty it (--force) and move the entries in.
@@ -246,7 +261,7 @@ def move_into_place(restored, target, entries, force, in_place):
                 remove(Path(entry.path))
         for entry in os.scandir(restored):
             os.rename(entry.path, target / entry.name)
-        return count
+        return count, 0
     if target.exists() and is_non_empty(target):
         # --force: swap, then delete the old tree; both renames stay on one filesystem.
         old = target.parent / f".{target.name}.syncer-old-{os.getpid()}"
@@ -257,7 +272,7 @@ def move_into_place(restored, target, entries, force, in_place):
         if target.exists():
             target.rmdir()
         os.rename(restored, target)
-    return count
+    return count, 0
 
 
 def remove(path):
@@ -267,30 +282,70 @@ def remove(path):
         path.unlink()
 
 
-def merge_in_place(restored, target, entries):
+def merge_in_place(restored, target, entries, keep):
     """Write into `target` only the files that are missing there or differ from the
-    manifest; leave everything else alone."""
-    written = 0
+    manifest, keeping each file replaced in the folder `keep`; leave everything else
+    alone. Return (files written, files replaced).
+
+    Every destination is checked before the first write, so a target that cannot take
+    the restore (a folder where the snapshot has a file, a symlinked folder) is left
+    untouched: raise UsageError then. Raise OperationalError, saying how much was
+    already written, when a write fails part way.
+    """
+    plan, problems = [], {}
     for relative, path in walk_files(restored):
+        problem = in_place_problem(target, relative)
+        if problem:
+            problems.setdefault(*problem)
+            continue
         destination = target / relative
         entry = entries.get(relative)
-        if destination.is_file() and not destination.is_symlink() and entry and matches(destination, entry):
+        exists = destination.exists()
+        if exists and entry and matches(destination, entry):
             continue
-        if destination.is_symlink() or (destination.exists() and not destination.is_file()):
-            raise UsageError(f"--in-place: {destination} is not a regular file; move it away first")
-        if not is_inside(destination.parent, target):
-            raise RestoreRefused(f"--in-place: {destination.parent} leads outside {target} (a symlinked "
-                                 f"directory); refusing to write through it")
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, destination)
+        plan.append((relative, path, entry, exists))
+    if problems:
+        shown = "; ".join(f"{where} {why}" for where, why in sorted(problems.items())[:FAILURES_SHOWN])
+        more = f" (and {len(problems) - FAILURES_SHOWN} more)" if len(problems) > FAILURES_SHOWN else ""
+        raise UsageError(f"--in-place: nothing was written into {target}; move these away first: {shown}{more}")
+    written = replaced = 0
+    for relative, path, entry, exists in plan:
+        algorithm, digest = expected_digest(entry) if entry else (None, None)
+        info = os.stat(path)
+        try:
+            write_file(target, relative, lambda path=path: open(path, "rb"),
+                       expected={algorithm: digest} if algorithm else None, mode=stat.S_IMODE(info.st_mode),
+                       mtime_ns=info.st_mtime_ns, keep_replaced=keep)
+        except (OSError, SyncerError) as error:
+            kept = f"; the {replaced} replaced are kept in {keep}" if replaced else ""
+            reason = getattr(error, "strerror", None) or error
+            raise OperationalError(f"--in-place: {relative} could not be written ({reason}); {written} file(s) "
+                                   f"were already written into {target}{kept}")
         written += 1
-    return written
+        replaced += exists
+    if replaced:
+        log.info("kept the %d file(s) --in-place replaced in %s", replaced, keep)
+    return written, replaced
 
 
-def is_inside(path, root):
-    """Whether `path` (which may not exist yet) resolves inside `root`."""
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
-    return real == real_root or real.startswith(real_root.rstrip("/") + "/")
+def in_place_problem(target, relative):
+    """Return (path, why) when `relative` cannot be written below `target` without
+    going through a symlink or replacing something that is not a regular file, else None."""
+    current = target
+    parts = relative.split("/")
+    for index, part in enumerate(parts):
+        current = current / part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(mode):
+            return str(current), "is a symlink"
+        if index < len(parts) - 1 and not stat.S_ISDIR(mode):
+            return str(current), "is not a directory (the snapshot has a folder there)"
+        if index == len(parts) - 1 and not stat.S_ISREG(mode):
+            return str(current), "is not a regular file (the snapshot has a file there)"
+    return None
 
 
 def matches(path, entry):

@@ -7,7 +7,7 @@ import pytest
 
 from syncer.actions.audit import assess
 from syncer.actions.drill import choose_sample, parse_sample
-from syncer.actions.offsite import expected_digest, is_escaping, link_escapes, snapshot_layout
+from syncer.actions.offsite import expected_digest, is_escaping, snapshot_layout
 from syncer.errors import OperationalError, UsageError
 
 
@@ -17,14 +17,6 @@ from syncer.errors import OperationalError, UsageError
 ])
 def test_is_escaping(path, escaping):
     assert is_escaping(path) is escaping
-
-
-@pytest.mark.parametrize("link, target, escapes", [
-    ("/t/a/link", "b.txt", False), ("/t/a/link", "../b.txt", False), ("/t/a/link", "../../etc", True),
-    ("/t/link", "/etc/passwd", True), ("/t/a/link", "../../t/x", False), ("/t/a/link", "../../tx/y", True),
-])
-def test_link_escapes(link, target, escapes):
-    assert link_escapes(link, target, "/t") is escapes
 
 
 def test_snapshot_layout_finds_data_and_manifest():
