@@ -23,9 +23,10 @@ def restic_excludes(root, patterns):
 
     A pattern without "/" matches a name at any depth in both; a pattern with "/" is
     relative to the dataset in syncer but would float in restic, so it is anchored at
-    the dataset's absolute path.
+    the dataset's absolute path, whose own glob characters (`/srv/ph[2024]`) are
+    escaped so that they match themselves.
     """
-    root = str(root).rstrip("/")
+    root = escape_glob(str(root).rstrip("/"))
     translated = []
     for pattern in patterns:
         pattern = pattern.strip()

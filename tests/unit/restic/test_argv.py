@@ -23,6 +23,11 @@ def test_excludes_with_a_slash_are_anchored_at_the_dataset():
         "*.tmp", "/srv/photos/.cache/**", "/srv/photos/raw", "/srv/photos/sub/dir"]
 
 
+def test_excludes_anchored_at_a_dataset_path_with_glob_characters_escape_the_path_only():
+    assert argv.restic_excludes("/srv/ph[2024]*?\\x", ["private/**", "*.tmp"]) == [
+        "/srv/ph\\[2024]\\*\\?\\\\x/private/**", "*.tmp"]
+
+
 def test_forget_is_scoped_to_tag_and_host_and_groups_by_them():
     built = argv.forget_argv("syncer:photos", "board", {"keep_daily": 7, "keep_within": "1y", "keep_last": 3})
     assert built == ["forget", "--json", "--tag", "syncer:photos", "--host", "board", "--group-by", "host,tags",
