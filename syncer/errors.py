@@ -63,6 +63,10 @@ class AuthenticationError(EndpointError):
         super().__init__(message, permanent=True)
 
 
+class StateDamaged(OperationalError):
+    """The state database is damaged: no dataset can be worked on until it is mended."""
+
+
 class LockBusy(OperationalError):
     """Another syncer process holds the dataset's lock."""
 

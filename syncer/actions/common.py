@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from syncer.actions.hooks import with_hooks
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, SyncerError
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, StateDamaged, SyncerError
 
 log = logging.getLogger("syncer")
 
@@ -41,7 +41,8 @@ def for_each_dataset(policies, work, action=None, dry_run=False):
 
     With `action`, the policy's hooks for that action run around each call. Return
     (results, exit_code): a failure becomes {"name", "error", "exit_code"}, and the
-    exit code is the most severe of all.
+    exit code is the most severe of all. A damaged state database stops them all
+    (StateDamaged is raised): no dataset can be worked on without it.
     """
     results, exit_code = [], EXIT_OK
     for policy in policies:
@@ -50,6 +51,8 @@ def for_each_dataset(policies, work, action=None, dry_run=False):
                 result = with_hooks(policy, action, lambda policy=policy: work(policy), dry_run)
             else:
                 result = work(policy)
+        except StateDamaged:
+            raise
         except SyncerError as error:
             log.error("%s: %s", policy.name, error)
             result = {"name": policy.name, "error": str(error), "exit_code": error.exit_code}

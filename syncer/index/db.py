@@ -10,7 +10,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from syncer.errors import OperationalError
+from syncer.errors import OperationalError, StateDamaged
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -97,10 +97,21 @@ def default_state_dir():
     return Path(base) / "syncer"
 
 
+def damaged(location, error):
+    """Return StateDamaged for an SQLite error that says the file at `location` is
+    corrupt or not a database, else None: one message saying what to do."""
+    if not (getattr(error, "sqlite_errorname", None) or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return None
+    return StateDamaged(
+        f"state database {location} is damaged ({error}). Check it with: sqlite3 {location} "
+        f"\"PRAGMA integrity_check\"; then move it aside (with any {location.name}-wal and {location.name}-shm "
+        f"beside it) and rebuild the index with `syncer verify` (run history and scrub findings start afresh)")
+
+
 class StateConnection(sqlite3.Connection):
     """A connection whose storage failures (a full disk, an I/O error) become an
     OperationalError naming the state database, so the user learns where to make
-    room instead of seeing an internal error."""
+    room instead of seeing an internal error; a damaged file becomes StateDamaged."""
 
     STORAGE_FAILURES = ("full", "disk i/o error", "readonly", "unable to open")
 
@@ -108,28 +119,56 @@ class StateConnection(sqlite3.Connection):
 
     def translated(self, error):
         text = str(error)
-        if self.location is None or not any(words in text.lower() for words in self.STORAGE_FAILURES):
+        if self.location is None:
+            return error
+        if found := damaged(self.location, error):
+            return found
+        if not isinstance(error, sqlite3.OperationalError) or \
+                not any(words in text.lower() for words in self.STORAGE_FAILURES):
             return error
         return OperationalError(f"state database {self.location}: {text}; make room in {self.location.parent} "
                                 f"and run again")
 
     def execute(self, sql, parameters=()):
         try:
-            return super().execute(sql, parameters)
-        except sqlite3.OperationalError as error:
+            return self.cursor(StateCursor).execute(sql, parameters)
+        except sqlite3.DatabaseError as error:
             raise self.translated(error) from None
 
     def executemany(self, sql, parameters):
         try:
-            return super().executemany(sql, parameters)
-        except sqlite3.OperationalError as error:
+            return self.cursor(StateCursor).executemany(sql, parameters)
+        except sqlite3.DatabaseError as error:
             raise self.translated(error) from None
 
     def executescript(self, script):
         try:
             return super().executescript(script)
-        except sqlite3.OperationalError as error:
+        except sqlite3.DatabaseError as error:
             raise self.translated(error) from None
+
+
+class StateCursor(sqlite3.Cursor):
+    """A cursor whose rows, read after the query started, fail the way StateConnection
+    does: a damaged page met half way through a listing is StateDamaged too."""
+
+    def __next__(self):
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as error:
+            raise self.connection.translated(error) from None
+
+    def fetchone(self):
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as error:
+            raise self.connection.translated(error) from None
+
+    def fetchall(self):
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as error:
+            raise self.connection.translated(error) from None
 
 
 class StateDB:
@@ -147,7 +186,8 @@ class StateDB:
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as error:
-            raise OperationalError(f"state database {self.path} cannot be opened: {error}")
+            raise damaged(self.path, error) or OperationalError(f"state database {self.path} cannot be opened: "
+                                                                f"{error}")
 
     def close(self):
         self.connection.close()

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 
+from syncer.errors import SyncerError
 from syncer.index.db import StateDB, parent_of
 from syncer.index.exclude import compile_excludes
 from syncer.index.hashing import FileChanged, HashPool, default_workers
@@ -358,17 +359,21 @@ def serve_walker():
     config = json.loads(sys.stdin.readline())
     job = ScanJob(**{**config["job"], "exclude": tuple(config["job"]["exclude"]),
                      "algorithms": tuple(config["job"]["algorithms"])})
-    db = StateDB(config["state_dir"])
     try:
-        for line in sys.stdin:
-            stats, visited = ScanStats(), set()
-            scan_directories(db, job, [json.loads(line)], stats, visited, workers=config["threads"])
-            answer = {name: getattr(stats, name) for name in ("files", "bytes", "hashed", "hashed_bytes", "removed")}
-            answer.update(skipped=stats.skipped, corrupt=stats.corrupt, visited=sorted(visited))
-            sys.stdout.write(json.dumps(answer) + "\n")
-            sys.stdout.flush()
-    finally:
-        db.close()
+        db = StateDB(config["state_dir"])
+        try:
+            for line in sys.stdin:
+                stats, visited = ScanStats(), set()
+                scan_directories(db, job, [json.loads(line)], stats, visited, workers=config["threads"])
+                answer = {name: getattr(stats, name)
+                          for name in ("files", "bytes", "hashed", "hashed_bytes", "removed")}
+                answer.update(skipped=stats.skipped, corrupt=stats.corrupt, visited=sorted(visited))
+                sys.stdout.write(json.dumps(answer) + "\n")
+                sys.stdout.flush()
+        finally:
+            db.close()
+    except SyncerError as error:  # the parent walks again and reports it once, without a traceback
+        sys.exit(error.exit_code)
 
 
 __all__ = ["ScanStats", "scan_tree", "parent_of"]
