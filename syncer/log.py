@@ -1,9 +1,16 @@
 """Logging set-up, with secrets masked wherever a log line goes."""
 
 import logging
+import re
 import sys
 
 _secrets: set[str] = set()
+# What must never reach a terminal raw, from a file name or anything else: C0 and C1
+# controls and DEL (escape sequences, a newline forging a report line), the Unicode line
+# separators and bidirectional overrides, and lone surrogates (bytes of a name that is
+# not UTF-8).
+UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+NAMED_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def register_secret(value):
@@ -21,9 +28,30 @@ def mask(text):
     return text
 
 
+def escape_character(character):
+    """The backslash escape of one UNPRINTABLE character, as bash's $'...' reads it."""
+    code = ord(character)
+    if character in NAMED_ESCAPES:
+        return NAMED_ESCAPES[character]
+    if code < 0x80:
+        return f"\\{code:03o}"
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}"
+
+
+def escape_controls(text):
+    """Return `text` with every UNPRINTABLE character replaced by its backslash escape
+    (ESC becomes \\033, a newline \\n, U+202E \\u202e); other text is left as it is."""
+    return UNPRINTABLE.sub(lambda found: escape_character(found.group()), text)
+
+
 class MaskingFilter(logging.Filter):
+    """Masks secrets and escapes control characters (a hostile file name in a log line
+    must not act on the terminal)."""
+
     def filter(self, record):
-        record.msg = mask(record.getMessage())
+        record.msg = escape_controls(mask(record.getMessage()))
         record.args = None
         return True
 

@@ -6,7 +6,7 @@ import click
 
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
-from syncer.cli.render import console, print_items, print_json
+from syncer.cli.render import console, print_items, print_json, safe_text
 
 
 @cli.command()
@@ -38,7 +38,8 @@ def render_pull(report):
             continue
         counts = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in dataset["counts"].items())
         suffix = " (dry run)" if dataset.get("dry_run") else ""
-        out.print(f"[bold]{dataset['name']}[/bold]  ({dataset['authority']}){suffix}: {counts or 'nothing to do'}")
+        out.print(f"[bold]{dataset['name']}[/bold]  ({safe_text(dataset['authority'], markup=True)}){suffix}: "
+                  f"{counts or 'nothing to do'}")
         print_items(out, dataset["items"])
 
 

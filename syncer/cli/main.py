@@ -13,7 +13,7 @@ from syncer.cli import always, cloud, integrity, offsite  # noqa: F401 (their co
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import EXIT_FAILURE, EXIT_USAGE, PolicyError, SyncerError
-from syncer.log import mask, plural
+from syncer.log import escape_controls, mask, plural
 
 log = logging.getLogger("syncer")
 
@@ -106,7 +106,7 @@ def run(as_json):
 
 
 def report_error(message, exit_code):
-    click.echo(mask(f"syncer: {message}"), err=True)
+    click.echo(escape_controls(mask(f"syncer: {message}")), err=True)
     return exit_code
 
 
@@ -123,7 +123,7 @@ def main(argv=None):
         code = report_error("interrupted", 130)
     except PolicyError as error:
         for problem in error.problems:
-            click.echo(mask(problem), err=True)
+            click.echo(escape_controls(mask(problem)), err=True)
         code = report_error(f"{plural(len(error.problems), 'problem')} in the policies", error.exit_code)
     except SyncerError as error:
         code = report_error(str(error), error.exit_code)

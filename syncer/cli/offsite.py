@@ -8,7 +8,7 @@ import click
 
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
-from syncer.cli.render import console, human_bytes, print_json
+from syncer.cli.render import console, human_bytes, print_json, safe_name, safe_text
 from syncer.log import plural
 
 
@@ -107,11 +107,13 @@ def restore(dataset, target, snapshot, includes, force, in_place, dry_run, crede
     if as_json:
         print_json(report)
     else:
-        click.echo(f"{policy.name}: restored snapshot {report['snapshot'][:8]} to {report['target']} "
+        replaced = (f" ({report['files_replaced']} replaced; the old copies are kept in "
+                    f"{safe_name(report['replaced_kept_in'])})" if report.get("files_replaced") else "")
+        click.echo(f"{policy.name}: restored snapshot {report['snapshot'][:8]} to {safe_name(report['target'])} "
                    f"({report['mode']}): {report['files_checked']} files match the manifest, "
-                   f"{report['files_written']} written")
+                   f"{report['files_written']} written{replaced}")
         for path, reason in report["unverified"][:20]:
-            click.echo(f"  unverified {path} ({reason})")
+            click.echo(f"  unverified {safe_name(path)} ({safe_text(reason)})")
     sys.exit(exit_code)
 
 
@@ -194,12 +196,14 @@ def render_push(report):
     for row in report["datasets"]:
         if row.get("error"):  # logged once, on stderr
             continue
-        out.print(f"[bold]{row['name']}[/bold]: snapshot {row['snapshot'][:8]} in {row['repository']}: "
+        out.print(f"[bold]{row['name']}[/bold]: snapshot {row['snapshot'][:8]} in "
+                  f"{safe_text(row['repository'], markup=True)}: "
                   f"{row['files_new']} new, {row['files_changed']} changed, {human_bytes(row['bytes_added'])} "
                   f"added in {row['duration'] or 0:.1f}s; retention forgot {row.get('forgotten', 0)}"
                   f"{', pruned' if row.get('pruned') else ''}")
         for entry in row["unreadable"][:20]:
-            out.print(f"  [yellow]unreadable[/yellow] {entry['path']} ({entry['reason']})")
+            out.print(f"  [yellow]unreadable[/yellow] {safe_text(safe_name(entry['path']), markup=True)} "
+                      f"({safe_text(entry['reason'], markup=True)})")
 
 
 def render_snapshots(report):
@@ -207,7 +211,7 @@ def render_snapshots(report):
     for row in report["datasets"]:
         if row.get("error"):  # logged once, on stderr
             continue
-        out.print(f"[bold]{row['name']}[/bold] ({row['repository']}, host {row['host']}): "
+        out.print(f"[bold]{row['name']}[/bold] ({safe_text(row['repository'], markup=True)}, host {row['host']}): "
                   f"{plural(len(row['snapshots']), 'snapshot')}")
         for snapshot in row["snapshots"]:
             out.print(f"  {snapshot['short_id']}  {snapshot['time'][:19].replace('T', ' ')}", markup=False)
@@ -234,7 +238,8 @@ def render_drill(report):
             out.print("  [yellow]too few bytes restored for a steady figure[/yellow]: drill with the default sample "
                       "or --sample 64M")
     for failure in report["failures"]:
-        out.print(f"  [red]failed[/red] {failure['path']}: {failure['reason']}")
+        out.print(f"  [red]failed[/red] {safe_text(safe_name(failure['path']), markup=True)}: "
+                  f"{safe_text(failure['reason'], markup=True)}")
 
 
 def render_audit(report):

@@ -1,9 +1,18 @@
-"""Turning action reports into text for people, or JSON for programs."""
+"""Turning action reports into text for people, or JSON for programs.
+
+Names come from other people's services and snapshots, so the human report never
+prints one raw: a name holding a control character (or a line separator, a
+bidirectional override) is shown quoted the way `ls` and bash quote it,
+$'esc\033[2Jclear.txt', and such characters in free text (reasons, errors) are
+shown as their escapes. `--json` prints names exactly as they are.
+"""
 
 import json
 import sys
 import time
 from contextlib import contextmanager
+
+from syncer.log import UNPRINTABLE, escape_controls
 
 ITEM_LIMIT = 20
 
@@ -11,7 +20,27 @@ ITEM_LIMIT = 20
 def console():
     from rich.console import Console  # imported when output is rendered: `--json` runs skip rich
 
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, emoji=False)  # a name's ":x:" is text
+
+
+def safe_name(name):
+    """Return `name` as a terminal may show it: unchanged when every character is
+    printable, else quoted as bash's $'...' (with \\ and \' inside)."""
+    name = str(name)
+    if not UNPRINTABLE.search(name):
+        return name
+    return "$'" + escape_controls(name.replace("\\", "\\\\").replace("'", "\\'")) + "'"
+
+
+def safe_text(text, markup=False):
+    """Return free text (a reason, an error) with its control characters escaped; with
+    `markup`, also with rich's markup escaped, for lines printed with markup on."""
+    text = escape_controls(str(text))
+    if markup:
+        from rich.markup import escape
+
+        text = escape(text)
+    return text
 
 
 def print_json(document):
@@ -45,7 +74,8 @@ def render_verify(report):
         if dataset.get("error"):  # logged once, on stderr
             continue
         counts = dataset["counts"]
-        table = Table(title=f"{dataset['name']}  ({dataset['authority']})", title_justify="left")
+        table = Table(title=f"{dataset['name']}  ({safe_text(dataset['authority'], markup=True)})",
+                      title_justify="left")
         for status in counts:
             table.add_column(status, justify="right")
         table.add_row(*[style_count(status, value) for status, value in counts.items()])
@@ -152,8 +182,8 @@ def render_items(dataset, summary):
 def print_items(out, items):
     """One line per item (status, path, source, reason), the first ITEM_LIMIT of them."""
     for entry in items[:ITEM_LIMIT]:
-        reason = f"  ({entry['reason']})" if entry.get("reason") else ""
+        reason = f"  ({safe_text(entry['reason'])})" if entry.get("reason") else ""
         source = f" from {entry['source']}" if entry.get("source") else ""
-        out.print(f"  {entry['status']:<14} {entry['path']}{source}{reason}", markup=False)
+        out.print(f"  {entry['status']:<14} {safe_name(entry['path'])}{source}{reason}", markup=False)
     if len(items) > ITEM_LIMIT:
         out.print(f"  ... and {len(items) - ITEM_LIMIT} more (use --json for the full list)")
