@@ -61,11 +61,14 @@ def is_temporary_name(name):
 
 def split_relative(relative):
     """Return the components of a '/'-separated path below a root. Raise UnsafePath for
-    an absolute path, a NUL byte, or a '', '.' or '..' component."""
+    an absolute path, a NUL byte, a '', '.' or '..' component, or a component of the
+    shape of syncer's temporary files (it would be removed as a leftover)."""
     parts = relative.split("/")
     if not relative or relative.startswith("/") or "\x00" in relative or any(
             part in ("", ".", "..") for part in parts):
         raise UnsafePath(f"{relative!r} is not a plain path below the dataset; not writing it")
+    if any(is_temporary_name(part) for part in parts):
+        raise UnsafePath(f"{relative} has the shape of syncer's temporary files; not writing it")
     return parts
 
 
