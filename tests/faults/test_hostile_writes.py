@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tests.fakes import bunny
@@ -105,13 +105,22 @@ def test_a_chain_of_links_cannot_point_a_restore_outside(tmp_path):
     record("hostile input: a chain of links in a snapshot", 1)
 
 
-NAMES = ["a", "b", "d/a", "d/b", "d/e/a"]
-COMPONENTS = [".", "..", "a", "b", "d", "e", "f.txt", "missing", "data", "root"]
-link_text = st.one_of(
-    st.lists(st.sampled_from(COMPONENTS), min_size=1, max_size=8).map("/".join),
-    st.lists(st.sampled_from(COMPONENTS), min_size=1, max_size=3).map(lambda parts: "/" + "/".join(parts)),
-)
-link_sets = st.dictionaries(st.sampled_from(NAMES), link_text, min_size=1, max_size=5)
+# Chains: "a" loops back ("." or ".." or a folder), the other links hop through it,
+# climb with "..", then name something: lexically inside, yet the kernel may land
+# outside. Bait files outside the tree make such a landing visible.
+loop_link = st.sampled_from([".", ".", ".", "d", "d/e", "b", ".."])
+
+
+@st.composite
+def climbing_link(draw):
+    hops = draw(st.lists(st.sampled_from(["a", "a", "a", "d", "e", "."]), max_size=6))
+    ups = draw(st.integers(0, len(hops) + 1))  # mostly lexically inside: the chain decides
+    tail = draw(st.sampled_from(["", "", "f.txt", "d/e/f.txt", "missing"]))
+    return "/".join(hops + [".."] * ups + ([tail] if tail else [])) or "."
+
+
+link_sets = st.fixed_dictionaries({"a": loop_link, "b": climbing_link()}, optional={
+    "d/a": climbing_link(), "d/e/a": st.one_of(climbing_link(), st.sampled_from(["/etc/passwd", "/"]))})
 
 
 def plant(root, links):
@@ -121,14 +130,27 @@ def plant(root, links):
         os.symlink(text, root / name)
 
 
+def bait(*folders):
+    """Files with the tree's own names outside it, where a climbing link would land."""
+    for folder in folders:
+        write_tree(folder, {"f.txt": b"bait", "d/e/f.txt": b"bait"})
+
+
+CHAINS = [{"a": ".", "b": "a/a/../f.txt"},  # lexically a/f.txt; the kernel climbs out of the tree
+          {"a": "d", "b": "a/../../root/f.txt"}]  # out and back in through the tree's own name
+
+
 @settings(max_examples=150, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(link_sets)
+@example(CHAINS[0])
+@example(CHAINS[1])
 def test_the_one_escape_check_agrees_with_the_kernel_wherever_the_tree_is_moved(links):
     from syncer.fsio import find_escaping_link
 
     with tempfile.TemporaryDirectory() as directory:
         root = Path(directory) / "data" / "root"
+        bait(Path(directory), root.parent)
         plant(root, links)
         verdict = find_escaping_link(root)
         outside = [path for path in links_below(root) if kernel_resolves_outside(path, root)]
@@ -154,6 +176,7 @@ def restore_chains(examples):
     seen = {"refused": 0, "restored": 0}
     with tempfile.TemporaryDirectory() as directory:
         dataset = make_dataset(Path(directory), {"f.txt": b"file"}, name="chains")
+        bait(Path(directory) / "outer")
         policies = load_policies(dataset.policies)
         db = StateDB(dataset.state)
 
@@ -161,12 +184,14 @@ def restore_chains(examples):
                   phases=(Phase.explicit, Phase.generate),  # no shrinking: each example is a push and a restore
                   suppress_health_check=[HealthCheck.too_slow])
         @given(link_sets)
+        @example(CHAINS[0])
         def check(links):
             shutil.rmtree(dataset.data)
             plant(dataset.data, links)
             report, _ = run_push(policies, db)
             assert "error" not in report["datasets"][0], report
-            target = Path(directory) / f"target-{sum(seen.values())}"
+            target = Path(tempfile.mkdtemp(dir=Path(directory) / "outer")) / "target"
+            bait(target.parent)
             try:
                 run_restore(policies[0], db, target)
             except RestoreRefused as refused:
@@ -186,7 +211,7 @@ def restore_chains(examples):
 
 
 def test_generated_chains_of_links_in_snapshots_quick():
-    seen = restore_chains(3)
+    seen = restore_chains(2)
     record("hostile input: generated chains of links in snapshots (push + restore)", sum(seen.values()))
 
 
