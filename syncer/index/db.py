@@ -129,6 +129,19 @@ class StateConnection(sqlite3.Connection):
         return OperationalError(f"state database {self.location}: {text}; make room in {self.location.parent} "
                                 f"and run again")
 
+    @contextmanager
+    def translating(self):
+        """Translate the errors of a block reading rows from plain() cursors."""
+        try:
+            yield
+        except sqlite3.DatabaseError as error:
+            raise self.translated(error) from None
+
+    def plain(self, sql, parameters=()):
+        """A plain cursor, for StateDB's loops over many rows, run inside translating():
+        a StateCursor's call per row would slow the warm scan."""
+        return sqlite3.Connection.execute(self, sql, parameters)
+
     def execute(self, sql, parameters=()):
         try:
             return self.cursor(StateCursor).execute(sql, parameters)
@@ -217,19 +230,20 @@ class StateDB:
         (name, *stat fields) and nothing is sliced or copied per file.
         """
         usable = " AND ".join(["dirty = 0"] + [f"{DIGEST_COLUMN[name]} IS NOT NULL" for name in algorithms])
-        if parent:
-            # The primary key's range [parent/, parent0) holds the directory and all below
-            # it ('0' follows '/'); a scan of that range beats a lookup per row through
-            # files_parent. The unary + keeps the planner off files_parent.
-            cursor = self.connection.execute(
-                f"SELECT substr(path, ?), CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
-                "FROM files WHERE dataset=? AND side=? AND path >= ? AND path < ? AND +parent = ?",
-                (len(parent) + 2, dataset, side, parent + "/", parent + "0", parent))
-        else:
-            cursor = self.connection.execute(
-                f"SELECT path, CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
-                "FROM files INDEXED BY files_parent WHERE dataset=? AND side=? AND parent=''", (dataset, side))
-        return {row[0]: row for row in cursor}
+        with self.connection.translating():
+            if parent:
+                # The primary key's range [parent/, parent0) holds the directory and all below
+                # it ('0' follows '/'); a scan of that range beats a lookup per row through
+                # files_parent. The unary + keeps the planner off files_parent.
+                cursor = self.connection.plain(
+                    f"SELECT substr(path, ?), CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
+                    "FROM files WHERE dataset=? AND side=? AND path >= ? AND path < ? AND +parent = ?",
+                    (len(parent) + 2, dataset, side, parent + "/", parent + "0", parent))
+            else:
+                cursor = self.connection.plain(
+                    f"SELECT path, CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
+                    "FROM files INDEXED BY files_parent WHERE dataset=? AND side=? AND parent=''", (dataset, side))
+            return {row[0]: row for row in cursor}
 
     def parents(self, dataset, side):
         cursor = self.connection.execute(
@@ -270,23 +284,25 @@ class StateDB:
 
     def iterate_files(self, dataset, side=LOCAL):
         """Yield (path, size, mtime_ns, md5, sha256) of indexed files, in path order."""
-        yield from self.connection.execute(
-            "SELECT path, size, mtime_ns, md5, sha256 FROM files WHERE dataset=? AND side=? ORDER BY path",
-            (dataset, side))
+        with self.connection.translating():
+            yield from self.connection.plain(
+                "SELECT path, size, mtime_ns, md5, sha256 FROM files WHERE dataset=? AND side=? ORDER BY path",
+                (dataset, side))
 
     def compare(self, dataset):
         """Yield (path, local_size, authority_size, status, reason, etag) for every entry
         on either side. status is ok | changed | unverifiable | extra_local |
         missing_local | etag (an S3 multipart ETag the caller must recompute)."""
         matched = 0
-        for row in self.connection.execute(COMPARE_LOCAL_SQL, {"dataset": dataset}):
-            if row[3] != "extra_local":
-                matched += 1
-            yield row
-        authority_rows = self.connection.execute(
-            "SELECT COUNT(*) FROM files WHERE dataset=? AND side=?", (dataset, AUTHORITY)).fetchone()[0]
-        if authority_rows > matched:
-            yield from self.connection.execute(MISSING_LOCAL_SQL, {"dataset": dataset})
+        with self.connection.translating():
+            for row in self.connection.plain(COMPARE_LOCAL_SQL, {"dataset": dataset}):
+                if row[3] != "extra_local":
+                    matched += 1
+                yield row
+            authority_rows = self.connection.plain(
+                "SELECT COUNT(*) FROM files WHERE dataset=? AND side=?", (dataset, AUTHORITY)).fetchone()[0]
+            if authority_rows > matched:
+                yield from self.connection.plain(MISSING_LOCAL_SQL, {"dataset": dataset})
 
     def totals(self, dataset, side=LOCAL):
         """Return (files, bytes, bytes with a digest) of the indexed side."""
