@@ -258,7 +258,8 @@ def test_excludes_hold_for_a_dataset_path_with_glob_characters(tmp_path):
     password = write_secret(tmp_path / "secrets/restic.pass", PASSWORD + "\n")
     write_policy(tmp_path / "policies", "photos", {
         "path": str(data), "exclude": ["private/**"], "authority": {"type": "local", "path": str(data)},
-        "offsite": {"repository": str(tmp_path / "repo"), "password_file": str(password)}})
+        "offsite": {"repository": str(tmp_path / "repo"), "password_file": str(password),
+                    "manifest_root": str(tmp_path / "manifest-root")}})
     dataset = Dataset("photos", tmp_path, data, tmp_path / "policies", tmp_path / "state", str(tmp_path / "repo"),
                       password)
     assert dataset.syncer("push").exit_code == 0
