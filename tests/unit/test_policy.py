@@ -254,3 +254,20 @@ def test_schema_validates_the_examples_and_refuses_a_misspelt_key(tmp_path):
     document["exclud"] = []
     assert [error.message for error in validator.iter_errors(document)] == [
         "Additional properties are not allowed ('exclud' was unexpected)"]
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", "..", ".hidden", "x\x00y"])
+def test_a_dataset_name_that_could_leave_its_folders_is_refused(tmp_path, name):
+    # the manifests, the lock, the trash and the quarantine are folders named after it
+    write_policy(tmp_path / "p", "photos", good(tmp_path, name=name))
+    [problem] = problems_of(tmp_path / "p")
+    assert problem.startswith("photos.yaml: name: ")
+    assert "NUL" in problem if "\x00" in name else "must not contain '/' or '..' nor start with '.'" in problem
+
+
+def test_the_whole_system_is_no_dataset(tmp_path):
+    for path in ("/", "//", "/srv/.."):
+        write_policy(tmp_path / "p", "root", good(tmp_path, path=path))
+        assert problems_of(tmp_path / "p") == [
+            "root.yaml: path: / cannot be a dataset: it holds the system and syncer's own state; name the folder to "
+            "keep"]
