@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
 from syncer.index import integrity
@@ -58,6 +58,7 @@ def wanted_files(policy, db):
 
 def repair_dataset(policy, db, dry_run=False, rate_mib_s=None, offsite_source=None):
     with recorded_run(db, policy.name, "repair") as outcome:
+        require_on_this_machine(policy, "path")
         wanted = wanted_files(policy, db)
         remove_stale_temporaries(policy, wanted)
         items, still_broken = [], 0

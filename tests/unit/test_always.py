@@ -270,10 +270,10 @@ def test_the_daemon_plans_a_job_for_every_dataset_and_every_action_a_schedule_ma
     from syncer.policy.model import SCHEDULED_ACTIONS, GlobalSettings
     from syncer.schedule.daemon import Daemon
 
-    (tmp_path / "data").mkdir()
     for name in ("docs", "photos"):
-        write_policy(tmp_path / "p", name, {"path": str(tmp_path / "data"),
-                                            "authority": {"type": "local", "path": str(tmp_path / "data")},
+        (tmp_path / name).mkdir()
+        write_policy(tmp_path / "p", name, {"path": str(tmp_path / name),
+                                            "authority": {"type": "local", "path": str(tmp_path / name)},
                                             "schedule": {action: "0 4 * * *" for action in SCHEDULED_ACTIONS}})
     daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings(daemon={"jitter": 0}))
     with caplog.at_level(logging.WARNING, logger="syncer.daemon"):
