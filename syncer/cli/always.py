@@ -1,6 +1,7 @@
 """Commands of the always-on mode: `daemon`, `job` (what the timers call) and
 `systemd install`."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import OperationalError, SyncerError
 
+log = logging.getLogger("syncer")
 JOB_ACTIONS = ("run", "pull", "verify", "push", "check", "drill", "scrub")
 
 
@@ -87,12 +89,14 @@ def systemd():
 def install(dry_run, target):
     """Render the units with this machine's paths (the installed syncer, the policies
     and state dirs) and write them (or print them with --dry-run)."""
-    from syncer.schedule.units import machine_paths, render_units
+    from syncer.schedule.units import hidden_by_private_tmp, machine_paths, render_units
 
     current = settings()
     policies = current.policies()
     paths = machine_paths(policies, current.resolved_policies_dir(), current.resolved_state_dir(),
                           global_settings(current))
+    for warning in hidden_by_private_tmp(policies, paths):
+        log.warning("%s", warning)
     units = render_units(paths)
     target = Path(target)
     if dry_run:
