@@ -13,7 +13,8 @@ class Settings:
     policies_dir: Path | None = None
     state_dir: Path | None = None
     verbosity: int = 0
-    policy_problems: list = field(default_factory=list)  # of the files left out, said on stderr
+    policy_problems: list = field(default_factory=list)  # said on stderr; the command ran without them
+    left_out: list = field(default_factory=list)  # the policy files whose datasets did not run
     _db: object = field(default=None, repr=False)
     _policies: list | None = field(default=None, repr=False)
 
@@ -29,13 +30,17 @@ class Settings:
         """
         from syncer.errors import PolicyError
         from syncer.policy import read_policies, select_policies
+        from syncer.policy.load import policy_files
 
         if self._policies is None:
-            policies, problems = read_policies(self.existing_policies_dir(), state_dir=self.resolved_state_dir())
+            directory = self.existing_policies_dir()
+            policies, problems = read_policies(directory, state_dir=self.resolved_state_dir())
             if problems and (not policies or not {policy.name for policy in policies} >= set(names)):
                 raise PolicyError(problems)
             for problem in problems:
                 click.echo(mask(problem), err=True)
+            loaded = {policy.source for policy in policies}
+            self.left_out = [path.name for path in policy_files(directory) if path not in loaded]
             self._policies, self.policy_problems = policies, problems
         return select_policies(self._policies, names)
 

@@ -142,9 +142,9 @@ def main(argv=None):
         code = report_error(f"internal error: {error.__class__.__name__}: {error} (run with -v for details)",
                             EXIT_FAILURE)
     if current.policy_problems:
-        count = len(current.policy_problems)
-        files = dict.fromkeys(problem.split(":", 1)[0] for problem in current.policy_problems)
-        code = max(code or 0, report_error(f"left out {', '.join(files)} ({count} problem{'s' if count > 1 else ''} "
-                                           f"above); the other datasets ran", EXIT_USAGE))
+        problems = plural(len(current.policy_problems), "problem")
+        said = (f"left out {', '.join(current.left_out)} ({problems} above); the other datasets ran"
+                if current.left_out else f"{problems} in the policies (above)")
+        code = max(code or 0, report_error(said, EXIT_USAGE))
     sys.stdout.flush()
     sys.exit(code or 0)
