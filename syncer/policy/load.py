@@ -84,11 +84,14 @@ def read_policies(directory, check_paths=False, state_dir=None):
                             f"is already used by {seen[policy.name].source.name}")
         else:
             seen[policy.name] = policy
-    policies, overlaps = apart(list(seen.values()))
-    problems += overlaps
-    if state_dir is not None:
+    policies = list(seen.values())
+    apart_ones, clashes = apart(policies)
+    if state_dir is not None:  # every dataset, overlapping or not: check-policies reports each problem
         policies, state_problems = place_state_directory(policies, state_dir)
-        problems += state_problems
+        clashes += state_problems
+    problems += clashes
+    names_apart = {policy.name for policy in apart_ones}
+    policies = [policy for policy in policies if policy.name in names_apart]
     if check_paths:
         policies = [policy for policy in policies if not machine[policy.source]]
     try:

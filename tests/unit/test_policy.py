@@ -312,3 +312,16 @@ def test_a_state_directory_inside_a_dataset_is_excluded_from_it_and_said(tmp_pat
     assert policy.source == tmp_path / "p" / "home.yaml"  # still the same policy
     assert (f"home: the state directory {home / '.local/state/syncer'} is inside the dataset, so it is excluded "
             f"from it (as exclude: /.local/state/syncer)") in caplog.text
+
+
+def test_an_overlap_and_the_state_directory_are_both_reported(tmp_path):
+    from syncer.policy import read_policies
+
+    (tmp_path / "data" / "music").mkdir(parents=True)
+    write_policy(tmp_path / "p", "all", good(tmp_path))
+    write_policy(tmp_path / "p", "music", good(tmp_path, path=str(tmp_path / "data" / "music")))
+    policies, problems = read_policies(tmp_path / "p", state_dir=tmp_path)
+    assert policies == []
+    assert [problem.split(" is inside ")[0] for problem in problems] == [
+        f"music.yaml: path: dataset path {tmp_path / 'data' / 'music'}", f"all.yaml: path: dataset path "
+        f"{tmp_path / 'data'}", f"music.yaml: path: dataset path {tmp_path / 'data' / 'music'}"]
