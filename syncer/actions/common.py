@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from syncer.actions.hooks import with_hooks
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, StateDamaged, SyncerError
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, OperationalError, StateDamaged, SyncerError
+from syncer.policy.load import check_machine
 
 log = logging.getLogger("syncer")
 
@@ -34,6 +35,15 @@ def recorded_run(db, dataset, action):
     outcome["seconds"] = round(time.monotonic() - started, 3)
     result = {EXIT_OK: "ok", EXIT_FINDINGS: "findings"}.get(outcome["exit_code"], "failed")
     db.finish_run(run_id, result, outcome["exit_code"], {k: v for k, v in outcome.items() if k != "items"})
+
+
+def require_on_this_machine(policy, *parts):
+    """Raise OperationalError naming the policy file and field when something `parts` of
+    the policy need (see check_machine) is not on this machine: a disk not mounted, a
+    file not copied yet. That dataset fails (exit 3); the others run."""
+    problems = check_machine(policy, parts, missing_only=True)
+    if problems:
+        raise OperationalError("; ".join(f"{policy.file_label}: {problem}" for problem in problems))
 
 
 def for_each_dataset(policies, work, action=None, dry_run=False):

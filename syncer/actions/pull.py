@@ -17,7 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
-from syncer.actions.common import for_each_dataset, recorded_run, run_in_threads
+from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine, run_in_threads
 from syncer.endpoints import git
 from syncer.endpoints.base import check_relative_path
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint
@@ -72,6 +72,7 @@ def pull_settings(policy):
 def pull_dataset(policy, db, dry_run=False):
     delete, concurrency = pull_settings(policy)
     with recorded_run(db, policy.name, "pull") as outcome:
+        require_on_this_machine(policy, "path", "authority")
         endpoint = build_endpoint(policy, concurrency=concurrency)
         policy.path.mkdir(parents=True, exist_ok=True)
         log.info("%s: pulling from %s%s", policy.name, endpoint.describe(), " (dry run)" if dry_run else "")

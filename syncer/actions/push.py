@@ -5,7 +5,7 @@ import json
 import logging
 import time
 
-from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
 from syncer.actions.offsite import manifest_directory, open_repository, require_offsite, write_manifest
 from syncer.endpoints.factory import checksum_algorithm
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
@@ -36,6 +36,7 @@ def run_push(policies, db, progress=None, init=False):
 
 def push_dataset(policy, db, progress=None, init=False):
     with recorded_run(db, policy.name, "push") as outcome:
+        require_on_this_machine(policy, "path", "offsite")
         repository = open_repository(policy, db.state_dir)
         log.info("%s: indexing %s for the manifest", policy.name, policy.path)
         # the digest verify keeps, so the index is refreshed without re-hashing under another algorithm

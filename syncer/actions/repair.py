@@ -11,7 +11,7 @@ import logging
 import os
 import time
 
-from syncer.actions.common import for_each_dataset, quarantine_folder, recorded_run
+from syncer.actions.common import for_each_dataset, quarantine_folder, recorded_run, require_on_this_machine
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
 from syncer.fsio import DigestMismatch, UnsafePath, remove_temporaries, write_file
@@ -54,6 +54,7 @@ def wanted_files(policy, db):
 
 def repair_dataset(policy, db, dry_run=False, rate_mib_s=None, offsite_source=None):
     with recorded_run(db, policy.name, "repair") as outcome:
+        require_on_this_machine(policy, "path")
         wanted = wanted_files(policy, db)
         remove_stale_temporaries(policy, wanted)
         items, still_broken = [], 0

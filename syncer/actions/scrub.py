@@ -10,7 +10,7 @@ import logging
 import os
 import time
 
-from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
 from syncer.actions.repair import repair_dataset
 from syncer.actions.repair_offsite import snapshot_copies
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
@@ -58,6 +58,7 @@ def repair_now(policy, db, rate):
 
 def scrub_dataset(policy, db, fraction, rate_mib_s=None):
     with recorded_run(db, policy.name, "scrub") as outcome:
+        require_on_this_machine(policy, "path")
         integrity.ensure_schema(db)
         _, total_bytes, _ = db.totals(policy.name)
         budget = max(1, int(total_bytes * fraction))

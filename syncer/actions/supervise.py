@@ -11,7 +11,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 
-from syncer.errors import EXIT_OK
+from syncer.errors import EXIT_OK, EXIT_USAGE
 from syncer.index.runs import run_before, runs_since
 from syncer.log import mask
 from syncer.notify.events import classify, is_problem, should_notify
@@ -130,13 +130,23 @@ def write_metrics(policies, db, global_settings):
 
 
 def report_unstartable(global_settings, step, error):
-    """Tell the global receivers that an unattended step could not even start (the
-    policies cannot be loaded: a disk not mounted, a broken file), since nobody is
-    watching the terminal."""
+    """Tell the global receivers that an unattended step could not even start (no
+    policy file loads), since nobody is watching the terminal."""
+    tell_global_receivers(global_settings, step, f"could not start: {error}", getattr(error, "exit_code", None))
+
+
+def report_left_out(global_settings, step, problems):
+    """Tell the global receivers about policy files the step left out (their problems),
+    while it ran the others."""
+    if problems:
+        tell_global_receivers(global_settings, step, "left out policy files with problems: " + "; ".join(problems),
+                              EXIT_USAGE)
+
+
+def tell_global_receivers(global_settings, step, text, exit_code):
     settings = global_settings.notify
-    message = f"syncer {step} on {hostname()} could not start: {error}"
     if settings.healthchecks:
-        ping_healthchecks(settings.healthchecks, "fail", message)
-    run = {"action": step, "result": "failed", "exit_code": getattr(error, "exit_code", None),
-           "started_at": time.time(), "finished_at": time.time(), "summary": {"error": str(error)}}
+        ping_healthchecks(settings.healthchecks, "fail", f"syncer {step} on {hostname()} {text}")
+    run = {"action": step, "result": "failed", "exit_code": exit_code,
+           "started_at": time.time(), "finished_at": time.time(), "summary": {"error": text}}
     notify_run("(all datasets)", run, "failure", settings, "")

@@ -5,7 +5,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
 from syncer.endpoints import git
 from syncer.endpoints.base import NOTHING_TO_DOWNLOAD
 from syncer.endpoints.factory import build_endpoint
@@ -43,6 +43,7 @@ def run_verify(policies, db, deep=False, strict=False, progress=None):
 
 def verify_dataset(policy, db, deep=False, strict=False, progress=None):
     with recorded_run(db, policy.name, "verify") as outcome:
+        require_on_this_machine(policy, "path", "authority")  # never offsite's: verify needs no repository
         endpoint = build_endpoint(policy)
         algorithm = endpoint.capabilities.checksum or "sha256"
         log.info("%s: indexing the local copy %s", policy.name, policy.path)

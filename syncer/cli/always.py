@@ -1,6 +1,7 @@
 """Commands of the always-on mode: `daemon`, `job` (what the timers call) and
 `systemd install`."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import OperationalError, SyncerError
 
+log = logging.getLogger("syncer")
 JOB_ACTIONS = ("run", "pull", "verify", "push", "check", "drill", "scrub")
 
 
@@ -19,22 +21,22 @@ def global_settings(current):
     return load_global_settings(current.resolved_policies_dir())
 
 
-def state_dir(current):
-    from syncer.index.db import default_state_dir
-
-    return current.state_dir or default_state_dir()
-
-
 @cli.command()
 @global_options
 def daemon():
     """Run the schedules of every policy, watch datasets with `watch: true`, and report
     to healthchecks/ntfy/webhooks and the metrics textfile. Stops cleanly on SIGTERM."""
+    from syncer.actions.supervise import report_left_out
     from syncer.schedule.daemon import Daemon
 
     current = settings()
-    policies = current.policies(check_paths=False)
-    sys.exit(Daemon(policies, state_dir(current), global_settings(current)).run())
+    policies = current.policies()
+    global_ = global_settings(current)
+    # Files left out are said now (stderr, the global receivers); the daemon runs the
+    # others, and its exit code tells how it stopped.
+    report_left_out(global_, "daemon", current.policy_problems)
+    current.policy_problems = []
+    sys.exit(Daemon(policies, current.resolved_state_dir(), global_).run())
 
 
 @cli.command()
@@ -46,15 +48,15 @@ def job(action, datasets, as_json):
     """Run one ACTION on every dataset (or those named) as the timers do: with
     healthchecks pings, failure/recovery notifications and the metrics textfile."""
     from syncer.actions.run import RUNNERS, run_all
-    from syncer.actions.supervise import report_unstartable, supervised
+    from syncer.actions.supervise import report_left_out, report_unstartable, supervised
     from syncer.cli.render import print_json, render_verify
 
     runner = run_all if action == "run" else RUNNERS[action]
     current = settings()
     global_ = global_settings(current)
     try:
+        policies = current.policies(datasets)
         every_policy = current.policies()
-        policies = current.policies(datasets) if datasets else every_policy
     except SyncerError as error:
         report_unstartable(global_, action, error)
         raise
@@ -64,6 +66,7 @@ def job(action, datasets, as_json):
         except Exception as error:
             outcome.update(exit_code=getattr(error, "exit_code", 3), error=str(error))
             raise
+    report_left_out(global_, action, current.policy_problems)  # after the pings: a broken file is not a success
     if as_json:
         print_json(report)
     elif action == "verify":
@@ -86,11 +89,14 @@ def systemd():
 def install(dry_run, target):
     """Render the units with this machine's paths (the installed syncer, the policies
     and state dirs) and write them (or print them with --dry-run)."""
-    from syncer.schedule.units import machine_paths, render_units
+    from syncer.schedule.units import hidden_by_private_tmp, machine_paths, render_units
 
     current = settings()
-    policies = current.policies(check_paths=False)
-    paths = machine_paths(policies, current.resolved_policies_dir(), state_dir(current), global_settings(current))
+    policies = current.policies()
+    paths = machine_paths(policies, current.resolved_policies_dir(), current.resolved_state_dir(),
+                          global_settings(current))
+    for warning in hidden_by_private_tmp(policies, paths):
+        log.warning("%s", warning)
     units = render_units(paths)
     target = Path(target)
     if dry_run:

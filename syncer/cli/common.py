@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from syncer.log import setup_logging
+from syncer.log import mask, setup_logging
 
 
 @dataclass
@@ -13,11 +13,41 @@ class Settings:
     policies_dir: Path | None = None
     state_dir: Path | None = None
     verbosity: int = 0
+    policy_problems: list = field(default_factory=list)  # said on stderr; the command ran without them
+    left_out: list = field(default_factory=list)  # the policy files whose datasets did not run
     _db: object = field(default=None, repr=False)
+    _policies: list | None = field(default=None, repr=False)
 
-    def policies(self, names=(), check_paths=True):
+    def policies(self, names=()):
+        """Return the policies named in `names` (all when empty).
+
+        A file with a problem (its YAML, its schema, a clash with another file or with
+        the state directory) is said on stderr once and left out; the others run, and
+        syncer.cli.main makes the exit code 2 at the end. What a policy needs on this
+        machine is each action's to check: a missing disk fails that dataset alone.
+        Raise PolicyError when no file loads, or when a dataset named may be in one that
+        did not.
+        """
         from syncer.errors import PolicyError
-        from syncer.policy import load_policies, select_policies
+        from syncer.policy import read_policies, select_policies
+        from syncer.policy.load import policy_files
+
+        if self._policies is None:
+            directory = self.existing_policies_dir()
+            policies, problems = read_policies(directory, state_dir=self.resolved_state_dir())
+            if problems and (not policies or not {policy.name for policy in policies} >= set(names)):
+                raise PolicyError(problems)
+            for problem in problems:
+                click.echo(mask(problem), err=True)
+            loaded = {policy.source for policy in policies}
+            self.left_out = [path.name for path in policy_files(directory) if path not in loaded]
+            self._policies, self.policy_problems = policies, problems
+        return select_policies(self._policies, names)
+
+    def existing_policies_dir(self):
+        """Return the policies directory. Raise PolicyError naming the path tried and how
+        to point at another when it does not exist."""
+        from syncer.errors import PolicyError
 
         directory = self.resolved_policies_dir()
         if not directory.is_dir():
@@ -25,7 +55,7 @@ class Settings:
                       else "the default, as /etc/syncer/policies does not exist")
             raise PolicyError([f"policies directory {directory.absolute()} does not exist ({chosen}); point at "
                                f"yours with --policies DIR or SYNCER_POLICIES"])
-        return select_policies(load_policies(directory, check_paths), names)
+        return directory
 
     def resolved_policies_dir(self):
         if self.policies_dir:
@@ -33,20 +63,24 @@ class Settings:
         system = Path("/etc/syncer/policies")
         return system if system.is_dir() else Path("policies")
 
+    def resolved_state_dir(self):
+        from syncer.index.db import default_state_dir
+
+        return self.state_dir or default_state_dir()
+
     def db(self):
-        from syncer.index.db import StateDB, default_state_dir
+        from syncer.index.db import StateDB
 
         if self._db is None:
-            self._db = StateDB(self.state_dir or default_state_dir())
+            self._db = StateDB(self.resolved_state_dir())
         return self._db
 
     def existing_db(self):
         """The state database for commands that only read it (status): never created.
         Raise UsageError naming the directory read, and how to point at another."""
         from syncer.errors import UsageError
-        from syncer.index.db import default_state_dir
 
-        directory = Path(self.state_dir or default_state_dir()).absolute()
+        directory = Path(self.resolved_state_dir()).absolute()
         if self._db is None and not (directory / "state.db").is_file():
             chosen = "given with --state-dir or SYNCER_STATE_DIR" if self.state_dir else "the default"
             raise UsageError(f"no state database in {directory} ({chosen}): syncer has not run with this state "

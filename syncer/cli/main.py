@@ -10,7 +10,7 @@ import sys
 import click
 
 from syncer.cli import always, cloud, integrity, offsite  # noqa: F401 (their commands attach to the group)
-from syncer.cli.common import global_options, json_option, settings
+from syncer.cli.common import Settings, global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import EXIT_FAILURE, EXIT_USAGE, PolicyError, SyncerError
 from syncer.log import escape_controls, mask, plural
@@ -30,9 +30,12 @@ def check_policies(as_json, schema):
         from syncer.policy.model import policy_json_schema
 
         return print_json(policy_json_schema())
+    from syncer.policy import load_policies
+
     current = settings()
     try:
-        policies = current.policies()
+        # Everything, this machine's paths and files too: every problem is exit 2 here.
+        policies = load_policies(current.existing_policies_dir(), state_dir=current.resolved_state_dir())
     except PolicyError as error:
         if as_json:
             print_json({"valid": False, "problems": error.problems})
@@ -73,7 +76,7 @@ def status(as_json):
     from syncer.cli.render import print_json, render_status
 
     current = settings()
-    report, exit_code = run_status(current.policies(check_paths=False), current.existing_db())
+    report, exit_code = run_status(current.policies(), current.existing_db())
     print_json(report) if as_json else render_status(report)
     sys.exit(exit_code)
 
@@ -111,9 +114,14 @@ def report_error(message, exit_code):
 
 
 def main(argv=None):
-    """Entry point: run the CLI; turn every error into one message and an exit code."""
+    """Entry point: run the CLI; turn every error into one message and an exit code.
+    Policy files that were left out make the exit code at least 2, whatever the others
+    did."""
+    current = Settings()
     try:
-        code = cli.main(args=argv, prog_name="syncer", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="syncer", standalone_mode=False, obj=current)
+    except SystemExit as done:  # a command's sys.exit(exit code)
+        code = done.code
     except click.exceptions.Exit as done:
         code = done.exit_code
     except click.ClickException as error:
@@ -133,5 +141,10 @@ def main(argv=None):
         log.debug("internal error", exc_info=True)
         code = report_error(f"internal error: {error.__class__.__name__}: {error} (run with -v for details)",
                             EXIT_FAILURE)
+    if current.policy_problems:
+        problems = plural(len(current.policy_problems), "problem")
+        said = (f"left out {', '.join(current.left_out)} ({problems} above); the other datasets ran"
+                if current.left_out else f"{problems} in the policies (above)")
+        code = max(code or 0, report_error(said, EXIT_USAGE))
     sys.stdout.flush()
     sys.exit(code or 0)

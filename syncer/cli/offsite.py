@@ -157,7 +157,7 @@ def offsite_policies(current, dataset=None):
     Paths on this machine are not checked: these commands work from a laptop."""
     from syncer.errors import UsageError
 
-    policies = current.policies([dataset] if dataset else (), check_paths=False)
+    policies = current.policies([dataset] if dataset else ())
     if dataset:
         if policies[0].offsite is None:
             raise UsageError(f"dataset {dataset} has no offsite section in {policies[0].file_label}")

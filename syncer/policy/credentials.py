@@ -4,7 +4,7 @@ import os
 import stat
 from pathlib import Path
 
-from syncer.errors import CredentialError
+from syncer.errors import CredentialError, OperationalError
 from syncer.log import register_secret
 
 
@@ -39,6 +39,13 @@ def check_credentials_file(path):
     return None
 
 
+def credentials_error(path, problem):
+    """Return the error for a `problem` with the file at `path`: a file that is not there
+    is this machine's failure (a disk not mounted, a file not copied yet: exit 3), one
+    that is there but unusable is the user's to fix (exit 2)."""
+    return CredentialError(problem) if os.path.lexists(path) else OperationalError(problem)
+
+
 def read_credentials(path, required=()):
     """Read KEY=VALUE lines from `path` and return them as a dict.
 
@@ -48,7 +55,7 @@ def read_credentials(path, required=()):
     """
     problem = check_credentials_file(path)
     if problem:
-        raise CredentialError(problem)
+        raise credentials_error(path, problem)
     values = {}
     try:
         text = path.read_text(encoding="utf-8")

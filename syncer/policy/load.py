@@ -4,6 +4,8 @@ syncer.policy.model; what only this machine can say (paths, credentials files, t
 restic binary) is checked after it."""
 
 import difflib
+import logging
+import os
 import shutil
 import types
 import typing
@@ -23,6 +25,8 @@ GLOBAL_FILE_NAMES = ("syncer.yaml", "syncer.yml")
 MAX_FILE_MIB = 1
 MAX_DEPTH = 64
 MAX_VALUES = 100_000  # with every alias expanded
+MACHINE_PARTS = ("path", "authority", "offsite")
+log = logging.getLogger("syncer.policy")
 TYPE_NAMES = {"string_type": "a string", "int_type": "a whole number", "bool_type": "true or false",
               "list_type": "a list", "tuple_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
               "model_attributes_type": "a mapping"}
@@ -38,22 +42,41 @@ def policy_files(directory):
                   if p.suffix in POLICY_SUFFIXES and p.is_file() and p.name not in GLOBAL_FILE_NAMES)
 
 
-def load_policies(directory, check_paths=True):
+def load_policies(directory, check_paths=True, state_dir=None):
     """Given a policies directory, return the list of Policy objects.
 
     Raise PolicyError holding every problem of every file (syncer.yaml's too), each as
-    "FILE: dotted.path: message". With `check_paths`, also check what exists on this
-    machine: the dataset path, credentials files and the restic binary.
+    "FILE: dotted.path: message". `check_paths` and `state_dir` are read_policies'.
+    """
+    policies, problems = read_policies(directory, check_paths, state_dir)
+    if problems:
+        raise PolicyError(problems)
+    return policies
+
+
+def read_policies(directory, check_paths=False, state_dir=None):
+    """Given a policies directory, return (policies, problems): the datasets of the files
+    without a problem, and every problem of every file (syncer.yaml's too), each as
+    "FILE: dotted.path: message". One broken file leaves the others usable.
+
+    Two files with one dataset name: the second is left out. Datasets whose paths nest
+    or coincide: both are left out. With `state_dir` (the one this run uses): a dataset
+    inside it is left out; a state directory inside a dataset is excluded from it. With
+    `check_paths`, what the policy names on this machine is checked too (check_machine).
+    Raise PolicyError when there is no policy file at all.
     """
     policies, problems = [], []
     files = policy_files(directory)
     if not files:
         raise PolicyError([f"{directory}: no policy files (*.yaml) found"])
     for path in files:
-        policy, file_problems = load_policy_file(path, check_paths)
+        policy, file_problems = load_policy_file(path, check_paths=False)
         problems += [f"{path.name}: {problem}" for problem in file_problems]
         if policy:
             policies.append(policy)
+    if check_paths:  # every file's, before any is left out below: check-policies reports everything
+        machine = {policy.source: check_machine(policy) for policy in policies}
+        problems += [f"{policy.file_label}: {problem}" for policy in policies for problem in machine[policy.source]]
     seen = {}
     for policy in policies:
         if policy.name in seen:
@@ -61,13 +84,72 @@ def load_policies(directory, check_paths=True):
                             f"is already used by {seen[policy.name].source.name}")
         else:
             seen[policy.name] = policy
+    policies = list(seen.values())
+    apart_ones, clashes = apart(policies)
+    if state_dir is not None:  # every dataset, overlapping or not: check-policies reports each problem
+        policies, state_problems = place_state_directory(policies, state_dir)
+        clashes += state_problems
+    problems += clashes
+    names_apart = {policy.name for policy in apart_ones}
+    policies = [policy for policy in policies if policy.name in names_apart]
+    if check_paths:
+        policies = [policy for policy in policies if not machine[policy.source]]
     try:
         load_global_settings(directory)
     except PolicyError as error:
         problems += error.problems
-    if problems:
-        raise PolicyError(problems)
-    return policies
+    return policies, problems
+
+
+def real_path(path):
+    return Path(os.path.realpath(path))
+
+
+def apart(policies):
+    """Return (policies, problems): the datasets whose paths neither hold nor lie inside
+    another dataset's. Both of an overlapping pair are left out: a verify of one would
+    report the other's files, a pull with delete would remove them."""
+    problems, refused = [], set()
+    for index, one in enumerate(policies):
+        for other in policies[index + 1:]:
+            mine, theirs = real_path(other.path), real_path(one.path)
+            relation = ("is" if mine == theirs else "is inside" if theirs in mine.parents
+                        else "holds" if mine in theirs.parents else None)
+            if relation:
+                problems.append(f"{other.file_label}: path: dataset path {other.path} {relation} dataset "
+                                f"{one.name}'s path {one.path} ({one.file_label}); datasets must not overlap: "
+                                f"neither runs until they are apart")
+                refused.update((one.name, other.name))
+    return [policy for policy in policies if policy.name not in refused], problems
+
+
+def place_state_directory(policies, state_dir):
+    """Return (policies, problems) for the state directory this run uses. A dataset
+    inside it (or equal to it) is refused. A state directory inside a dataset (the XDG
+    default, ~/.local/state/syncer, when a user keeps their home) is excluded from that
+    dataset, and said: verify would report syncer's own database, push would snapshot it
+    mid-write."""
+    state = real_path(state_dir)
+    kept, problems = [], []
+    for policy in policies:
+        path = real_path(policy.path)
+        if path == state or state in path.parents:
+            problems.append(f"{policy.file_label}: path: dataset path {policy.path} is inside the state directory "
+                            f"{state_dir}; keep datasets and syncer's state apart (--state-dir or SYNCER_STATE_DIR "
+                            f"chooses the state directory)")
+            continue
+        if path in state.parents:
+            relative = state.relative_to(path).as_posix()
+            if any(char in relative for char in "*?[]\\"):
+                problems.append(f"{policy.file_label}: path: dataset path {policy.path} holds the state directory "
+                                f"{state_dir}, whose name has glob characters, so it cannot be excluded; choose "
+                                f"another with --state-dir or SYNCER_STATE_DIR")
+                continue
+            log.info("%s: the state directory %s is inside the dataset, so it is excluded from it "
+                     "(as exclude: /%s)", policy.name, state_dir, relative)
+            policy = policy.model_copy(update={"exclude": (*policy.exclude, f"/{relative}")})
+        kept.append(policy)
+    return kept, problems
 
 
 def load_policy_file(path, check_paths=True):
@@ -241,27 +323,33 @@ def suggest(word, choices):
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def check_machine(policy):
-    """Return problems with what the policy needs on this machine."""
+def check_machine(policy, parts=MACHINE_PARTS, missing_only=False):
+    """Return problems with what `parts` of the policy need on this machine: "path" the
+    dataset's folder, "authority" a local authority's folder and its credentials file,
+    "offsite" the password and env files and the restic binary. With `missing_only`,
+    only what is not there (a credentials file readable by others is left to its reader)."""
     problems = []
-    if not policy.path.exists():
-        problems.append(f"path: dataset path {policy.path} does not exist")
-    elif not policy.path.is_dir():
-        problems.append(f"path: dataset path {policy.path} is not a directory")
-    if policy.authority.type == "local" and not policy.authority.path.is_dir():
-        problems.append(f"authority.path: {policy.authority.path} does not exist or is not a directory")
-    if policy.authority.credentials:
-        problem = check_credentials_file(policy.authority.credentials)
-        if problem:
-            problems.append(f"authority.credentials: {problem}")
-    if policy.offsite:
-        for key in ("password_file", "env_file"):
-            path = getattr(policy.offsite, key)
-            problem = path and check_credentials_file(path)
-            if problem:
-                problems.append(f"offsite.{key}: {problem.replace('credentials file', 'file')}")
-        if not shutil.which("restic"):
-            problems.append("offsite: the restic binary was not found on PATH (apt-get install -y restic)")
+    if "path" in parts:
+        if not policy.path.exists():
+            problems.append(f"path: dataset path {policy.path} does not exist")
+        elif not policy.path.is_dir():
+            problems.append(f"path: dataset path {policy.path} is not a directory")
+    files = []
+    if "authority" in parts:
+        if policy.authority.type == "local" and not policy.authority.path.is_dir():
+            problems.append(f"authority.path: {policy.authority.path} does not exist or is not a directory")
+        files.append(("authority.credentials", policy.authority.credentials))
+    if "offsite" in parts and policy.offsite:
+        files += [("offsite.password_file", policy.offsite.password_file),
+                  ("offsite.env_file", policy.offsite.env_file)]
+    for key, path in files:
+        problem = path and check_credentials_file(path)
+        if problem and not (missing_only and path.exists()):
+            if key.startswith("offsite"):  # a password and an environment, not credentials files
+                problem = problem.replace("credentials file", "file")
+            problems.append(f"{key}: {problem}")
+    if "offsite" in parts and policy.offsite and not shutil.which("restic"):
+        problems.append("offsite: the restic binary was not found on PATH (apt-get install -y restic)")
     return problems
 
 

@@ -8,6 +8,7 @@ the file's stem. syncer.policy.load turns validation errors into
 "FILE: dotted.path: message" lines.
 """
 
+import os
 import re
 import reprlib
 from pathlib import Path
@@ -55,6 +56,22 @@ def text_of(value):
     if not value:
         raise PydanticCustomError("string_too_short", "must be a non-empty string")
     return no_nul(value)
+
+
+def dataset_name(name):
+    """A dataset's name names folders (its manifests, lock, trash and quarantine): one
+    plain path component, never a way out of them."""
+    if "/" in name or ".." in name or name.startswith("."):
+        raise ValueError(f"{reprlib.repr(name)} cannot name a dataset: the manifests, lock, trash and quarantine "
+                         "folders are named after it, so it must not contain '/' or '..' nor start with '.'")
+    return name
+
+
+def dataset_path(path):
+    if os.path.realpath(path) == "/":  # also //, /srv/.. and a link to /
+        raise ValueError("/ cannot be a dataset: it holds the system and syncer's own state; "
+                         "name the folder to keep")
+    return path
 
 
 def folder_of(info):
@@ -272,8 +289,8 @@ class Pull(Model):
 class Policy(Model):
     """One dataset: its local copy, its authoritative copy and what syncer does with them."""
 
-    name: Name = Field(None, validate_default=True)
-    path: LocalPath
+    name: Annotated[Name, AfterValidator(dataset_name)] = Field(None, validate_default=True)
+    path: Annotated[LocalPath, AfterValidator(dataset_path)]
     exclude: Annotated[tuple[Name, ...], BeforeValidator(lambda value: tuple(value) if isinstance(value, list)
                                                          else value)] = ()
     authority: Authority

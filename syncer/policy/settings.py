@@ -60,9 +60,9 @@ def weekday_name(number):
     return WEEKDAY_NAMES[int(number)]
 
 
-def cron_interval(expression, now=None, samples=8):
-    """Return the longest gap, in seconds, between successive times of a cron expression
-    (over the next `samples` of them): the interval a stale check should allow."""
+def cron_gaps(expression, now=None, samples=8):
+    """Return the gaps, in seconds, between the next `samples` + 1 times of a cron
+    expression."""
     from datetime import UTC, datetime
 
     trigger = cron_trigger(expression, timezone=UTC)
@@ -75,5 +75,11 @@ def cron_interval(expression, now=None, samples=8):
             break
         times.append(moment)
         previous = moment
-    gaps = [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])]
+    return [(later - earlier).total_seconds() for earlier, later in zip(times, times[1:])]
+
+
+def cron_interval(expression, now=None, samples=8):
+    """Return the longest gap, in seconds, between successive times of a cron expression
+    (over the next `samples` of them): the interval a stale check should allow."""
+    gaps = cron_gaps(expression, now, samples)
     return max(gaps) if gaps else None

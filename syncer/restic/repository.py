@@ -7,8 +7,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from syncer.errors import CredentialError, UsageError
-from syncer.policy.credentials import check_credentials_file, read_credentials
+from syncer.errors import UsageError
+from syncer.policy.credentials import check_credentials_file, credentials_error, read_credentials
 from syncer.restic import argv as build
 from syncer.restic.runner import RepositoryLocked, ResticContext, ResticFailed, run_restic
 from syncer.restic.versions import supports
@@ -21,8 +21,8 @@ CHECK_FOUND_ERRORS = re.compile(r"repository contains errors", re.I)
 def build_context(policy, state_dir):
     """Return the ResticContext of `policy`'s offsite section.
 
-    Raise UsageError if the policy has none, CredentialError if the password file or
-    env file is missing or readable by others.
+    Raise UsageError if the policy has none; OperationalError if the password file or
+    env file is missing, CredentialError if it is readable by others.
     """
     offsite = policy.offsite
     if offsite is None:
@@ -30,7 +30,7 @@ def build_context(policy, state_dir):
     problem = check_credentials_file(Path(offsite.password_file))
     if problem:
         problem = problem.replace("credentials file", "file")
-        raise CredentialError(f"{policy.file_label}: offsite.password_file: {problem}")
+        raise credentials_error(offsite.password_file, f"{policy.file_label}: offsite.password_file: {problem}")
     env = read_credentials(Path(offsite.env_file)) if offsite.env_file else {}
     return ResticContext(repository=offsite.repository, password_file=Path(offsite.password_file),
                          cache_dir=Path(state_dir) / "restic-cache", env=env,

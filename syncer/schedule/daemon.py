@@ -1,11 +1,14 @@
 """`syncer daemon`: apscheduler decides WHEN, watchdog says WHAT changed; both call actions.
 
-One cron job per dataset and scheduled action (max_instances=1, coalescing, jitter,
-a misfire grace time). A run missed while the daemon was down (the last start in the
-state database is older than the schedule's previous time) runs soon after start, as
-systemd's Persistent=true does. Steps of one dataset never overlap. SIGTERM lets the
-running steps finish for `stop_grace`, then abandons them (recorded as interrupted)
-and exits 0. Under systemd Type=notify: READY, STATUS, WATCHDOG and STOPPING.
+One cron job per dataset and scheduled action (max_instances=1, coalescing, a misfire
+grace time, and a random jitter: daemon.jitter at most, and never more than a tenth of
+the shortest gap between the schedule's times). A run missed while the daemon was down
+(the last start in the state database is older than the schedule's previous time) runs
+soon after start, as systemd's Persistent=true does: as a job of its own that waits for
+a free worker however busy the board is, never dropped by the misfire grace time.
+Steps of one dataset never overlap. SIGTERM lets the running steps finish for
+`stop_grace`, then abandons them (recorded as interrupted) and exits 0. Under systemd
+Type=notify: READY, STATUS, WATCHDOG and STOPPING.
 """
 
 import logging
@@ -25,13 +28,14 @@ from syncer.actions.supervise import supervised, write_metrics
 from syncer.errors import EXIT_FAILURE, SyncerError
 from syncer.index.db import StateDB
 from syncer.index.runs import abandon_unfinished, last_started
-from syncer.policy.settings import cron_trigger, watch_settings
+from syncer.policy.settings import cron_gaps, cron_trigger, watch_settings
 from syncer.schedule.watch import PendingChanges, Watcher
 
 log = logging.getLogger("syncer.daemon")
 WORKERS = 2
 TICK_SECONDS = 0.5
 CATCH_UP_DELAY = 2.0  # seconds after start; staggered per job
+JITTER_SHARE = 0.1  # of the shortest gap between a schedule's times
 
 
 class Notifier:
@@ -82,22 +86,27 @@ class Daemon:
     # --- start ----------------------------------------------------------------
 
     def plan_jobs(self, now=None):
-        """Add one job per dataset and scheduled action; return the number added."""
+        """Add one job per dataset and scheduled action, and a catch-up job for each run
+        missed while the daemon was down; return the number of scheduled jobs."""
         now = now or time.time()
-        added = 0
+        added = catch_ups = 0
         for policy in self.policies.values():
             for action, expression in policy.schedule.items():
-                trigger = cron_trigger(expression, jitter=int(self.settings.jitter) or None)
-                options = {}
+                trigger = cron_trigger(expression, jitter=bounded_jitter(expression, self.settings.jitter, now))
+                self.scheduler.add_job(self.run_step, trigger, args=(policy.name, action), id=f"{policy.name}:{action}",
+                                       name=f"{policy.name} {action}")
+                added += 1
                 missed = missed_run(expression, last_started(self.db, policy.name, action), now)
                 if missed:
-                    options["next_run_time"] = datetime.now().astimezone() + timedelta(
-                        seconds=CATCH_UP_DELAY + added * 0.5)
                     log.info("%s %s: missed its run at %s while the daemon was not running; running it now",
                              policy.name, action, missed.astimezone().strftime("%Y-%m-%d %H:%M:%S"))
-                self.scheduler.add_job(self.run_step, trigger, args=(policy.name, action), id=f"{policy.name}:{action}",
-                                       name=f"{policy.name} {action}", **options)
-                added += 1
+                    # No misfire grace: behind other steps on a busy board it waits for a
+                    # worker instead of being dropped until the next slot.
+                    start = datetime.now().astimezone() + timedelta(seconds=CATCH_UP_DELAY + catch_ups * 0.5)
+                    self.scheduler.add_job(self.run_step, args=(policy.name, action), next_run_time=start,
+                                           id=f"{policy.name}:{action}:missed", misfire_grace_time=None,
+                                           name=f"{policy.name} {action} (missed run)")
+                    catch_ups += 1
         return added
 
     def plan_watches(self):
@@ -238,6 +247,15 @@ class Daemon:
             sys.stdout.flush()
             os._exit(0)
         return 0
+
+
+def bounded_jitter(expression, jitter, now=None):
+    """Return the jitter, in seconds, for a schedule: `jitter` at most, and never more
+    than JITTER_SHARE of the shortest gap between its times, so that a jitter meant to
+    spread daily runs does not blur a schedule of every few seconds. None for none."""
+    gaps = cron_gaps(expression, now)
+    bound = JITTER_SHARE * min(gaps) if gaps else jitter
+    return min(jitter, bound) or None
 
 
 def missed_run(expression, last_start, now):

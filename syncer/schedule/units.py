@@ -20,6 +20,7 @@ VERIFY_CALENDAR = "*-*-* *:15:00"
 UNIT_NAMES = ("syncer.service", "syncer.timer", "syncer-verify.service", "syncer-verify.timer",
               "syncer-daemon.service")
 HOME_PREFIXES = ("/home", "/root", "/run/user")
+PRIVATE_TMP = ("/tmp", "/var/tmp")  # PrivateTmp=yes gives each service its own, empty ones
 
 # As borgmatic hardens its units: read-only system, private /tmp and devices, no new
 # privileges, kernel and namespaces off limits; writable only where syncer must write.
@@ -64,6 +65,7 @@ class UnitPaths:
     pulled_by_daemon: tuple = ()  # those whose schedule has pull
     extra_writable: tuple = ()  # e.g. the metrics textfile's directory
     manifest_roots: tuple = ()  # where push writes the manifests (default: SYSTEM_MANIFEST_ROOT)
+    repositories: tuple = ()  # local restic repositories: push writes them, every restic command locks them
     credentials: dict = field(default_factory=dict)  # LoadCredential name -> file
 
 
@@ -136,7 +138,7 @@ def render_units(paths=None, run_calendar=RUN_CALENDAR, verify_calendar=VERIFY_C
     paths = paths or UnitPaths()
     from syncer.actions.offsite import SYSTEM_MANIFEST_ROOT
 
-    state = [paths.state_dir, *paths.extra_writable]
+    state = [paths.state_dir, *paths.extra_writable, *paths.repositories]
     manifests = list(paths.manifest_roots or (SYSTEM_MANIFEST_ROOT,))  # the run and the daemon push
     run_writable = state + manifests + list(paths.dataset_paths)
     daemon_writable = state + manifests + list(paths.pulled_by_daemon)
@@ -196,7 +198,36 @@ def machine_paths(policies, policies_dir, state_dir, global_settings):
         state_dir=Path(state_dir).resolve(), dataset_paths=tuple(str(p.path) for p in policies),
         pulled_by_daemon=tuple(str(p.path) for p in policies if "pull" in p.schedule),
         extra_writable=extra, credentials=credentials,
-        manifest_roots=tuple(str(p.offsite.manifest_root or SYSTEM_MANIFEST_ROOT) for p in policies if p.offsite))
+        manifest_roots=tuple(str(p.offsite.manifest_root or SYSTEM_MANIFEST_ROOT) for p in policies if p.offsite),
+        repositories=tuple(path for p in policies if (path := local_repository(p))))
+
+
+def local_repository(policy):
+    """Return the folder of `policy`'s restic repository when it is on this machine (a
+    path, or local:PATH), else None (s3:, sftp:, rest:, ... are reached over the network)."""
+    repository = policy.offsite and policy.offsite.repository
+    if repository and repository.startswith(("/", "local:")):
+        return repository.removeprefix("local:")
+    return None
+
+
+def hidden_by_private_tmp(policies, paths):
+    """Return a warning for each path the services need that lies under /tmp or
+    /var/tmp: with PrivateTmp=yes a service sees its own empty ones instead. (Files
+    given to LoadCredential= are read by systemd outside the sandbox.)"""
+    needed = [("--state-dir", paths.state_dir), ("--policies", paths.policies_dir)]
+    needed += [("the metrics textfile's folder", path) for path in paths.extra_writable]
+    for policy in policies:
+        needed += [(f"{policy.file_label}: path", policy.path), (f"{policy.file_label}: offsite.repository",
+                                                                  local_repository(policy))]
+        if policy.authority.type == "local":
+            needed.append((f"{policy.file_label}: authority.path", policy.authority.path))
+        if policy.offsite and policy.offsite.manifest_root:
+            needed.append((f"{policy.file_label}: offsite.manifest_root", policy.offsite.manifest_root))
+    return [f"{label}: {path} is under {top}, which the units replace with an empty private one "
+            f"(PrivateTmp=yes): the services would not see it; move it out of {top}"
+            for label, path in needed if path
+            for top in PRIVATE_TMP if str(path) == top or str(path).startswith(top + "/")]
 
 
 def on_calendars(text):

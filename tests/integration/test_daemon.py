@@ -14,6 +14,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from syncer.index.db import StateDB
 from tests.support import require_tool, write_policy, write_secret, write_tree
 
 FILES = {"a.txt": "alpha", "dir/b.txt": "beta"}
@@ -165,6 +166,31 @@ def test_a_run_missed_while_stopped_is_caught_up_after_restart(site, daemons):
     restarted.wait_for_output("docs verify: missed its run at")
     wait_until(lambda: len(runs(site, "verify")) > before, 10, "the caught-up verify run", restarted)
     assert restarted.stop()[0] == 0
+
+
+def test_every_run_said_to_be_missed_runs_even_behind_busy_workers(site, daemons):
+    """At start the daemon says "missed its run ... running it now" for each dataset;
+    each then runs, though two workers are busy with the others for longer than the
+    misfire grace time (1s here; hours when a verify of a big dataset is running)."""
+    (site["policies"] / "syncer.yaml").write_text("daemon: {misfire_grace: 1s, stop_grace: 10s}\n")  # default jitter
+    names = ("docs", "mail", "photos")
+    for name in names:
+        data = write_tree(site["tmp"] / name, FILES)
+        write_policy(site["policies"], name, {"path": str(data), "authority": {"type": "local", "path": str(data)},
+                                              "schedule": {"verify": "0 3 * * *"},
+                                              "hooks": {"before_verify": ["sleep 3"]}})
+    db = StateDB(site["state"])  # each last ran two days ago: the board was off since
+    for name in names:
+        db.finish_run(db.start_run(name, "verify"), "ok", 0, {})
+    db.execute("UPDATE runs SET started_at=started_at-172800, finished_at=finished_at-172800")
+    db.close()
+    daemon = daemons(site)
+    for name in names:
+        daemon.wait_for_output(f"{name} verify: missed its run at")
+    wait_until(lambda: {run[0] for run in runs(site, "verify") if run[2] > time.time() - 3600} == set(names), 40,
+               "a verify of every dataset after the start", daemon)
+    assert "was missed by" not in daemon.output()
+    assert daemon.stop()[0] == 0
 
 
 def test_nothing_to_catch_up_when_the_last_run_is_recent(site, daemons):

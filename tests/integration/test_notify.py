@@ -180,14 +180,37 @@ def test_a_bad_global_settings_file_is_one_clear_message(site):
     assert "ftp://x" not in result.stderr
 
 
-def test_a_job_that_cannot_load_its_policies_still_tells_the_global_receivers(site, receiver, tmp_path):
+def test_a_job_whose_dataset_disk_is_not_mounted_tells_that_datasets_receivers(site, receiver, tmp_path):
     (site["policies"] / "syncer.yaml").write_text(
         f"notify:\n  healthchecks: {receiver.url}/global/{TOKEN}\n  webhook: {receiver.url}/hook/{TOKEN}\n")
     site["local"].rename(tmp_path / "unmounted")  # the disk is not there
     result = job(site, "verify")
+    assert result.exit_code == 3  # that dataset's operational failure, not a policy error
+    assert f"docs.yaml: path: dataset path {site['local']} does not exist" in result.stderr
+    by_path = {r["path"]: r for r in receiver.requests}
+    assert f"/ping/{TOKEN}/fail" in by_path  # the dataset's own ping URL hears it
+    hook = json.loads(by_path[f"/hook/{TOKEN}"]["body"])
+    assert hook["event"] == "failure" and hook["dataset"] == "docs" and "does not exist" in hook["error"]
+
+
+def test_a_broken_policy_file_is_told_to_the_global_receivers_and_the_others_run(site, receiver):
+    (site["policies"] / "syncer.yaml").write_text(
+        f"notify:\n  healthchecks: {receiver.url}/global/{TOKEN}\n  webhook: {receiver.url}/hook/{TOKEN}\n")
+    (site["policies"] / "broken.yaml").write_text("path: /srv/x\nauthority: [unclosed\n")
+    result = job(site, "verify")
     assert result.exit_code == 2
-    assert "dataset path" in result.stderr and "does not exist" in result.stderr
+    assert "broken.yaml: line 3, column 1: YAML syntax error" in result.stderr
+    assert f"/ping/{TOKEN}" in receiver.paths()  # docs ran, and its own ping says so
+    global_fail = [r for r in receiver.requests if r["path"] == f"/global/{TOKEN}/fail"]
+    assert global_fail and "broken.yaml" in global_fail[-1]["body"].decode()
+    assert receiver.paths()[-1] != f"/global/{TOKEN}"  # no success ping after it
+    hooks = [json.loads(r["body"]) for r in receiver.requests if r["path"] == f"/hook/{TOKEN}"]
+    assert any(hook["event"] == "failure" and "broken.yaml" in hook["error"] for hook in hooks)
+    receiver.take()
+    (site["policies"] / "docs.yaml").unlink()  # nothing left that loads: the job cannot start
+    result = job(site, "verify")
+    assert result.exit_code == 2
     by_path = {r["path"]: r for r in receiver.requests}
     assert "could not start" in by_path[f"/global/{TOKEN}/fail"]["body"].decode()
-    hook = json.loads(by_path[f"/hook/{TOKEN}"]["body"])
-    assert hook["event"] == "failure" and "does not exist" in hook["error"]
+
+

@@ -91,8 +91,9 @@ def test_installed_units_verify_without_warnings(machine):
         assert_verifies(target / name)
     verify_unit = (target / "syncer-verify.service").read_text()
     [writable] = [line for line in verify_unit.splitlines() if line.startswith("ReadWritePaths=")]
-    # verify writes only its state (and the metrics textfile), never a dataset
-    assert writable == f"ReadWritePaths=-{tmp_path / 'state'} -{tmp_path / 'prom'}"
+    # verify writes its state, the metrics textfile and the local repository's locks (its
+    # offsite comparison runs restic), never a dataset
+    assert writable == f"ReadWritePaths=-{tmp_path / 'state'} -{tmp_path / 'prom'} -{tmp_path / 'repo'}"
 
 
 def test_install_into_an_unwritable_place_exits_3(machine, tmp_path):
@@ -112,3 +113,48 @@ def test_a_dataset_under_home_keeps_home_readable_for_every_service(tmp_path):
         assert "ProtectHome=read-only" in units[name], name
     assert "-/home/anna/photos" not in units["syncer-verify.service"]
     assert "ProtectHome=yes" in render_units()["syncer-verify.service"]
+
+
+def writable_paths(unit_text):
+    [line] = [line for line in unit_text.splitlines() if line.startswith("ReadWritePaths=")]
+    return {path.removeprefix("-") for path in line.removeprefix("ReadWritePaths=").split()}
+
+
+def test_the_units_may_write_every_local_repository_the_policies_name(tmp_path):
+    """Under ProtectSystem=strict a push to a USB or local repository fails unless the
+    repository is in ReadWritePaths=; and a path under /tmp is invisible beside
+    PrivateTmp=yes, which install says."""
+    policies = tmp_path / "policies"
+    secret = {"password_file": "/etc/syncer/restic.pass"}
+    for name, repository, extra in (("photos", "/media/usb/restic", {"schedule": {"pull": "0 2 * * *"}}),
+                                    ("music", "local:/srv/restic-music", {}),
+                                    ("site", "sftp:backup@host:/srv/restic-site", {}),
+                                    ("scratch", "/var/tmp/scratch-repo", {})):
+        path = "/tmp/scratch" if name == "scratch" else f"/srv/{name}"
+        offsite = {"repository": repository, **secret}
+        if name == "scratch":
+            offsite["manifest_root"] = "/tmp/scratch-manifests"
+        write_policy(policies, name, {"path": path, "authority": {"type": "local", "path": f"/mnt/nas/{name}"},
+                                      "offsite": offsite, **extra})
+    target = tmp_path / "system"
+    result = run_syncer("systemd", "install", "--target", target, policies=policies, state="/var/lib/syncer")
+    assert result.exit_code == 0, result.stderr
+    repositories = {"/media/usb/restic", "/srv/restic-music", "/var/tmp/scratch-repo"}  # never sftp:'s
+    state = {"/var/lib/syncer"}
+    datasets = {"/srv/photos", "/srv/music", "/srv/site", "/tmp/scratch"}
+    manifests = {"/var/lib/syncer-offsite", "/tmp/scratch-manifests"}  # where push writes them
+    units = {name: (target / name).read_text() for name in UNIT_NAMES}
+    assert writable_paths(units["syncer.service"]) == state | repositories | manifests | datasets
+    assert writable_paths(units["syncer-verify.service"]) == state | repositories
+    assert writable_paths(units["syncer-daemon.service"]) == state | repositories | manifests | {"/srv/photos"}
+    for name in ("syncer.service", "syncer-verify.service", "syncer-daemon.service"):
+        assert_verifies(target / name)
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert any("scratch.yaml: path: /tmp/scratch is under /tmp" in line and "PrivateTmp=yes" in line
+               for line in warnings), result.stderr
+    assert any("scratch.yaml: offsite.repository: /var/tmp/scratch-repo is under /var/tmp" in line
+               for line in warnings), result.stderr
+    assert any("scratch.yaml: offsite.manifest_root: /tmp/scratch-manifests is under /tmp" in line
+               for line in warnings), result.stderr
+    assert any(f"--policies: {policies} is under /tmp" in line for line in warnings), result.stderr
+    assert not any("photos.yaml" in line or "music.yaml" in line for line in warnings), result.stderr

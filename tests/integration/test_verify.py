@@ -129,9 +129,14 @@ def test_unknown_dataset_is_usage_error(dataset):
 def test_missing_authority_directory_is_named(dataset):
     (dataset / "authority").rename(dataset / "unmounted")
     result = run_syncer("verify", "--json", policies=dataset / "policies", state=dataset / "state")
-    # check-policies catches it first: a missing authority directory is a policy problem on this machine
-    assert result.exit_code == 2
-    assert "authority.path" in result.stderr and "Traceback" not in result.output
+    # a disk not mounted is this dataset's operational failure, named with its file and field
+    assert result.exit_code == 3
+    [row] = result.json()["datasets"]
+    assert row["error"] == (f"docs.yaml: authority.path: {dataset / 'authority'} does not exist or is not a "
+                            f"directory") and row["exit_code"] == 3
+    assert "Traceback" not in result.output
+    checked = run_syncer("check-policies", policies=dataset / "policies", state=dataset / "state")
+    assert checked.exit_code == 2 and "docs.yaml: authority.path" in checked.stderr
 
 
 def test_a_busy_dataset_waits_then_exits_3_naming_the_holder(dataset):
@@ -171,3 +176,24 @@ def test_status_reports_findings_and_coverage(dataset):
     assert row["findings"] == {"missing_local": 1}
     assert row["checksum_coverage"] == 1.0
     assert row["last"]["verify"]["result"] == "findings"
+
+
+def test_the_default_state_directory_inside_a_home_dataset_is_left_out_of_it(tmp_path):
+    """A user keeping their home directory: syncer's XDG state (~/.local/state/syncer)
+    lies inside the dataset. It is excluded and said, never reported as extra_local."""
+    home = write_tree(tmp_path / "home", FILES)
+    authority = write_tree(tmp_path / "authority", FILES)
+    write_policy(tmp_path / "policies", "home", {"path": str(home), "authority": {"type": "local",
+                                                                                  "path": str(authority)}})
+    state = home / ".local" / "state" / "syncer"  # a non-root user's default (as root the tests may not use it)
+    for _ in range(2):  # the second run finds the database the first one made
+        result = run_syncer("verify", "--json", policies=tmp_path / "policies", state=state)
+        assert result.exit_code == 0, result.output
+        assert only(result.json())["counts"] == {"ok": len(FILES), "missing_local": 0, "extra_local": 0, "changed": 0,
+                                                 "unverifiable": 0}
+    assert (state / "state.db").is_file()
+    assert (f"home: the state directory {home / '.local/state/syncer'} is inside the dataset, so it is excluded "
+            f"from it (as exclude: /.local/state/syncer)") in result.stderr
+    nested = run_syncer("check-policies", policies=tmp_path / "policies", state=tmp_path)
+    assert nested.exit_code == 2
+    assert f"home.yaml: path: dataset path {home} is inside the state directory {tmp_path}" in nested.stderr

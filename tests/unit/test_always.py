@@ -21,7 +21,7 @@ from syncer.notify.textfile import render_metrics, write_textfile
 from syncer.policy import load_policies
 from syncer.policy.load import load_global_settings
 from syncer.policy.settings import cron_interval, cron_trigger, parse_duration
-from syncer.schedule.daemon import missed_run
+from syncer.schedule.daemon import bounded_jitter, missed_run
 from syncer.schedule.watch import PendingChanges, Watcher
 from tests.support import write_policy, write_tree
 
@@ -78,6 +78,26 @@ def test_a_missed_run_is_the_schedule_time_after_the_last_start():
     missed = missed_run("0 3 * * *", last, utc(2026, 11, 22, 12).timestamp())
     assert missed.astimezone(UTC) == utc(2026, 11, 21, 3)
     assert missed_run("0 3 * * *", None, time.time()) is None
+
+
+def test_the_jitter_is_at_most_a_tenth_of_the_shortest_gap_of_the_schedule(tmp_path):
+    assert bounded_jitter("0 3 * * *", 60) == 60  # daily: the default 60s stands
+    assert bounded_jitter("0 3 * * 1-5", 2 * 3600) == 2 * 3600  # weekdays: the shortest gap is a day, not 3
+    assert bounded_jitter("*/5 * * * *", 60) == 30
+    assert bounded_jitter("*/10 * * * * *", 60) == 1  # not a 60s blur on a 10s schedule
+    assert bounded_jitter("*/10 * * * * *", 0) is None
+    (tmp_path / "data").mkdir()
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),
+                                          "authority": {"type": "local", "path": str(tmp_path / "data")},
+                                          "schedule": {"verify": "*/2 * * * *", "push": "0 4 * * *"}})
+    from syncer.policy.model import GlobalSettings
+    from syncer.schedule.daemon import Daemon
+
+    daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings())  # the default jitter
+    daemon.plan_jobs()
+    assert {job.id: job.trigger.jitter for job in daemon.scheduler.get_jobs()} == {"docs:verify": 12,
+                                                                                    "docs:push": 60}
+    daemon.db.close()
 
 
 def test_the_textfile_parses_and_is_written_atomically(tmp_path):
@@ -270,10 +290,10 @@ def test_the_daemon_plans_a_job_for_every_dataset_and_every_action_a_schedule_ma
     from syncer.policy.model import SCHEDULED_ACTIONS, GlobalSettings
     from syncer.schedule.daemon import Daemon
 
-    (tmp_path / "data").mkdir()
     for name in ("docs", "photos"):
-        write_policy(tmp_path / "p", name, {"path": str(tmp_path / "data"),
-                                            "authority": {"type": "local", "path": str(tmp_path / "data")},
+        (tmp_path / name).mkdir()
+        write_policy(tmp_path / "p", name, {"path": str(tmp_path / name),
+                                            "authority": {"type": "local", "path": str(tmp_path / name)},
                                             "schedule": {action: "0 4 * * *" for action in SCHEDULED_ACTIONS}})
     daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings(daemon={"jitter": 0}))
     with caplog.at_level(logging.WARNING, logger="syncer.daemon"):

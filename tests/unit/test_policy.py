@@ -254,3 +254,74 @@ def test_schema_validates_the_examples_and_refuses_a_misspelt_key(tmp_path):
     document["exclud"] = []
     assert [error.message for error in validator.iter_errors(document)] == [
         "Additional properties are not allowed ('exclud' was unexpected)"]
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", "..", ".hidden", "x\x00y"])
+def test_a_dataset_name_that_could_leave_its_folders_is_refused(tmp_path, name):
+    # the manifests, the lock, the trash and the quarantine are folders named after it
+    write_policy(tmp_path / "p", "photos", good(tmp_path, name=name))
+    [problem] = problems_of(tmp_path / "p")
+    assert problem.startswith("photos.yaml: name: ")
+    assert "NUL" in problem if "\x00" in name else "must not contain '/' or '..' nor start with '.'" in problem
+
+
+def test_the_whole_system_is_no_dataset(tmp_path):
+    for path in ("/", "//", "/srv/.."):
+        write_policy(tmp_path / "p", "root", good(tmp_path, path=path))
+        assert problems_of(tmp_path / "p") == [
+            "root.yaml: path: / cannot be a dataset: it holds the system and syncer's own state; name the folder to "
+            "keep"]
+
+
+def test_overlapping_datasets_are_both_left_out_and_named(tmp_path):
+    from syncer.policy import read_policies
+
+    (tmp_path / "data" / "music").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    write_policy(tmp_path / "p", "all", good(tmp_path))
+    write_policy(tmp_path / "p", "music", good(tmp_path, path=str(tmp_path / "data" / "music")))
+    write_policy(tmp_path / "p", "other", good(tmp_path, path=str(tmp_path / "other")))
+    policies, problems = read_policies(tmp_path / "p")
+    assert [policy.name for policy in policies] == ["other"]
+    assert problems == [f"music.yaml: path: dataset path {tmp_path / 'data' / 'music'} is inside dataset all's path "
+                        f"{tmp_path / 'data'} (all.yaml); datasets must not overlap: neither runs until they are apart"]
+
+
+def test_a_dataset_inside_the_state_directory_is_refused(tmp_path):
+    from syncer.policy import read_policies
+
+    (tmp_path / "state" / "mine").mkdir(parents=True)
+    write_policy(tmp_path / "p", "mine", good(tmp_path, path=str(tmp_path / "state" / "mine")))
+    policies, problems = read_policies(tmp_path / "p", state_dir=tmp_path / "state")
+    assert policies == []
+    assert problems == [f"mine.yaml: path: dataset path {tmp_path / 'state' / 'mine'} is inside the state directory "
+                        f"{tmp_path / 'state'}; keep datasets and syncer's state apart (--state-dir or "
+                        f"SYNCER_STATE_DIR chooses the state directory)"]
+
+
+def test_a_state_directory_inside_a_dataset_is_excluded_from_it_and_said(tmp_path, caplog):
+    from syncer.policy import read_policies
+
+    home = tmp_path / "home"
+    (home / ".local" / "state").mkdir(parents=True)
+    write_policy(tmp_path / "p", "home", good(tmp_path, path=str(home), exclude=["*.tmp"]))
+    with caplog.at_level("INFO", logger="syncer.policy"):
+        [policy], problems = read_policies(tmp_path / "p", state_dir=home / ".local" / "state" / "syncer")
+    assert problems == []
+    assert policy.exclude == ("*.tmp", "/.local/state/syncer")
+    assert policy.source == tmp_path / "p" / "home.yaml"  # still the same policy
+    assert (f"home: the state directory {home / '.local/state/syncer'} is inside the dataset, so it is excluded "
+            f"from it (as exclude: /.local/state/syncer)") in caplog.text
+
+
+def test_an_overlap_and_the_state_directory_are_both_reported(tmp_path):
+    from syncer.policy import read_policies
+
+    (tmp_path / "data" / "music").mkdir(parents=True)
+    write_policy(tmp_path / "p", "all", good(tmp_path))
+    write_policy(tmp_path / "p", "music", good(tmp_path, path=str(tmp_path / "data" / "music")))
+    policies, problems = read_policies(tmp_path / "p", state_dir=tmp_path)
+    assert policies == []
+    assert [problem.split(" is inside ")[0] for problem in problems] == [
+        f"music.yaml: path: dataset path {tmp_path / 'data' / 'music'}", f"all.yaml: path: dataset path "
+        f"{tmp_path / 'data'}", f"music.yaml: path: dataset path {tmp_path / 'data' / 'music'}"]
