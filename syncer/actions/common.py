@@ -8,7 +8,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from syncer.actions.hooks import with_hooks
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, OperationalError, StateDamaged, SyncerError
+from syncer.errors import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    AuthenticationError,
+    EndpointError,
+    OperationalError,
+    StateDamaged,
+    SyncerError,
+)
 from syncer.policy.load import check_machine
 
 log = logging.getLogger("syncer")
