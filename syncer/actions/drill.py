@@ -21,6 +21,7 @@ from syncer.actions.offsite import (
     expected_digest,
     fetch_manifest,
     find_snapshot,
+    manifest_copy,
     open_repository,
     read_manifest,
     require_offsite,
@@ -31,6 +32,7 @@ from syncer.index.db import AUTHORITY
 from syncer.index.hashing import HashPool
 from syncer.restic.argv import dataset_tag, escape_glob
 from syncer.restic.runner import ResticFailed
+from syncer.verdict import CHANGED, OK, UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.drill")
 DEFAULT_SAMPLE = "16"
@@ -329,23 +331,18 @@ def check_files(base, paths, entries):
                 yield path, ("failed", "missing from the restore", 0, {})
                 continue
             for done in pool.submit(path, local):
-                yield done[0], judge(done[1], entries[done[0]])
+                yield done[0], check_file(done[1], entries[done[0]])
         for done in pool.drain():
-            yield done[0], judge(done[1], entries[done[0]])
+            yield done[0], check_file(done[1], entries[done[0]])
 
 
-def judge(result, entry):
+def check_file(result, entry):
     """Return (status, reason, bytes, digests) for a hashed file (or its error)."""
     if isinstance(result, Exception):
         return "failed", f"cannot be read: {result}", 0, {}
-    if entry.get("size") is not None and result.size != entry["size"]:
-        return "failed", f"size {result.size}, manifest says {entry['size']}", result.size, result.digests
-    algorithm, digest = expected_digest(entry)
-    if algorithm is None:
-        return "unverified", "the manifest holds no digest for it", result.size, result.digests
-    if result.digests.get(algorithm) != digest:
-        return "failed", f"{algorithm} differs from the manifest", result.size, result.digests
-    return "ok", None, result.size, result.digests
+    verdict = judge(manifest_copy(entry), Copy(result.size, result.digests), there="in the manifest")
+    status = {OK: "ok", UNVERIFIABLE: "unverified"}.get(verdict.status, "failed")
+    return status, verdict.reason, result.size, result.digests
 
 
 def authority_digests(db, dataset):
@@ -358,10 +355,7 @@ def authority_digests(db, dataset):
 def differs_from_authority(digests, authority):
     """Return whether a restored file's digests contradict the authority's (only a
     digest both sides have is compared)."""
-    if not authority or not digests:
+    if not authority:
         return False
     md5, sha256 = authority
-    for algorithm, expected in (("sha256", sha256), ("md5", md5)):
-        if expected and digests.get(algorithm):
-            return digests[algorithm] != expected
-    return False
+    return judge(Copy(digests={"md5": md5, "sha256": sha256}), Copy(digests=digests)).status == CHANGED

@@ -19,6 +19,7 @@ from syncer.errors import OperationalError, UsageError
 from syncer.index.db import default_state_dir
 from syncer.restic.argv import dataset_tag
 from syncer.restic.repository import ResticRepository, build_context
+from syncer.verdict import CHANGED, EXTRA_LOCAL, OK, UNVERIFIABLE, Copy, judge
 
 MANIFEST_NAME = "syncer-manifest.jsonl"
 SYSTEM_MANIFEST_ROOT = Path("/var/lib/syncer-offsite")
@@ -185,6 +186,11 @@ def expected_digest(entry):
     return None, None
 
 
+def manifest_copy(entry):
+    """Return a manifest entry as the copy the verdict expects (syncer.verdict.judge)."""
+    return Copy(entry.get("size"), {"md5": entry.get("md5"), "sha256": entry.get("sha256")})
+
+
 def compare_with_offsite(policy, db):
     """Compare the local index of `policy`'s dataset with the manifest of its latest
     offsite snapshot. Return counts {"snapshot", "matching", "differing",
@@ -211,19 +217,11 @@ def compare_with_offsite(policy, db):
     counts = {"snapshot": snapshot["id"], "matching": 0, "differing": 0, "not_in_snapshot": 0,
               "only_in_snapshot": 0, "unverified": 0}
     seen = 0
+    counted = {OK: "matching", CHANGED: "differing", UNVERIFIABLE: "unverified", EXTRA_LOCAL: "not_in_snapshot"}
     for path, size, _, md5, sha256 in db.iterate_files(policy.name):
         entry = entries.get(path)
-        if entry is None:
-            counts["not_in_snapshot"] += 1
-            continue
-        seen += 1
-        pairs = [(mine, entry.get(name)) for name, mine in (("sha256", sha256), ("md5", md5))
-                 if mine and entry.get(name)]
-        if size != entry.get("size") or (pairs and pairs[0][0] != pairs[0][1]):
-            counts["differing"] += 1
-        elif pairs:
-            counts["matching"] += 1
-        else:
-            counts["unverified"] += 1
+        seen += entry is not None
+        verdict = judge(entry and manifest_copy(entry), Copy(size, {"md5": md5, "sha256": sha256}))
+        counts[counted[verdict.status]] += 1
     counts["only_in_snapshot"] = len(entries) - seen
     return counts

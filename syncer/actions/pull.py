@@ -20,7 +20,7 @@ from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run, run_in_threads
 from syncer.endpoints import git
-from syncer.endpoints.base import check_relative_path
+from syncer.endpoints.base import check_relative_path, entry_copy
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
 from syncer.index.db import LOCAL
@@ -28,6 +28,7 @@ from syncer.index.exclude import compile_excludes
 from syncer.index.hashing import CHUNK_SIZE
 from syncer.index.lock import dataset_lock
 from syncer.index.scan import scan_tree
+from syncer.verdict import CHANGED, UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.pull")
 TEMPORARY_PREFIX = ".syncer-pull-"
@@ -148,14 +149,10 @@ def decide(entry, local):
     download."""
     if entry.ref is None and entry.note:
         return "kept" if local else "unavailable"
-    if local is None:
-        return "download"
-    size, digests = local
-    if entry.checksum and entry.algorithm in ("md5", "sha256"):
-        return "up_to_date" if digests.get(entry.algorithm) == entry.checksum else "download"
-    if entry.size is not None and entry.size != size:
-        return "download"
-    return "kept" if not entry.checksum else "up_to_date"  # an S3 multipart ETag: verify recomputes it
+    verdict = judge(entry_copy(entry), local and Copy(*local))
+    if verdict.status == UNVERIFIABLE and entry.algorithm not in ("md5", "sha256"):
+        return "up_to_date" if entry.checksum else "kept"  # an S3 multipart ETag: verify recomputes it
+    return "up_to_date" if verdict.ok else "download"
 
 
 def download_all(policy, db, endpoint, entries, concurrency):
@@ -231,11 +228,9 @@ def download_one(endpoint, entry, root):
                 out.flush()
                 os.fsync(out.fileno())
             digests = {name: hasher.hexdigest() for name, hasher in hashers.items()}
-            verified = entry.checksum and entry.algorithm in digests
-            if verified and digests[entry.algorithm] != entry.checksum:
-                problem = f"checksum mismatch: {entry.algorithm} {digests[entry.algorithm]}, expected {entry.checksum}"
-            elif entry.size is not None and size != entry.size:
-                problem = f"size mismatch: {size} bytes, expected {entry.size}"
+            verdict = judge(entry_copy(entry), Copy(size, digests))
+            if verdict.status == CHANGED:
+                problem = verdict.reason
             else:
                 if entry.mtime:
                     os.utime(temporary, (entry.mtime, entry.mtime))
@@ -244,7 +239,7 @@ def download_one(endpoint, entry, root):
                 record = {"path": entry.path, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
                           "ctime_ns": info.st_ctime_ns, "dev": info.st_dev, "ino": info.st_ino,
                           "hashed_at": time.time(), **digests}
-                if verified:
+                if verdict.ok:
                     return "downloaded", None, record
                 if entry.algorithm == "etag":
                     return "unverifiable", "multipart ETag: verify recomputes it for the usual part sizes", record

@@ -15,12 +15,14 @@ import time
 from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.endpoints.base import entry_copy
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
 from syncer.index import integrity
 from syncer.index.db import LOCAL
 from syncer.index.hashing import ALGORITHMS, Throttle, hash_file
 from syncer.index.lock import dataset_lock
+from syncer.verdict import CHANGED, Copy, judge
 
 log = logging.getLogger("syncer.repair")
 COPY_CHUNK = 1 << 20
@@ -124,7 +126,7 @@ def authority_copies(policy, wanted):
         want = wanted.get(entry.path)
         if not want:
             continue
-        if entry.checksum and want["expected"].get(entry.algorithm) not in (None, entry.checksum.lower()):
+        if judge(Copy(digests=want["expected"]), entry_copy(entry)).status == CHANGED:
             log.info("%s: the authority's %s differs from the known-good digest", policy.name, entry.path)
             continue
         yield entry.path, (lambda entry=entry: endpoint.open_entry(entry))
@@ -149,8 +151,8 @@ def replace_file(policy, db, path, want, open_stream, throttle, source_name):
                 throttle.consume(len(chunk))
             out.flush()
             os.fsync(out.fileno())
-        found = {name: hasher.hexdigest() for name, hasher in hashers.items()}
-        if found != want["expected"]:
+        found = Copy(digests={name: hasher.hexdigest() for name, hasher in hashers.items()})
+        if not judge(Copy(digests=want["expected"]), found).ok:
             log.warning("%s: %s from %s does not match the known-good digest; not used", policy.name, path,
                         source_name)
             Path(temporary).unlink()

@@ -20,6 +20,7 @@ from syncer.actions.offsite import (
     find_snapshot,
     is_escaping,
     link_escapes,
+    manifest_copy,
     open_repository,
     require_offsite,
 )
@@ -28,6 +29,7 @@ from syncer.index.hashing import HashPool, hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
 from syncer.restic.argv import escape_glob
+from syncer.verdict import EXTRA_LOCAL, UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.restore")
 FAILURES_SHOWN = 20
@@ -190,28 +192,25 @@ def check_restored(root, entries, require_all=True):
     # Hash with what the manifest holds (one digest per file, as the index kept it).
     algorithms = tuple(sorted({expected_digest(entry)[0] for entry in entries.values()} - {None})) or ("sha256",)
     with HashPool(algorithms) as pool:
-        def judge(relative, result):
+        def check(relative, result):
             entry = entries.get(relative)
             if isinstance(result, Exception):
                 failures.append((relative, f"cannot be read: {result}"))
                 return
-            if entry is None:
+            verdict = judge(entry and manifest_copy(entry), Copy(result.size, result.digests), there="in the manifest")
+            if verdict.status == EXTRA_LOCAL:
                 unverified.append((relative, "not in the snapshot's manifest"))
-                return
-            algorithm, digest = expected_digest(entry)
-            if entry.get("size") is not None and entry["size"] != result.size:
-                failures.append((relative, f"size {result.size}, manifest says {entry['size']}"))
-            elif algorithm is None:
-                unverified.append((relative, "the manifest holds no digest for it"))
-            elif result.digests[algorithm] != digest:
-                failures.append((relative, f"{algorithm} differs from the manifest"))
+            elif verdict.status == UNVERIFIABLE:
+                unverified.append((relative, verdict.reason))
+            elif not verdict.ok:
+                failures.append((relative, verdict.reason))
 
         for relative, path in walk_files(root):
             seen.add(relative)
             for done in pool.submit(relative, path):
-                judge(*done)
+                check(*done)
         for done in pool.drain():
-            judge(*done)
+            check(*done)
     if require_all:
         failures += [(path, "missing from the restore") for path, entry in entries.items()
                      if path not in seen and entry.get("size") is not None]
@@ -294,7 +293,8 @@ def is_inside(path, root):
 
 
 def matches(path, entry):
-    algorithm, digest = expected_digest(entry)
-    if algorithm is None or path.stat().st_size != entry.get("size"):
+    algorithm, _ = expected_digest(entry)
+    if algorithm is None or path.stat().st_size != entry.get("size"):  # nothing proves it, or plainly not
         return False
-    return hash_file(path, (algorithm,)).digests[algorithm] == digest
+    hashed = hash_file(path, (algorithm,))
+    return judge(manifest_copy(entry), Copy(hashed.size, hashed.digests)).ok

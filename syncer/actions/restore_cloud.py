@@ -21,9 +21,11 @@ from pathlib import Path
 from syncer.actions.common import run_in_threads
 from syncer.actions.hooks import with_hooks
 from syncer.actions.restore import restore_snapshot, walk_files
+from syncer.endpoints.base import entry_copy
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint, build_s3_target
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from syncer.index.hashing import hash_file
+from syncer.verdict import UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.restore")
 
@@ -85,12 +87,12 @@ def upload_files(endpoint, root, concurrency, dry_run=False):
     for relative, path in walk_files(root):
         hashed = hash_file(path, ("md5", "sha256"))
         remote = listing.get(relative)
-        verdict = compare_with(remote, hashed) if remote is not None else "absent"
-        if verdict == "same":
+        # Present or absent is the listing's identity; same or differs is the verdict's.
+        verdict = judge(entry_copy(remote), Copy(hashed.size, hashed.digests)) if remote is not None else None
+        if verdict and verdict.ok:
             items.append({"path": relative, "status": "present"})
-        elif verdict == "unverifiable":
-            items.append({"path": relative, "status": "present_unverifiable",
-                          "reason": remote.note or "no checksum at the authority"})
+        elif verdict and verdict.status == UNVERIFIABLE:
+            items.append({"path": relative, "status": "present_unverifiable", "reason": verdict.reason})
         else:
             jobs.append((relative, path, hashed.digests,
                          "differs at the authority" if remote is not None else "missing at the authority"))
@@ -105,17 +107,6 @@ def upload_files(endpoint, root, concurrency, dry_run=False):
         else:
             items.append({"path": relative, "status": "failed", "reason": str(error)})
     return items
-
-
-def compare_with(remote, hashed):
-    """Return same | differs | unverifiable for a local file and the authority's entry of
-    the same identity: by the entry's checksum when we hold that algorithm, else only a
-    size that differs says anything (an equal size proves nothing)."""
-    if remote.checksum and remote.algorithm in hashed.digests:
-        return "same" if remote.checksum == hashed.digests[remote.algorithm] else "differs"
-    if remote.size is not None and remote.size != hashed.size:
-        return "differs"
-    return "unverifiable"
 
 
 def restore_repositories(endpoint, root, concurrency, dry_run=False):
@@ -138,8 +129,8 @@ def restore_repositories(endpoint, root, concurrency, dry_run=False):
             created = True
         else:
             created = False
-            remote = endpoint.remote_refs(project)
-            if remote == local:
+            remote = Copy(digests={"sha256": git.refs_digest(endpoint.remote_refs(project))})
+            if judge(remote, Copy(digests={"sha256": git.refs_digest(local)})).ok:
                 return "present", None
         if not local:
             return ("created", "empty repository") if created else ("present", None)

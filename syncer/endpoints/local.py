@@ -9,6 +9,7 @@ from pathlib import Path
 from syncer.endpoints.base import Capabilities, Entry
 from syncer.errors import EndpointError
 from syncer.index.hashing import hash_file
+from syncer.verdict import CHANGED, Copy, judge
 
 
 class LocalEndpoint:
@@ -56,7 +57,7 @@ class LocalEndpoint:
                 out.flush()
                 os.fsync(out.fileno())
             hashed = hash_file(temporary, ("sha256",))
-            if digests.get("sha256") and hashed.digests["sha256"] != digests["sha256"]:
+            if judge(Copy(digests=digests), Copy(digests=hashed.digests)).status == CHANGED:
                 raise EndpointError(f"{self.describe()}: {path} was corrupted while writing", permanent=True)
             os.replace(temporary, target)
         except BaseException:
