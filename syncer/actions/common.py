@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from syncer.actions.hooks import with_hooks
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, SyncerError
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, AuthenticationError, EndpointError, SyncerError, exit_code_of
 
 log = logging.getLogger("syncer")
 
@@ -24,7 +24,7 @@ def recorded_run(db, dataset, action):
     try:
         yield outcome
     except SyncerError as error:
-        db.finish_run(run_id, "failed", error.exit_code, {"error": str(error)})
+        db.finish_run(run_id, "failed", exit_code_of(error), {"error": str(error)})
         raise
     except BaseException:
         db.finish_run(run_id, "interrupted", None, {})
@@ -37,11 +37,10 @@ def recorded_run(db, dataset, action):
 def for_each_dataset(policies, work, action=None, dry_run=False):
     """Call work(policy) for every policy; a failing dataset does not stop the others.
 
-    With `action`, the policy's hooks for that action run around each call. Return
-    (results, exit_code): a failure becomes {"name", "error", "exit_code"}, and the
-    exit code is the most severe of all.
+    With `action`, the policy's hooks for that action run around each call. Return the
+    results, one per policy; a failure becomes {"name", "error", "exit_code"}.
     """
-    results, exit_code = [], EXIT_OK
+    results = []
     for policy in policies:
         try:
             if action:
@@ -50,10 +49,9 @@ def for_each_dataset(policies, work, action=None, dry_run=False):
                 result = work(policy)
         except SyncerError as error:
             log.error("%s: %s", policy.name, error)
-            result = {"name": policy.name, "error": str(error), "exit_code": error.exit_code}
+            result = {"name": policy.name, "error": str(error), "exit_code": exit_code_of(error)}
         results.append(result)
-        exit_code = max(exit_code, result.get("exit_code", EXIT_OK))
-    return results, exit_code
+    return results
 
 
 def run_in_threads(function, jobs, concurrency, name, expected=(EndpointError,)):

@@ -105,18 +105,17 @@ def choose_sample(entries, spec, rng=None, min_bytes=0):
 
 
 def run_drill(policy, db, sample=None, full=False, seed=None):
-    """Drill a restore of `policy`'s dataset between its drill hooks. Return (report,
-    exit_code): exit 1 when a sampled file is missing or does not match the manifest."""
-    report = with_hooks(policy, "drill", lambda: drill_dataset(policy, db, sample, full, seed))
-    return report, report["exit_code"]
+    """Drill a restore of `policy`'s dataset between its drill hooks. Return the
+    report: exit 1 when a sampled file is missing or does not match the manifest."""
+    return with_hooks(policy, "drill", lambda: drill_dataset(policy, db, sample, full, seed))
 
 
 def run_drills(policies, db):
     """Drill every dataset with the default sample, as a schedule or `syncer job drill`
-    does. Return (report, exit_code); a dataset that fails does not stop the others."""
-    results, exit_code = for_each_dataset(policies, lambda policy: dict(drill_dataset(policy, db), name=policy.name),
-                                          action="drill")
-    return {"datasets": results}, exit_code
+    does. Return the report; a dataset that fails does not stop the others."""
+    results = for_each_dataset(policies, lambda policy: dict(drill_dataset(policy, db), name=policy.name),
+                               action="drill")
+    return {"datasets": results}
 
 
 def drill_dataset(policy, db, sample=None, full=False, seed=None):

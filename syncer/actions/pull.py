@@ -44,15 +44,15 @@ class UnsafeTarget(Exception):
 
 
 def run_pull(policies, db, dry_run=False, progress=None):
-    """Pull each policy's dataset. Return (report, exit_code): exit 1 when a file failed
+    """Pull each policy's dataset. Return the report: exit 1 when a file failed
     its checksum, a remote name was refused or local-only files remain; 3 when a dataset
     could not be pulled at all."""
     def work(policy):
         with dataset_lock(db.state_dir, policy.name):
             return pull_dataset(policy, db, dry_run)
 
-    results, exit_code = for_each_dataset(policies, work, action="pull", dry_run=dry_run)
-    return {"datasets": results}, exit_code
+    results = for_each_dataset(policies, work, action="pull", dry_run=dry_run)
+    return {"datasets": results}
 
 
 def pulls_on_run(policy):

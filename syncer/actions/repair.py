@@ -30,7 +30,7 @@ TEMPORARY_PREFIX = ".syncer-repair-"
 
 
 def run_repair(policies, db, dry_run=False, rate_mib_s=None, offsite_source=None):
-    """Repair each dataset. Return (report, exit_code): exit 1 when something stays broken.
+    """Repair each dataset. Return the report: exit 1 when something stays broken.
 
     `offsite_source(policy, db, wanted)` may yield (path, open_stream) for files
     found in offsite snapshots; it is tried for what the authority cannot supply.
@@ -40,8 +40,8 @@ def run_repair(policies, db, dry_run=False, rate_mib_s=None, offsite_source=None
         with dataset_lock(db.state_dir, policy.name):
             return repair_dataset(policy, db, dry_run, rate, offsite_source)
 
-    results, exit_code = for_each_dataset(policies, work, action="repair", dry_run=dry_run)
-    return {"datasets": results}, exit_code
+    results = for_each_dataset(policies, work, action="repair", dry_run=dry_run)
+    return {"datasets": results}
 
 
 def wanted_files(policy, db):

@@ -24,7 +24,7 @@ from syncer.actions.offsite import (
     open_repository,
     require_offsite,
 )
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, SyncerError, UsageError
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, UsageError
 from syncer.index.hashing import HashPool, hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
@@ -35,29 +35,27 @@ log = logging.getLogger("syncer.restore")
 FAILURES_SHOWN = 20
 
 
-class RestoreRefused(SyncerError):
+class RestoreRefused(Exception):
     """The snapshot's content cannot be restored safely or does not match its
-    manifest; the target was not touched."""
-
-    exit_code = EXIT_FINDINGS
+    manifest. A finding, reported in the result, not an error."""
 
 
 def run_restore(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
     """Restore `policy`'s dataset from `snapshot` to `target`, between the policy's
-    restore hooks. Return (report, exit_code); see restore_snapshot."""
-    report = with_hooks(policy, "restore",
-                        lambda: restore_snapshot(policy, db, target, snapshot, includes, force, in_place))
-    return report, report["exit_code"]
+    restore hooks. Return the report; see restore_snapshot."""
+    return with_hooks(policy, "restore",
+                      lambda: restore_snapshot(policy, db, target, snapshot, includes, force, in_place))
 
 
 def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
-    """Restore `policy`'s dataset from `snapshot` to `target`. Return the report.
+    """Restore `policy`'s dataset from `snapshot` to `target`. Return the report; when a
+    name would escape the target or a restored file does not match the manifest, it
+    says why under "error", with exit code 1.
 
     Raise UsageError when the target is not empty and neither `force` (replace it) nor
-    `in_place` (write only missing or damaged files) is given; RestoreRefused when a
-    name would escape the target or a restored file does not match the manifest;
-    OperationalError (restic, a full disk) otherwise. The target is untouched unless
-    the restore succeeded.
+    `in_place` (write only missing or damaged files) is given; OperationalError
+    (restic, a full disk) otherwise. The target is untouched unless the restore
+    succeeded.
     """
     require_offsite(policy)
     if force and in_place:
@@ -105,11 +103,16 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
                                      f"are relative to the dataset, like photos/2019/** or *.jpg)")
             log.info("%s: %d files match the snapshot's manifest", policy.name, checked)
             written = move_into_place(restored_root, target, entries, force, in_place)
+        except RestoreRefused as refusal:
+            log.error("%s: %s", policy.name, refusal)
+            outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), error=str(refusal),
+                           exit_code=EXIT_FINDINGS)
+        else:
+            outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), files_checked=checked,
+                           unverified=unverified, files_written=written,
+                           mode="in-place" if in_place else "replace" if force else "new", exit_code=EXIT_OK)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), files_checked=checked,
-                       unverified=unverified, files_written=written,
-                       mode="in-place" if in_place else "replace" if force else "new", exit_code=EXIT_OK)
     return dict(outcome)
 
 

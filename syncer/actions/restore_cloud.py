@@ -34,11 +34,10 @@ def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_ru
                       endpoint_url=None):
     """Restore `policy`'s dataset from `snapshot` to its authority (`target` "cloud") or
     to an S3 bucket (`target` "s3://BUCKET/PREFIX"), between the policy's restore hooks
-    (the whole of it is one restore). Return (report, exit_code): exit 1 when an upload
+    (the whole of it is one restore). Return the report: exit 1 when an upload
     failed or was refused."""
-    report = with_hooks(policy, "restore", lambda: restore_snapshot_to_cloud(
+    return with_hooks(policy, "restore", lambda: restore_snapshot_to_cloud(
         policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url), dry_run)
-    return report, report["exit_code"]
 
 
 def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url):
@@ -55,6 +54,8 @@ def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, c
     staging.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         restored = restore_snapshot(policy, db, staging, snapshot, includes)
+        if restored.get("error"):  # the snapshot does not match its manifest: nothing goes up
+            return dict(restored, target=endpoint.describe(), dry_run=dry_run, counts={}, items=[])
         log.info("%s: snapshot %s restored to staging and checked; comparing with %s", policy.name,
                  restored["snapshot"][:8], endpoint.describe())
         if endpoint.capabilities.repositories:

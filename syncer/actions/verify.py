@@ -27,7 +27,7 @@ FSCK_FAILED = "0" * 64
 
 
 def run_verify(policies, db, deep=False, strict=False, progress=None):
-    """Verify each policy's dataset. Return (report, exit_code).
+    """Verify each policy's dataset. Return the report.
 
     report = {"datasets": [{"name", "counts", "items", ...}]}; exit 1 when a dataset
     has missing, extra or changed items (or unverifiable ones with `strict`), 3 when
@@ -37,8 +37,8 @@ def run_verify(policies, db, deep=False, strict=False, progress=None):
         with dataset_lock(db.state_dir, policy.name):
             return verify_dataset(policy, db, deep, strict, progress)
 
-    results, exit_code = for_each_dataset(policies, work, action="verify")
-    return {"datasets": results}, exit_code
+    results = for_each_dataset(policies, work, action="verify")
+    return {"datasets": results}
 
 
 def verify_dataset(policy, db, deep=False, strict=False, progress=None):

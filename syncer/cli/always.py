@@ -1,14 +1,13 @@
 """Commands of the always-on mode: `daemon`, `job` (what the timers call) and
 `systemd install`."""
 
-import sys
 from pathlib import Path
 
 import click
 
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
-from syncer.errors import OperationalError, SyncerError
+from syncer.errors import OperationalError, SyncerError, exit_code_of
 
 JOB_ACTIONS = ("run", "pull", "verify", "push", "check", "drill", "scrub")
 
@@ -34,7 +33,7 @@ def daemon():
 
     current = settings()
     policies = current.policies(check_paths=False)
-    sys.exit(Daemon(policies, state_dir(current), global_settings(current)).run())
+    Daemon(policies, state_dir(current), global_settings(current)).run()
 
 
 @cli.command()
@@ -45,7 +44,7 @@ def daemon():
 def job(action, datasets, as_json):
     """Run one ACTION on every dataset (or those named) as the timers do: with
     healthchecks pings, failure/recovery notifications and the metrics textfile."""
-    from syncer.actions.run import RUNNERS, run_all
+    from syncer.actions.run import RUNNERS, run_all, run_results
     from syncer.actions.supervise import report_unstartable, supervised
     from syncer.cli.render import print_json, render_verify
 
@@ -60,9 +59,9 @@ def job(action, datasets, as_json):
         raise
     with supervised(policies, current.db(), global_, every_policy, action) as outcome:
         try:
-            report, exit_code = runner(policies, current.db())
+            report = runner(policies, current.db())
         except Exception as error:
-            outcome.update(exit_code=getattr(error, "exit_code", 3), error=str(error))
+            outcome.update(exit_code=exit_code_of(error), error=str(error))
             raise
     if as_json:
         print_json(report)
@@ -70,7 +69,7 @@ def job(action, datasets, as_json):
         render_verify(report)
     elif action == "run" and "verify" in report:
         render_verify(report["verify"])
-    sys.exit(exit_code)
+    return run_results(report) if action == "run" else report["datasets"]
 
 
 @cli.group()
