@@ -4,7 +4,9 @@ Each row: local files and bytes, the last run of every action (when, result, how
 long), the newest snapshot's age (the recovery point), open findings, the share of
 bytes verified by checksum, the projected restore time from the last drill, and which
 scheduled actions are stale (no completed run within twice their schedule interval).
-A row's exit code is 1 (findings) when the dataset has open findings or a stale action.
+A row's exit code is 1 (findings) when the dataset has open findings, a stale action,
+or an action whose last run failed or had findings (a failed push, a failed drill):
+exit 0 means healthy to whoever monitors it.
 """
 
 import time
@@ -52,7 +54,7 @@ def dataset_status(policy, db, now):
             stale.append(action)
     snapshot = newest_snapshot(db, policy.name, now)
     drill = last_drill(db, policy.name, size)
-    unhealthy = findings or stale
+    unhealthy = findings or stale or any(run["result"] in ("failed", "findings") for run in last.values())
     return {"name": policy.name, "path": str(policy.path), "files": files, "bytes": size,
             "checksum_coverage": round(verified_bytes / size, 4) if size else None,
             "scrub_confirmed_30d": rounded(integrity.confirmed_share_since(db, policy.name, now - 30 * 86400)),

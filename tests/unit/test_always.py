@@ -221,6 +221,19 @@ def test_status_flags_an_action_without_a_completed_run_in_twice_its_interval(tm
     assert row["stale"] == [] and exit_code_of([row]) == 0
 
 
+def test_status_counts_a_failed_last_run_as_a_finding(tmp_path):
+    policies = write_status_policy(tmp_path, {})
+    db = StateDB(tmp_path / "state")
+    now = time.time()
+    record(db, "verify", "ok", now - 60)
+    assert exit_code_of(run_status(policies, db, now=now)["datasets"]) == 0
+    for action, result in (("push", "failed"), ("drill", "findings")):
+        record(db, action, result, now - 30)
+        assert exit_code_of(run_status(policies, db, now=now)["datasets"]) == 1, (action, result)
+        record(db, action, "ok", now - 10)  # the next run succeeded: healthy again
+        assert exit_code_of(run_status(policies, db, now=now)["datasets"]) == 0, action
+
+
 def test_syncer_yaml_is_not_a_dataset_and_its_problems_name_it(tmp_path):
     (tmp_path / "data").mkdir()
     write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),
