@@ -55,5 +55,4 @@ def run_audit(policies, db=None):
                 "prefix": prefix, **protection, "warnings": warnings,
                 "exit_code": EXIT_FINDINGS if warnings else EXIT_OK}
 
-    results = for_each_dataset(policies, work)
-    return {"datasets": results}
+    return for_each_dataset(policies, work)

@@ -38,7 +38,7 @@ def for_each_dataset(policies, work, action=None, dry_run=False):
     """Call work(policy) for every policy; a failing dataset does not stop the others.
 
     With `action`, the policy's hooks for that action run around each call. Return the
-    results, one per policy; a failure becomes {"name", "error", "exit_code"}.
+    report {"datasets": [one result per policy]}; a failure is {"name", "error", "exit_code"}.
     """
     results = []
     for policy in policies:
@@ -51,7 +51,7 @@ def for_each_dataset(policies, work, action=None, dry_run=False):
             log.error("%s: %s", policy.name, error)
             result = {"name": policy.name, "error": str(error), "exit_code": exit_code_of(error)}
         results.append(result)
-    return results
+    return {"datasets": results}
 
 
 def run_in_threads(function, jobs, concurrency, name, expected=(EndpointError,)):

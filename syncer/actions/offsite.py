@@ -17,6 +17,7 @@ from pathlib import Path
 
 from syncer.errors import OperationalError, UsageError
 from syncer.index.db import default_state_dir
+from syncer.index.hashing import HashPool
 from syncer.restic.argv import dataset_tag
 from syncer.restic.repository import ResticRepository, build_context
 from syncer.verdict import CHANGED, EXTRA_LOCAL, OK, UNVERIFIABLE, Copy, judge
@@ -189,6 +190,31 @@ def expected_digest(entry):
 def manifest_copy(entry):
     """Return a manifest entry as the copy the verdict expects (syncer.verdict.judge)."""
     return Copy(entry.get("size"), {"md5": entry.get("md5"), "sha256": entry.get("sha256")})
+
+
+def check_files(base, paths, entries):
+    """Yield (path, (status, reason, bytes read, digests)) for each restored file below
+    `base` against its manifest entry, hashing on the thread pool."""
+    algorithms = tuple(sorted({expected_digest(entries[path])[0] for path in paths} - {None})) or ("sha256",)
+    with HashPool(algorithms) as pool:
+        for path in paths:
+            local = base / path
+            if local.is_symlink() or not local.is_file():
+                yield path, ("failed", "missing from the restore", 0, {})
+                continue
+            for done in pool.submit(path, local):
+                yield done[0], check_file(done[1], entries[done[0]])
+        for done in pool.drain():
+            yield done[0], check_file(done[1], entries[done[0]])
+
+
+def check_file(result, entry):
+    """Return (status, reason, bytes, digests) for a hashed file (or its error)."""
+    if isinstance(result, Exception):
+        return "failed", f"cannot be read: {result}", 0, {}
+    verdict = judge(manifest_copy(entry), Copy(result.size, result.digests), there="in the manifest")
+    status = {OK: "ok", UNVERIFIABLE: "unverified"}.get(verdict.status, "failed")
+    return status, verdict.reason, result.size, result.digests
 
 
 def compare_with_offsite(policy, db):

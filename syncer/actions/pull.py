@@ -51,8 +51,7 @@ def run_pull(policies, db, dry_run=False, progress=None):
         with dataset_lock(db.state_dir, policy.name):
             return pull_dataset(policy, db, dry_run)
 
-    results = for_each_dataset(policies, work, action="pull", dry_run=dry_run)
-    return {"datasets": results}
+    return for_each_dataset(policies, work, action="pull", dry_run=dry_run)
 
 
 def pulls_on_run(policy):

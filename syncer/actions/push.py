@@ -30,8 +30,7 @@ def run_push(policies, db, progress=None, init=False):
         with dataset_lock(db.state_dir, policy.name):
             return push_dataset(policy, db, progress, init)
 
-    results = for_each_dataset(policies, work, action="push")
-    return {"datasets": results}
+    return for_each_dataset(policies, work, action="push")
 
 
 def push_dataset(policy, db, progress=None, init=False):

@@ -40,8 +40,7 @@ def run_repair(policies, db, dry_run=False, rate_mib_s=None, offsite_source=None
         with dataset_lock(db.state_dir, policy.name):
             return repair_dataset(policy, db, dry_run, rate, offsite_source)
 
-    results = for_each_dataset(policies, work, action="repair", dry_run=dry_run)
-    return {"datasets": results}
+    return for_each_dataset(policies, work, action="repair", dry_run=dry_run)
 
 
 def wanted_files(policy, db):

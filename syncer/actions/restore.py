@@ -15,6 +15,7 @@ from syncer.actions.common import recorded_run
 from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
+    check_files,
     expected_digest,
     fetch_manifest,
     find_snapshot,
@@ -25,11 +26,11 @@ from syncer.actions.offsite import (
     require_offsite,
 )
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, UsageError
-from syncer.index.hashing import HashPool, hash_file
+from syncer.index.hashing import hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
 from syncer.restic.argv import escape_glob
-from syncer.verdict import EXTRA_LOCAL, UNVERIFIABLE, Copy, judge
+from syncer.verdict import Copy, judge
 
 log = logging.getLogger("syncer.restore")
 FAILURES_SHOWN = 20
@@ -191,38 +192,22 @@ def check_restored(root, entries, require_all=True):
     the files that differ, and (with `require_all`) those the manifest has but the
     restore lacks.
     """
-    failures, unverified, seen = [], [], set()
-    # Hash with what the manifest holds (one digest per file, as the index kept it).
-    algorithms = tuple(sorted({expected_digest(entry)[0] for entry in entries.values()} - {None})) or ("sha256",)
-    with HashPool(algorithms) as pool:
-        def check(relative, result):
-            entry = entries.get(relative)
-            if isinstance(result, Exception):
-                failures.append((relative, f"cannot be read: {result}"))
-                return
-            verdict = judge(entry and manifest_copy(entry), Copy(result.size, result.digests), there="in the manifest")
-            if verdict.status == EXTRA_LOCAL:
-                unverified.append((relative, "not in the snapshot's manifest"))
-            elif verdict.status == UNVERIFIABLE:
-                unverified.append((relative, verdict.reason))
-            elif not verdict.ok:
-                failures.append((relative, verdict.reason))
-
-        for relative, path in walk_files(root):
-            seen.add(relative)
-            for done in pool.submit(relative, path):
-                check(*done)
-        for done in pool.drain():
-            check(*done)
-    if require_all:
-        failures += [(path, "missing from the restore") for path, entry in entries.items()
-                     if path not in seen and entry.get("size") is not None]
+    restored = [relative for relative, _ in walk_files(root)]
+    unverified = [(path, "not in the snapshot's manifest") for path in restored if path not in entries]
+    wanted = [path for path, entry in entries.items() if entry.get("size") is not None] if require_all else \
+        [path for path in restored if path in entries]
+    failures, checked = [], 0
+    for path, (status, reason, _, _) in check_files(root, wanted, entries):
+        if status == "ok":
+            checked += 1
+        else:
+            (unverified if status == "unverified" else failures).append((path, reason))
     if failures:
         shown = "; ".join(f"{path}: {reason}" for path, reason in sorted(failures)[:FAILURES_SHOWN])
         more = f" (and {len(failures) - FAILURES_SHOWN} more)" if len(failures) > FAILURES_SHOWN else ""
         raise RestoreRefused(f"{plural(len(failures), 'restored file')} {'does' if len(failures) == 1 else 'do'} not "
                              f"match the snapshot's manifest; the target was not touched: {shown}{more}")
-    return len(seen) - len(unverified), unverified
+    return checked, unverified
 
 
 def walk_files(root):

@@ -47,8 +47,7 @@ def run_scrub(policies, db, fraction=None, rate_mib_s=None):
                 result["repair"] = repair_now(policy, db, rate)
         return result
 
-    results = for_each_dataset(policies, work, action="scrub")
-    return {"datasets": results}
+    return for_each_dataset(policies, work, action="scrub")
 
 
 def repair_now(policy, db, rate):

@@ -20,8 +20,7 @@ def run_snapshots(policies, db):
         return {"name": policy.name, "repository": repository.context.display, "host": policy.restic_host,
                 "snapshots": snapshots, "exit_code": EXIT_OK}
 
-    results = for_each_dataset(policies, work)
-    return {"datasets": results}
+    return for_each_dataset(policies, work)
 
 
 def run_check(policies, db, read_data_subset=None):
@@ -48,5 +47,4 @@ def run_check(policies, db, read_data_subset=None):
         checked[key] = dict(outcome)
         return dict(outcome)
 
-    results = for_each_dataset(policies, work, action="check")
-    return {"datasets": results}
+    return for_each_dataset(policies, work, action="check")

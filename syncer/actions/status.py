@@ -4,9 +4,8 @@ Each row: local files and bytes, the last run of every action (when, result, how
 long), the newest snapshot's age (the recovery point), open findings, the share of
 bytes verified by checksum, the projected restore time from the last drill, and which
 scheduled actions are stale (no completed run within twice their schedule interval).
-A row's exit code is 1 (findings) when the dataset has open findings, a stale action,
-or an action whose last run failed or had findings (a failed push, a failed drill):
-exit 0 means healthy to whoever monitors it.
+A row's exit code is 1 with open findings, a stale action, or an action whose last run
+failed or had findings (a failed push or drill): 0 means healthy to a monitor.
 """
 
 import time

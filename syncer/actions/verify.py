@@ -37,8 +37,7 @@ def run_verify(policies, db, deep=False, strict=False, progress=None):
         with dataset_lock(db.state_dir, policy.name):
             return verify_dataset(policy, db, deep, strict, progress)
 
-    results = for_each_dataset(policies, work, action="verify")
-    return {"datasets": results}
+    return for_each_dataset(policies, work, action="verify")
 
 
 def verify_dataset(policy, db, deep=False, strict=False, progress=None):
@@ -152,11 +151,10 @@ def note_mirror_difference(entry, local):
 def judge_row(endpoint, policy, row):
     """Return the verdict on one row of StateDB.compare. An S3 multipart ETag is the one
     checksum the index holds for no local file: it is recomputed when nothing else decides."""
-    local_path, local_size, local_md5, local_sha256, local_note = row[:5]
-    authority_path, size, md5, sha256, etag, note = row[5:]
-    found = local_path and Copy(local_size, {"md5": local_md5, "sha256": local_sha256},
-                                note=local_note and f"local: {local_note}")
-    expected = authority_path and Copy(size, {"md5": md5, "sha256": sha256, "etag": etag}, note=note)
+    local_path, local_size, local_md5, local_sha256, local_note, authority_path, size, md5, sha256, etag, note = row
+    found = local_path and Copy(local_size, {"md5": local_md5, "sha256": local_sha256}, None,
+                                local_note and f"local: {local_note}")
+    expected = authority_path and Copy(size, {"md5": md5, "sha256": sha256, "etag": etag}, None, note)
     verdict = judge(expected, found)
     if etag and found and verdict.status == UNVERIFIABLE and not found.note:
         return check_multipart(endpoint, policy, local_path, expected)
