@@ -71,8 +71,9 @@ def test_a_usage_error_is_one_json_document(capsys, site, command):
 
 @pytest.mark.parametrize("command", WITH_STATE)
 def test_an_operational_failure_is_one_json_document(capsys, site, command):
-    (site / "a-file").write_text("")
-    code, document = run_json(capsys, site, command, state=site / "a-file" / "state")
+    (site / "state").mkdir()
+    (site / "state" / "state.db").write_bytes(b"not a database, " * 1024)
+    code, document = run_json(capsys, site, command)
     assert code == 3
     assert document["error"]["exit_code"] == 3 and "state database" in document["error"]["message"]
 
