@@ -1,7 +1,8 @@
 """The project's exception taxonomy and its exit codes.
 
-Lower layers raise these; the CLI turns them into one message and an exit code in
-exactly one place (syncer.cli.main).
+Lower layers raise these; actions return results, per-dataset reports each with an
+"exit_code". exit_code_of is the one place where either becomes the exit code, and
+syncer.cli.main the one place that exits with it.
 """
 
 EXIT_OK = 0
@@ -14,6 +15,12 @@ class SyncerError(Exception):
     """Base of every error syncer reports to a user; carries its exit code."""
 
     exit_code = EXIT_FAILURE
+
+
+class Interrupted(SyncerError):
+    """The user (Ctrl-C) or a signal stopped syncer."""
+
+    exit_code = 130
 
 
 class PolicyError(SyncerError):
@@ -77,3 +84,12 @@ class ResticError(OperationalError):
     def __init__(self, message, exit_status=None):
         super().__init__(message)
         self.exit_status = exit_status
+
+
+def exit_code_of(outcome):
+    """Return the exit code of what a command ended with: an exception (a SyncerError
+    carries its code, anything else is a bug: a failure), or its results, per-dataset
+    reports (the worst of their "exit_code"; no results is 0)."""
+    if isinstance(outcome, BaseException):
+        return outcome.exit_code if isinstance(outcome, SyncerError) else EXIT_FAILURE
+    return max((result.get("exit_code", EXIT_OK) for result in outcome or ()), default=EXIT_OK)

@@ -35,7 +35,7 @@ def assess(protection):
 
 
 def run_audit(policies, db=None):
-    """Audit each dataset's offsite bucket. Return (report, exit_code): exit 1 when
+    """Audit each dataset's offsite bucket. Return the report: exit 1 when
     any warning is raised."""
     from syncer.endpoints.offsite_s3 import read_bucket_protection
 
@@ -55,5 +55,4 @@ def run_audit(policies, db=None):
                 "prefix": prefix, **protection, "warnings": warnings,
                 "exit_code": EXIT_FINDINGS if warnings else EXIT_OK}
 
-    results, exit_code = for_each_dataset(policies, work)
-    return {"datasets": results}, exit_code
+    return for_each_dataset(policies, work)

@@ -16,6 +16,7 @@ from syncer.errors import (
     OperationalError,
     StateDamaged,
     SyncerError,
+    exit_code_of,
 )
 from syncer.policy.load import check_machine
 
@@ -35,7 +36,7 @@ def recorded_run(db, dataset, action):
     try:
         yield outcome
     except SyncerError as error:
-        db.finish_run(run_id, "failed", error.exit_code, {"error": str(error)})
+        db.finish_run(run_id, "failed", exit_code_of(error), {"error": str(error)})
         raise
     except BaseException:
         db.finish_run(run_id, "interrupted", None, {})
@@ -57,12 +58,11 @@ def require_on_this_machine(policy, *parts):
 def for_each_dataset(policies, work, action=None, dry_run=False):
     """Call work(policy) for every policy; a failing dataset does not stop the others.
 
-    With `action`, the policy's hooks for that action run around each call. Return
-    (results, exit_code): a failure becomes {"name", "error", "exit_code"}, and the
-    exit code is the most severe of all. A damaged state database stops them all
-    (StateDamaged is raised): no dataset can be worked on without it.
+    With `action`, the policy's hooks for that action run around each call. Return the
+    report {"datasets": [one result per policy]}; a failure is {"name", "error", "exit_code"}. A damaged state
+    database stops them all (StateDamaged is raised): no dataset can be worked on without it.
     """
-    results, exit_code = [], EXIT_OK
+    results = []
     for policy in policies:
         try:
             if action:
@@ -73,10 +73,9 @@ def for_each_dataset(policies, work, action=None, dry_run=False):
             raise
         except SyncerError as error:
             log.error("%s: %s", policy.name, error)
-            result = {"name": policy.name, "error": str(error), "exit_code": error.exit_code}
+            result = {"name": policy.name, "error": str(error), "exit_code": exit_code_of(error)}
         results.append(result)
-        exit_code = max(exit_code, result.get("exit_code", EXIT_OK))
-    return results, exit_code
+    return {"datasets": results}
 
 
 def run_in_threads(function, jobs, concurrency, name, expected=(EndpointError,)):

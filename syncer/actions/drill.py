@@ -18,7 +18,7 @@ from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
-    expected_digest,
+    check_files,
     fetch_manifest,
     find_snapshot,
     open_repository,
@@ -28,9 +28,9 @@ from syncer.actions.offsite import (
 )
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, UsageError
 from syncer.index.db import AUTHORITY
-from syncer.index.hashing import HashPool
 from syncer.restic.argv import dataset_tag, escape_glob
 from syncer.restic.runner import ResticFailed
+from syncer.verdict import CHANGED, Copy, judge
 
 log = logging.getLogger("syncer.drill")
 DEFAULT_SAMPLE = "16"
@@ -103,18 +103,16 @@ def choose_sample(entries, spec, rng=None, min_bytes=0):
 
 
 def run_drill(policy, db, sample=None, full=False, seed=None):
-    """Drill a restore of `policy`'s dataset between its drill hooks. Return (report,
-    exit_code): exit 1 when a sampled file is missing or does not match the manifest."""
-    report = with_hooks(policy, "drill", lambda: drill_dataset(policy, db, sample, full, seed))
-    return report, report["exit_code"]
+    """Drill a restore of `policy`'s dataset between its drill hooks. Return the
+    report: exit 1 when a sampled file is missing or does not match the manifest."""
+    return with_hooks(policy, "drill", lambda: drill_dataset(policy, db, sample, full, seed))
 
 
 def run_drills(policies, db):
     """Drill every dataset with the default sample, as a schedule or `syncer job drill`
-    does. Return (report, exit_code); a dataset that fails does not stop the others."""
-    results, exit_code = for_each_dataset(policies, lambda policy: dict(drill_dataset(policy, db), name=policy.name),
-                                          action="drill")
-    return {"datasets": results}, exit_code
+    does. Return the report; a dataset that fails does not stop the others."""
+    return for_each_dataset(policies, lambda policy: dict(drill_dataset(policy, db), name=policy.name),
+                            action="drill")
 
 
 def drill_dataset(policy, db, sample=None, full=False, seed=None):
@@ -146,7 +144,7 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
                 results.append({"path": path, "size": entries[path]["size"], "status": status})
                 if status == "failed":
                     failures.append({"path": path, "reason": reason})
-                elif differs_from_authority(digests, authority.get(path)):
+                elif path in authority and judge(authority[path], Copy(digests=digests)).status == CHANGED:
                     authority_differs.append(path)
                     failures.append({"path": path, "reason": "matches the manifest but differs from the authority "
                                                              "(its digest at this machine's last verify)"})
@@ -318,50 +316,8 @@ def project_restore(measured, earlier, dataset_bytes):
             "projection_drills": len(used), "projection_enough_bytes": enough_bytes(used[0])}
 
 
-def check_files(base, paths, entries):
-    """Yield (path, (status, reason, bytes read, digests)) for each restored file below
-    `base` against its manifest entry, hashing on the thread pool."""
-    algorithms = tuple(sorted({expected_digest(entries[path])[0] for path in paths} - {None})) or ("sha256",)
-    with HashPool(algorithms) as pool:
-        for path in paths:
-            local = base / path
-            if local.is_symlink() or not local.is_file():
-                yield path, ("failed", "missing from the restore", 0, {})
-                continue
-            for done in pool.submit(path, local):
-                yield done[0], judge(done[1], entries[done[0]])
-        for done in pool.drain():
-            yield done[0], judge(done[1], entries[done[0]])
-
-
-def judge(result, entry):
-    """Return (status, reason, bytes, digests) for a hashed file (or its error)."""
-    if isinstance(result, Exception):
-        return "failed", f"cannot be read: {result}", 0, {}
-    if entry.get("size") is not None and result.size != entry["size"]:
-        return "failed", f"size {result.size}, manifest says {entry['size']}", result.size, result.digests
-    algorithm, digest = expected_digest(entry)
-    if algorithm is None:
-        return "unverified", "the manifest holds no digest for it", result.size, result.digests
-    if result.digests.get(algorithm) != digest:
-        return "failed", f"{algorithm} differs from the manifest", result.size, result.digests
-    return "ok", None, result.size, result.digests
-
-
 def authority_digests(db, dataset):
     """Digests the authority gave for this dataset at the last verify on this machine
     ({} on a laptop that never verified). Used as a second opinion only."""
     rows = db.execute("SELECT path, md5, sha256 FROM files WHERE dataset=? AND side=?", (dataset, AUTHORITY))
-    return {path: (md5, sha256) for path, md5, sha256 in rows if md5 or sha256}
-
-
-def differs_from_authority(digests, authority):
-    """Return whether a restored file's digests contradict the authority's (only a
-    digest both sides have is compared)."""
-    if not authority or not digests:
-        return False
-    md5, sha256 = authority
-    for algorithm, expected in (("sha256", sha256), ("md5", md5)):
-        if expected and digests.get(algorithm):
-            return digests[algorithm] != expected
-    return False
+    return {path: Copy(digests={"md5": md5, "sha256": sha256}) for path, md5, sha256 in rows if md5 or sha256}

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from syncer.errors import OperationalError, UsageError
 from syncer.index.db import default_state_dir
+from syncer.index.hashing import HashPool
 from syncer.restic.argv import dataset_tag
 from syncer.restic.repository import ResticRepository, build_context
+from syncer.verdict import CHANGED, EXTRA_LOCAL, OK, UNVERIFIABLE, Copy, judge
 
 MANIFEST_NAME = "syncer-manifest.jsonl"
 SYSTEM_MANIFEST_ROOT = Path("/var/lib/syncer-offsite")
@@ -174,6 +176,36 @@ def expected_digest(entry):
     return None, None
 
 
+def manifest_copy(entry):
+    """Return a manifest entry as the copy the verdict expects (syncer.verdict.judge)."""
+    return Copy(entry.get("size"), {"md5": entry.get("md5"), "sha256": entry.get("sha256")})
+
+
+def check_files(base, paths, entries):
+    """Yield (path, (status, reason, bytes read, digests)) for each restored file below
+    `base` against its manifest entry, hashing on the thread pool."""
+    algorithms = tuple(sorted({expected_digest(entries[path])[0] for path in paths} - {None})) or ("sha256",)
+    with HashPool(algorithms) as pool:
+        for path in paths:
+            local = base / path
+            if local.is_symlink() or not local.is_file():
+                yield path, ("failed", "missing from the restore", 0, {})
+                continue
+            for done in pool.submit(path, local):
+                yield done[0], check_file(done[1], entries[done[0]])
+        for done in pool.drain():
+            yield done[0], check_file(done[1], entries[done[0]])
+
+
+def check_file(result, entry):
+    """Return (status, reason, bytes, digests) for a hashed file (or its error)."""
+    if isinstance(result, Exception):
+        return "failed", f"cannot be read: {result}", 0, {}
+    verdict = judge(manifest_copy(entry), Copy(result.size, result.digests), there="in the manifest")
+    status = {OK: "ok", UNVERIFIABLE: "unverified"}.get(verdict.status, "failed")
+    return status, verdict.reason, result.size, result.digests
+
+
 def compare_with_offsite(policy, db):
     """Compare the local index of `policy`'s dataset with the manifest of its latest
     offsite snapshot. Return counts {"snapshot", "matching", "differing",
@@ -200,19 +232,11 @@ def compare_with_offsite(policy, db):
     counts = {"snapshot": snapshot["id"], "matching": 0, "differing": 0, "not_in_snapshot": 0,
               "only_in_snapshot": 0, "unverified": 0}
     seen = 0
+    counted = {OK: "matching", CHANGED: "differing", UNVERIFIABLE: "unverified", EXTRA_LOCAL: "not_in_snapshot"}
     for path, size, _, md5, sha256 in db.iterate_files(policy.name):
         entry = entries.get(path)
-        if entry is None:
-            counts["not_in_snapshot"] += 1
-            continue
-        seen += 1
-        pairs = [(mine, entry.get(name)) for name, mine in (("sha256", sha256), ("md5", md5))
-                 if mine and entry.get(name)]
-        if size != entry.get("size") or (pairs and pairs[0][0] != pairs[0][1]):
-            counts["differing"] += 1
-        elif pairs:
-            counts["matching"] += 1
-        else:
-            counts["unverified"] += 1
+        seen += entry is not None
+        verdict = judge(entry and manifest_copy(entry), Copy(size, {"md5": md5, "sha256": sha256}))
+        counts[counted[verdict.status]] += 1
     counts["only_in_snapshot"] = len(entries) - seen
     return counts

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine, run_in_threads
 from syncer.endpoints import git
-from syncer.endpoints.base import check_relative_path
+from syncer.endpoints.base import check_relative_path, entry_copy
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
 from syncer.fsio import (
@@ -37,6 +37,7 @@ from syncer.index.db import LOCAL, parent_of
 from syncer.index.exclude import compile_excludes
 from syncer.index.lock import dataset_lock
 from syncer.index.scan import scan_tree
+from syncer.verdict import UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.pull")
 DOWNLOAD_ATTEMPTS = 3  # a checksum mismatch is downloaded again this often, then reported
@@ -47,15 +48,14 @@ COUNTED = ("downloaded", "up_to_date", "unverifiable", "failed", "refused", "loc
 
 
 def run_pull(policies, db, dry_run=False, progress=None):
-    """Pull each policy's dataset. Return (report, exit_code): exit 1 when a file failed
+    """Pull each policy's dataset. Return the report: exit 1 when a file failed
     its checksum, a remote name was refused or local-only files remain; 3 when a dataset
     could not be pulled at all."""
     def work(policy):
         with dataset_lock(db.state_dir, policy.name):
             return pull_dataset(policy, db, dry_run)
 
-    results, exit_code = for_each_dataset(policies, work, action="pull", dry_run=dry_run)
-    return {"datasets": results}, exit_code
+    return for_each_dataset(policies, work, action="pull", dry_run=dry_run)
 
 
 def pulls_on_run(policy):
@@ -153,14 +153,10 @@ def decide(entry, local):
     download."""
     if entry.ref is None and entry.note:
         return "kept" if local else "unavailable"
-    if local is None:
-        return "download"
-    size, digests = local
-    if entry.checksum and entry.algorithm in ("md5", "sha256"):
-        return "up_to_date" if digests.get(entry.algorithm) == entry.checksum else "download"
-    if entry.size is not None and entry.size != size:
-        return "download"
-    return "kept" if not entry.checksum else "up_to_date"  # an S3 multipart ETag: verify recomputes it
+    verdict = judge(entry_copy(entry), local and Copy(*local))
+    if verdict.status == UNVERIFIABLE and entry.algorithm not in ("md5", "sha256"):
+        return "up_to_date" if entry.checksum else "kept"  # an S3 multipart ETag: verify recomputes it
+    return "up_to_date" if verdict.ok else "download"
 
 
 def download_all(policy, db, endpoint, entries, concurrency):

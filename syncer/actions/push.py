@@ -22,7 +22,7 @@ UNREADABLE_SHOWN = 50
 
 
 def run_push(policies, db, progress=None, init=False):
-    """Push each policy's dataset. Return (report, exit_code): exit 1 when restic could
+    """Push each policy's dataset. Return the report: exit 1 when restic could
     not read some files (the snapshot exists without them), 3 when a push failed.
     With `init`, a missing repository is created even if syncer pushed to it before."""
     def work(policy):
@@ -30,8 +30,7 @@ def run_push(policies, db, progress=None, init=False):
         with dataset_lock(db.state_dir, policy.name):
             return push_dataset(policy, db, progress, init)
 
-    results, exit_code = for_each_dataset(policies, work, action="push")
-    return {"datasets": results}, exit_code
+    return for_each_dataset(policies, work, action="push")
 
 
 def push_dataset(policy, db, progress=None, init=False):

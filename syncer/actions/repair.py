@@ -12,6 +12,7 @@ import os
 import time
 
 from syncer.actions.common import for_each_dataset, quarantine_folder, recorded_run, require_on_this_machine
+from syncer.endpoints.base import entry_copy
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, SyncerError
 from syncer.fsio import DigestMismatch, UnsafePath, remove_temporaries, write_file
@@ -19,12 +20,13 @@ from syncer.index import integrity
 from syncer.index.db import LOCAL, parent_of
 from syncer.index.hashing import Throttle
 from syncer.index.lock import dataset_lock
+from syncer.verdict import CHANGED, Copy, judge
 
 log = logging.getLogger("syncer.repair")
 
 
 def run_repair(policies, db, dry_run=False, rate_mib_s=None, offsite_source=None):
-    """Repair each dataset. Return (report, exit_code): exit 1 when something stays broken.
+    """Repair each dataset. Return the report: exit 1 when something stays broken.
 
     `offsite_source(policy, db, wanted)` may yield (path, open_stream) for files
     found in offsite snapshots; it is tried for what the authority cannot supply.
@@ -34,8 +36,7 @@ def run_repair(policies, db, dry_run=False, rate_mib_s=None, offsite_source=None
         with dataset_lock(db.state_dir, policy.name):
             return repair_dataset(policy, db, dry_run, rate, offsite_source)
 
-    results, exit_code = for_each_dataset(policies, work, action="repair", dry_run=dry_run)
-    return {"datasets": results}, exit_code
+    return for_each_dataset(policies, work, action="repair", dry_run=dry_run)
 
 
 def wanted_files(policy, db):
@@ -133,7 +134,7 @@ def authority_copies(policy, wanted):
         want = wanted.get(entry.path)
         if not want:
             continue
-        if entry.checksum and want["expected"].get(entry.algorithm) not in (None, entry.checksum.lower()):
+        if judge(Copy(digests=want["expected"]), entry_copy(entry)).status == CHANGED:
             log.info("%s: the authority's %s differs from the known-good digest", policy.name, entry.path)
             continue
         yield entry.path, (lambda entry=entry: endpoint.open_entry(entry))

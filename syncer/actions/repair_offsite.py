@@ -11,16 +11,11 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from syncer.actions.offsite import dataset_snapshots, fetch_manifest, open_repository, snapshot_layout
+from syncer.actions.offsite import dataset_snapshots, fetch_manifest, manifest_copy, open_repository, snapshot_layout
 from syncer.errors import SyncerError
+from syncer.verdict import Copy, judge
 
 log = logging.getLogger("syncer.repair")
-
-
-def matches(entry, expected):
-    """Whether a manifest entry records every digest in `expected` that it holds, and at least one."""
-    shared = [name for name in expected if entry.get(name)]
-    return bool(shared) and all(entry[name] == expected[name] for name in shared)
 
 
 def snapshot_copies(policy, db, wanted):
@@ -43,7 +38,7 @@ def snapshot_copies(policy, db, wanted):
             continue
         for path, want in list(remaining.items()):
             entry = entries.get(path)
-            if entry and matches(entry, want["expected"]):
+            if entry and judge(Copy(digests=want["expected"]), manifest_copy(entry)).ok:
                 del remaining[path]
                 yield path, dumped(repository, snapshot["id"], f"{root}/{path}", scratch)
 

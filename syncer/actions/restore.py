@@ -16,47 +16,48 @@ from syncer.actions.common import quarantine_folder, recorded_run
 from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
+    check_files,
     expected_digest,
     fetch_manifest,
     find_snapshot,
     is_escaping,
+    manifest_copy,
     open_repository,
     require_offsite,
 )
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, SyncerError, UsageError
 from syncer.fsio import find_escaping_link, write_file
-from syncer.index.hashing import HashPool, hash_file
+from syncer.index.hashing import hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
 from syncer.restic.argv import escape_glob
+from syncer.verdict import Copy, judge
 
 log = logging.getLogger("syncer.restore")
 FAILURES_SHOWN = 20
 
 
-class RestoreRefused(SyncerError):
+class RestoreRefused(Exception):
     """The snapshot's content cannot be restored safely or does not match its
-    manifest; the target was not touched."""
-
-    exit_code = EXIT_FINDINGS
+    manifest. A finding, reported in the result, not an error."""
 
 
 def run_restore(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
     """Restore `policy`'s dataset from `snapshot` to `target`, between the policy's
-    restore hooks. Return (report, exit_code); see restore_snapshot."""
-    report = with_hooks(policy, "restore",
-                        lambda: restore_snapshot(policy, db, target, snapshot, includes, force, in_place))
-    return report, report["exit_code"]
+    restore hooks. Return the report; see restore_snapshot."""
+    return with_hooks(policy, "restore",
+                      lambda: restore_snapshot(policy, db, target, snapshot, includes, force, in_place))
 
 
 def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
-    """Restore `policy`'s dataset from `snapshot` to `target`. Return the report.
+    """Restore `policy`'s dataset from `snapshot` to `target`. Return the report; when a
+    name would escape the target or a restored file does not match the manifest, it
+    says why under "error", with exit code 1.
 
     Raise UsageError when the target is not empty and neither `force` (replace it) nor
-    `in_place` (write only missing or damaged files) is given; RestoreRefused when a
-    name would escape the target or a restored file does not match the manifest;
-    OperationalError (restic, a full disk) otherwise. The target is untouched unless
-    the restore succeeded. A target that is a symlink is followed (resolve_target).
+    `in_place` (write only missing or damaged files) is given; OperationalError
+    (restic, a full disk) otherwise. The target is untouched unless the restore
+    succeeded. A target that is a symlink is followed (resolve_target).
     """
     require_offsite(policy)
     if force and in_place:
@@ -105,13 +106,18 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
             log.info("%s: %d files match the snapshot's manifest", policy.name, checked)
             keep = quarantine_folder(db.state_dir, policy.name)
             written, replaced = move_into_place(restored_root, target, entries, force, in_place, keep)
+        except RestoreRefused as refusal:
+            log.error("%s: %s", policy.name, refusal)
+            outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), error=str(refusal),
+                           exit_code=EXIT_FINDINGS)
+        else:
+            outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), files_checked=checked,
+                           unverified=unverified, files_written=written,
+                           mode="in-place" if in_place else "replace" if force else "new", exit_code=EXIT_OK)
+            if replaced:
+                outcome.update(files_replaced=replaced, replaced_kept_in=str(keep))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), files_checked=checked,
-                       unverified=unverified, files_written=written,
-                       mode="in-place" if in_place else "replace" if force else "new", exit_code=EXIT_OK)
-        if replaced:
-            outcome.update(files_replaced=replaced, replaced_kept_in=str(keep))
     return dict(outcome)
 
 
@@ -200,41 +206,22 @@ def check_restored(root, entries, require_all=True):
     the files that differ, and (with `require_all`) those the manifest has but the
     restore lacks.
     """
-    failures, unverified, seen = [], [], set()
-    # Hash with what the manifest holds (one digest per file, as the index kept it).
-    algorithms = tuple(sorted({expected_digest(entry)[0] for entry in entries.values()} - {None})) or ("sha256",)
-    with HashPool(algorithms) as pool:
-        def judge(relative, result):
-            entry = entries.get(relative)
-            if isinstance(result, Exception):
-                failures.append((relative, f"cannot be read: {result}"))
-                return
-            if entry is None:
-                unverified.append((relative, "not in the snapshot's manifest"))
-                return
-            algorithm, digest = expected_digest(entry)
-            if entry.get("size") is not None and entry["size"] != result.size:
-                failures.append((relative, f"size {result.size}, manifest says {entry['size']}"))
-            elif algorithm is None:
-                unverified.append((relative, "the manifest holds no digest for it"))
-            elif result.digests[algorithm] != digest:
-                failures.append((relative, f"{algorithm} differs from the manifest"))
-
-        for relative, path in walk_files(root):
-            seen.add(relative)
-            for done in pool.submit(relative, path):
-                judge(*done)
-        for done in pool.drain():
-            judge(*done)
-    if require_all:
-        failures += [(path, "missing from the restore") for path, entry in entries.items()
-                     if path not in seen and entry.get("size") is not None]
+    restored = [relative for relative, _ in walk_files(root)]
+    unverified = [(path, "not in the snapshot's manifest") for path in restored if path not in entries]
+    wanted = [path for path, entry in entries.items() if entry.get("size") is not None] if require_all else \
+        [path for path in restored if path in entries]
+    failures, checked = [], 0
+    for path, (status, reason, _, _) in check_files(root, wanted, entries):
+        if status == "ok":
+            checked += 1
+        else:
+            (unverified if status == "unverified" else failures).append((path, reason))
     if failures:
         shown = "; ".join(f"{path}: {reason}" for path, reason in sorted(failures)[:FAILURES_SHOWN])
         more = f" (and {len(failures) - FAILURES_SHOWN} more)" if len(failures) > FAILURES_SHOWN else ""
         raise RestoreRefused(f"{plural(len(failures), 'restored file')} {'does' if len(failures) == 1 else 'do'} not "
                              f"match the snapshot's manifest; the target was not touched: {shown}{more}")
-    return len(seen) - len(unverified), unverified
+    return checked, unverified
 
 
 def walk_files(root):
@@ -349,7 +336,8 @@ def in_place_problem(target, relative):
 
 
 def matches(path, entry):
-    algorithm, digest = expected_digest(entry)
-    if algorithm is None or path.stat().st_size != entry.get("size"):
+    algorithm, _ = expected_digest(entry)
+    if algorithm is None or path.stat().st_size != entry.get("size"):  # nothing proves it, or plainly not
         return False
-    return hash_file(path, (algorithm,)).digests[algorithm] == digest
+    hashed = hash_file(path, (algorithm,))
+    return judge(manifest_copy(entry), Copy(hashed.size, hashed.digests)).ok

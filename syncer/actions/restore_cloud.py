@@ -21,9 +21,11 @@ from pathlib import Path
 from syncer.actions.common import run_in_threads
 from syncer.actions.hooks import with_hooks
 from syncer.actions.restore import restore_snapshot, walk_files
+from syncer.endpoints.base import entry_copy
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint, build_s3_target
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from syncer.index.hashing import hash_file
+from syncer.verdict import UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.restore")
 
@@ -32,11 +34,10 @@ def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_ru
                       endpoint_url=None):
     """Restore `policy`'s dataset from `snapshot` to its authority (`target` "cloud") or
     to an S3 bucket (`target` "s3://BUCKET/PREFIX"), between the policy's restore hooks
-    (the whole of it is one restore). Return (report, exit_code): exit 1 when an upload
+    (the whole of it is one restore). Return the report: exit 1 when an upload
     failed or was refused."""
-    report = with_hooks(policy, "restore", lambda: restore_snapshot_to_cloud(
+    return with_hooks(policy, "restore", lambda: restore_snapshot_to_cloud(
         policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url), dry_run)
-    return report, report["exit_code"]
 
 
 def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url):
@@ -53,6 +54,8 @@ def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, c
     staging.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
         restored = restore_snapshot(policy, db, staging, snapshot, includes)
+        if restored.get("error"):  # the snapshot does not match its manifest: nothing goes up
+            return dict(restored, target=endpoint.describe(), dry_run=dry_run, counts={}, items=[])
         log.info("%s: snapshot %s restored to staging and checked; comparing with %s", policy.name,
                  restored["snapshot"][:8], endpoint.describe())
         if endpoint.capabilities.repositories:
@@ -85,12 +88,12 @@ def upload_files(endpoint, root, concurrency, dry_run=False):
     for relative, path in walk_files(root):
         hashed = hash_file(path, ("md5", "sha256"))
         remote = listing.get(relative)
-        verdict = compare_with(remote, hashed) if remote is not None else "absent"
-        if verdict == "same":
+        # Present or absent is the listing's identity; same or differs is the verdict's.
+        verdict = judge(entry_copy(remote), Copy(hashed.size, hashed.digests)) if remote is not None else None
+        if verdict and verdict.ok:
             items.append({"path": relative, "status": "present"})
-        elif verdict == "unverifiable":
-            items.append({"path": relative, "status": "present_unverifiable",
-                          "reason": remote.note or "no checksum at the authority"})
+        elif verdict and verdict.status == UNVERIFIABLE:
+            items.append({"path": relative, "status": "present_unverifiable", "reason": verdict.reason})
         else:
             jobs.append((relative, path, hashed.digests,
                          "differs at the authority" if remote is not None else "missing at the authority"))
@@ -105,17 +108,6 @@ def upload_files(endpoint, root, concurrency, dry_run=False):
         else:
             items.append({"path": relative, "status": "failed", "reason": str(error)})
     return items
-
-
-def compare_with(remote, hashed):
-    """Return same | differs | unverifiable for a local file and the authority's entry of
-    the same identity: by the entry's checksum when we hold that algorithm, else only a
-    size that differs says anything (an equal size proves nothing)."""
-    if remote.checksum and remote.algorithm in hashed.digests:
-        return "same" if remote.checksum == hashed.digests[remote.algorithm] else "differs"
-    if remote.size is not None and remote.size != hashed.size:
-        return "differs"
-    return "unverifiable"
 
 
 def restore_repositories(endpoint, root, concurrency, dry_run=False):
@@ -138,8 +130,8 @@ def restore_repositories(endpoint, root, concurrency, dry_run=False):
             created = True
         else:
             created = False
-            remote = endpoint.remote_refs(project)
-            if remote == local:
+            remote = Copy(digests={"sha256": git.refs_digest(endpoint.remote_refs(project))})
+            if judge(remote, Copy(digests={"sha256": git.refs_digest(local)})).ok:
                 return "present", None
         if not local:
             return ("created", "empty repository") if created else ("present", None)

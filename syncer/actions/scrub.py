@@ -17,6 +17,7 @@ from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from syncer.index import integrity
 from syncer.index.hashing import FileChanged, Throttle, hash_file
 from syncer.index.lock import dataset_lock
+from syncer.verdict import CORRUPT, Copy, judge
 
 log = logging.getLogger("syncer.scrub")
 DEFAULT_FRACTION = 0.05
@@ -36,7 +37,7 @@ def parse_fraction(text):
 
 
 def run_scrub(policies, db, fraction=None, rate_mib_s=None):
-    """Scrub each dataset. Return (report, exit_code): exit 1 when corruption is found."""
+    """Scrub each dataset. Return the report: exit 1 when corruption is found."""
     def work(policy):
         share, rate = policy.scrub.fraction, policy.scrub.rate_mib_s
         rate = rate_mib_s if rate_mib_s is not None else rate
@@ -46,8 +47,7 @@ def run_scrub(policies, db, fraction=None, rate_mib_s=None):
                 result["repair"] = repair_now(policy, db, rate)
         return result
 
-    results, exit_code = for_each_dataset(policies, work, action="scrub")
-    return {"datasets": results}, exit_code
+    return for_each_dataset(policies, work, action="scrub")
 
 
 def repair_now(policy, db, rate):
@@ -88,19 +88,18 @@ def scrub_dataset(policy, db, fraction, rate_mib_s=None):
                 items.append({"path": path, "status": "unreadable", "reason": error.strerror})
                 continue
             read_bytes += hashed.size
-            if (hashed.size, hashed.mtime_ns) != (size, mtime_ns):
-                counts["edited"] += 1
-                continue
-            found = hashed.digests
-            if found == expected:
+            verdict = judge(Copy(size, expected, mtime_ns), Copy(hashed.size, hashed.digests, hashed.mtime_ns))
+            if verdict.ok:
                 counts["confirmed"] += 1
                 integrity.confirm(db, policy.name, path)
                 continue
+            if verdict.status != CORRUPT:
+                counts["edited"] += 1
+                continue
             counts["corrupt"] += 1
             log.error("%s: %s is corrupt: its content changed but its size and mtime did not", policy.name, path)
-            integrity.record_corruption(db, policy.name, path, size, mtime_ns, expected, found)
-            items.append({"path": path, "status": "corrupt",
-                          "reason": "content changed while size and mtime did not (bit rot or a bad write)"})
+            integrity.record_corruption(db, policy.name, path, size, mtime_ns, expected, hashed.digests)
+            items.append({"path": path, "status": "corrupt", "reason": verdict.reason})
         coverage = integrity.confirmed_share_since(db, policy.name, time.time() - THIRTY_DAYS)
         if not total_bytes:
             log.warning("%s: nothing indexed yet; run `syncer verify %s` first", policy.name, policy.name)

@@ -10,7 +10,7 @@ log = logging.getLogger("syncer.offsite")
 
 
 def run_snapshots(policies, db):
-    """List each dataset's snapshots (its tag and host). Return (report, exit_code)."""
+    """List each dataset's snapshots (its tag and host). Return the report."""
     def work(policy):
         require_offsite(policy)
         repository = open_repository(policy, db.state_dir)
@@ -20,14 +20,13 @@ def run_snapshots(policies, db):
         return {"name": policy.name, "repository": repository.context.display, "host": policy.restic_host,
                 "snapshots": snapshots, "exit_code": EXIT_OK}
 
-    results, exit_code = for_each_dataset(policies, work)
-    return {"datasets": results}, exit_code
+    return for_each_dataset(policies, work)
 
 
 def run_check(policies, db, read_data_subset=None):
     """Run `restic check` on each dataset's repository (once per repository), reading
     the data subset given, else the policy's offsite.read_data_subset. Return
-    (report, exit_code): exit 1 when restic found errors in a repository."""
+    report: exit 1 when restic found errors in a repository."""
     checked = {}
 
     def work(policy):
@@ -48,5 +47,4 @@ def run_check(policies, db, read_data_subset=None):
         checked[key] = dict(outcome)
         return dict(outcome)
 
-    results, exit_code = for_each_dataset(policies, work, action="check")
-    return {"datasets": results}, exit_code
+    return for_each_dataset(policies, work, action="check")

@@ -4,6 +4,8 @@ Each row: local files and bytes, the last run of every action (when, result, how
 long), the newest snapshot's age (the recovery point), open findings, the share of
 bytes verified by checksum, the projected restore time from the last drill, and which
 scheduled actions are stale (no completed run within twice their schedule interval).
+A row's exit code is 1 with open findings, a stale action, or an action whose last run
+failed or had findings (a failed push or drill): 0 means healthy to a monitor.
 """
 
 import time
@@ -19,15 +21,9 @@ STALE_FACTOR = 2
 
 
 def run_status(policies, db, now=None):
-    """Return (report, exit_code); exit 1 when any dataset is stale or has open findings."""
+    """Return the report, one row per dataset."""
     now = now or time.time()
-    rows, exit_code = [], EXIT_OK
-    for policy in policies:
-        row = dataset_status(policy, db, now)
-        rows.append(row)
-        if row["findings"] or row["stale"]:
-            exit_code = EXIT_FINDINGS
-    return {"datasets": rows}, exit_code
+    return {"datasets": [dataset_status(policy, db, now) for policy in policies]}
 
 
 def dataset_status(policy, db, now):
@@ -57,6 +53,7 @@ def dataset_status(policy, db, now):
             stale.append(action)
     snapshot = newest_snapshot(db, policy.name, now)
     drill = last_drill(db, policy.name, size)
+    unhealthy = findings or stale or any(run["result"] in ("failed", "findings") for run in last.values())
     return {"name": policy.name, "path": str(policy.path), "files": files, "bytes": size,
             "checksum_coverage": round(verified_bytes / size, 4) if size else None,
             "scrub_confirmed_30d": rounded(integrity.confirmed_share_since(db, policy.name, now - 30 * 86400)),
@@ -64,7 +61,8 @@ def dataset_status(policy, db, now):
             "unavailable": [],  # every scheduled action ships now; the key stays for --json readers
             "newest_snapshot": snapshot,
             "rpo_seconds": snapshot and snapshot["age_seconds"], "drill": drill,
-            "projected_restore_seconds": drill and drill.get("projected_restore_seconds")}
+            "projected_restore_seconds": drill and drill.get("projected_restore_seconds"),
+            "exit_code": EXIT_FINDINGS if unhealthy else EXIT_OK}
 
 
 def rounded(share):

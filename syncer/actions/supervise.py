@@ -121,7 +121,7 @@ def write_metrics(policies, db, global_settings):
         return
     from syncer.actions.status import run_status
 
-    report, _ = run_status(policies, db)
+    report = run_status(policies, db)
     try:
         write_textfile(global_settings.metrics_textfile, render_metrics(report))
     except OSError as error:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
 from syncer.endpoints import git
-from syncer.endpoints.base import NOTHING_TO_DOWNLOAD
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
 from syncer.index.db import AUTHORITY, LOCAL
 from syncer.index.hashing import s3_multipart_etag
 from syncer.index.lock import dataset_lock
 from syncer.index.scan import ScanStats, scan_tree
+from syncer.verdict import CHANGED, OK, UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.verify")
 STATUSES = ("ok", "missing_local", "extra_local", "changed", "unverifiable")
@@ -27,7 +27,7 @@ FSCK_FAILED = "0" * 64
 
 
 def run_verify(policies, db, deep=False, strict=False, progress=None):
-    """Verify each policy's dataset. Return (report, exit_code).
+    """Verify each policy's dataset. Return the report.
 
     report = {"datasets": [{"name", "counts", "items", ...}]}; exit 1 when a dataset
     has missing, extra or changed items (or unverifiable ones with `strict`), 3 when
@@ -37,8 +37,7 @@ def run_verify(policies, db, deep=False, strict=False, progress=None):
         with dataset_lock(db.state_dir, policy.name):
             return verify_dataset(policy, db, deep, strict, progress)
 
-    results, exit_code = for_each_dataset(policies, work, action="verify")
-    return {"datasets": results}, exit_code
+    return for_each_dataset(policies, work, action="verify")
 
 
 def verify_dataset(policy, db, deep=False, strict=False, progress=None):
@@ -61,16 +60,14 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
         counts = dict.fromkeys(STATUSES, 0)
         items = []
         corrupt = set(stats.corrupt)
-        for path, local_size, authority_size, status, reason, etag in db.compare(policy.name):
-            if status == "etag":
-                status, reason = check_multipart(endpoint, policy, path, etag)
-            if status == "missing_local" and (reason or "").startswith(NOTHING_TO_DOWNLOAD):
-                status = "unverifiable"  # no pull can fetch it: listed, but never a finding
-            if path in corrupt and status == "changed":
+        for row in db.compare(policy.name):
+            path = row[0] or row[5]
+            status, reason = judge_row(endpoint, policy, row)
+            if path in corrupt and status == CHANGED:
                 reason = CORRUPT_REASON
             counts[status] += 1
-            if status != "ok":
-                items.append(item(path, status, reason, local_size, authority_size, algorithm))
+            if status != OK:
+                items.append({"path": path, "status": status, **({"reason": reason} if reason else {})})
         for path, reason in skipped:
             counts["unverifiable"] += 1
             items.append({"path": path, "status": "unverifiable", "reason": reason})
@@ -152,30 +149,36 @@ def note_mirror_difference(entry, local):
     return replace(entry, note=note or None)
 
 
-def item(path, status, reason, local_size, authority_size, algorithm=None):
-    entry = {"path": path, "status": status}
-    if reason:
-        entry["reason"] = reason
-    if status == "changed" and local_size != authority_size:
-        entry["reason"] = f"size {local_size} here, {authority_size} at the authority"
-    elif status == "changed" and not reason:
-        entry["reason"] = f"content differs ({algorithm})" if algorithm else "content differs"
-    return entry
+def judge_row(endpoint, policy, row):
+    """Return the verdict on one row of StateDB.compare. An S3 multipart ETag is the one
+    checksum the index holds for no local file: it is recomputed when nothing else decides."""
+    local_path, local_size, local_md5, local_sha256, local_note, authority_path, size, md5, sha256, etag, note = row
+    found = local_path and Copy(local_size, {"md5": local_md5, "sha256": local_sha256}, None,
+                                local_note and f"local: {local_note}")
+    expected = authority_path and Copy(size, {"md5": md5, "sha256": sha256, "etag": etag}, None, note)
+    verdict = judge(expected, found)
+    if etag and found and verdict.status == UNVERIFIABLE and not found.note:
+        return check_multipart(endpoint, policy, local_path, expected)
+    return verdict
 
 
-def check_multipart(endpoint, policy, path, etag):
-    """Verify a local file against an S3 multipart ETag. Return (status, reason)."""
+def check_multipart(endpoint, policy, path, expected):
+    """Verify a local file against an S3 multipart ETag: recompute it for the part
+    sizes common clients use, else compare the object's x-amz-checksum-sha256."""
     local_file = policy.path / path
+    etag = expected.digests["etag"]
     parts = int(etag.rsplit("-", 1)[1])
     size = local_file.stat().st_size
     for mib in COMMON_PART_SIZES_MIB:
         part_size = mib * 2**20
-        if -(-size // part_size) == parts and s3_multipart_etag(local_file, part_size) == etag:
-            return "ok", None
+        if -(-size // part_size) == parts:
+            verdict = judge(expected, Copy(size, {"etag": s3_multipart_etag(local_file, part_size)}))
+            if verdict.ok:
+                return verdict
     sha256 = endpoint.head_sha256(path) if endpoint.capabilities.head_sha256 else None
     if sha256:
         from syncer.index.hashing import hash_file
 
-        local = hash_file(local_file, ("sha256",)).digests["sha256"]
-        return ("ok", None) if local == sha256 else ("changed", "x-amz-checksum-sha256 differs")
-    return "unverifiable", f"multipart ETag with {parts} parts of unknown size and no x-amz-checksum"
+        return judge(Copy(expected.size, {"sha256": sha256}), Copy(size, hash_file(local_file, ("sha256",)).digests))
+    return judge(Copy(expected.size, note=f"multipart ETag with {parts} parts of unknown size and no x-amz-checksum"),
+                 Copy(size))

@@ -2,14 +2,13 @@
 `systemd install`."""
 
 import logging
-import sys
 from pathlib import Path
 
 import click
 
 from syncer.cli.common import global_options, json_option, settings
 from syncer.cli.group import cli
-from syncer.errors import OperationalError, SyncerError
+from syncer.errors import OperationalError, SyncerError, exit_code_of
 
 log = logging.getLogger("syncer")
 JOB_ACTIONS = ("run", "pull", "verify", "push", "check", "drill", "scrub")
@@ -36,7 +35,7 @@ def daemon():
     # others, and its exit code tells how it stopped.
     report_left_out(global_, "daemon", current.policy_problems)
     current.policy_problems = []
-    sys.exit(Daemon(policies, current.resolved_state_dir(), global_).run())
+    return Daemon(policies, current.resolved_state_dir(), global_).run()
 
 
 @cli.command()
@@ -47,7 +46,7 @@ def daemon():
 def job(action, datasets, as_json):
     """Run one ACTION on every dataset (or those named) as the timers do: with
     healthchecks pings, failure/recovery notifications and the metrics textfile."""
-    from syncer.actions.run import RUNNERS, run_all
+    from syncer.actions.run import RUNNERS, run_all, run_results
     from syncer.actions.supervise import report_left_out, report_unstartable, supervised
     from syncer.cli.render import print_json, render_verify
 
@@ -62,9 +61,9 @@ def job(action, datasets, as_json):
         raise
     with supervised(policies, current.db(), global_, every_policy, action) as outcome:
         try:
-            report, exit_code = runner(policies, current.db())
+            report = runner(policies, current.db())
         except Exception as error:
-            outcome.update(exit_code=getattr(error, "exit_code", 3), error=str(error))
+            outcome.update(exit_code=exit_code_of(error), error=str(error))
             raise
     report_left_out(global_, action, current.policy_problems)  # after the pings: a broken file is not a success
     if as_json:
@@ -73,7 +72,7 @@ def job(action, datasets, as_json):
         render_verify(report)
     elif action == "run" and "verify" in report:
         render_verify(report["verify"])
-    sys.exit(exit_code)
+    return run_results(report) if action == "run" else report["datasets"]
 
 
 @cli.group()

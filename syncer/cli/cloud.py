@@ -1,7 +1,5 @@
 """Commands that talk to the authoritative copies: pull."""
 
-import sys
-
 import click
 
 from syncer.cli.common import global_options, json_option, settings
@@ -26,9 +24,9 @@ def pull(datasets, dry_run, as_json):
     from syncer.actions.pull import run_pull
 
     current = settings()
-    report, exit_code = run_pull(current.policies(datasets), current.db(), dry_run=dry_run)
+    report = run_pull(current.policies(datasets), current.db(), dry_run=dry_run)
     print_json(report) if as_json else render_pull(report)
-    sys.exit(exit_code)
+    return report["datasets"]
 
 
 def render_pull(report):
@@ -47,10 +45,10 @@ def restore_to_cloud(current, policy, target, snapshot, includes, dry_run, crede
     """`restore DATASET --to cloud|s3://...` (hooked into the offsite `restore` command)."""
     from syncer.actions.restore_cloud import run_restore_cloud
 
-    report, exit_code = run_restore_cloud(policy, current.db(), target, snapshot, includes, dry_run,
-                                          credentials_file, endpoint_url)
+    report = run_restore_cloud(policy, current.db(), target, snapshot, includes, dry_run, credentials_file,
+                               endpoint_url)
     if as_json:
         print_json(report)
-    else:
+    elif not report.get("error"):  # a refusal was logged once, on stderr
         render_pull({"datasets": [dict(report, authority=report["target"])]})
-    sys.exit(exit_code)
+    return [report]

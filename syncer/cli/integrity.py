@@ -1,7 +1,5 @@
 """scrub and repair: find bit rot, and replace bad files with copies proven good."""
 
-import sys
-
 import click
 
 from syncer.cli.common import global_options, json_option, settings
@@ -21,7 +19,7 @@ def scrub(datasets, fraction, rate_mib_s, as_json):
     from syncer.cli.render import print_json, render_items
 
     current = settings()
-    report, exit_code = run_scrub(current.policies(datasets), current.db(), fraction, rate_mib_s)
+    report = run_scrub(current.policies(datasets), current.db(), fraction, rate_mib_s)
     if as_json:
         print_json(report)
     else:
@@ -30,7 +28,7 @@ def scrub(datasets, fraction, rate_mib_s, as_json):
             coverage = dataset.get("confirmed_share_30d")
             share = f"; {coverage:.0%} of the bytes confirmed good in the last 30 days" if coverage is not None else ""
             render_items(dataset, f"{summary}{share}")
-    sys.exit(exit_code)
+    return report["datasets"]
 
 
 @cli.command()
@@ -45,8 +43,7 @@ def repair(datasets, dry_run, as_json):
     from syncer.cli.render import print_json, render_items
 
     current = settings()
-    report, exit_code = run_repair(current.policies(datasets), current.db(), dry_run=dry_run,
-                                   offsite_source=snapshot_copies)
+    report = run_repair(current.policies(datasets), current.db(), dry_run=dry_run, offsite_source=snapshot_copies)
     if as_json:
         print_json(report)
     else:
@@ -59,4 +56,4 @@ def repair(datasets, dry_run, as_json):
             summary = ", ".join(f"{counts.get(status, 0)} {status.replace('_', ' ')}" for status in wanted
                                 if counts.get(status) or status not in ("refused", "skipped"))
             render_items(dataset, f"dry run (nothing changed): {summary}" if dry_run else summary)
-    sys.exit(exit_code)
+    return report["datasets"]

@@ -1,7 +1,8 @@
 """The `syncer` command line: parse, load policies, call one action, render.
 
-Commands live in modules that attach to the group (syncer.cli.group); this module
-imports them all and is the one place where errors become messages and exit codes.
+Commands live in modules that attach to the group (syncer.cli.group) and return their
+results; this module imports them all and is the one place where results and errors
+become messages and an exit code.
 """
 
 import logging
@@ -12,7 +13,7 @@ import click
 from syncer.cli import always, cloud, integrity, offsite  # noqa: F401 (their commands attach to the group)
 from syncer.cli.common import Settings, global_options, json_option, settings
 from syncer.cli.group import cli
-from syncer.errors import EXIT_FAILURE, EXIT_USAGE, PolicyError, SyncerError
+from syncer.errors import EXIT_USAGE, Interrupted, PolicyError, SyncerError, UsageError, exit_code_of
 from syncer.log import escape_controls, mask, plural
 
 log = logging.getLogger("syncer")
@@ -33,14 +34,8 @@ def check_policies(as_json, schema):
     from syncer.policy import load_policies
 
     current = settings()
-    try:
-        # Everything, this machine's paths and files too: every problem is exit 2 here.
-        policies = load_policies(current.existing_policies_dir(), state_dir=current.resolved_state_dir())
-    except PolicyError as error:
-        if as_json:
-            print_json({"valid": False, "problems": error.problems})
-            sys.exit(error.exit_code)
-        raise
+    # Everything, this machine's paths and files too: every problem is exit 2 here.
+    policies = load_policies(current.existing_policies_dir(), state_dir=current.resolved_state_dir())
     if as_json:
         print_json({"valid": True, "datasets": [p.name for p in policies]})
     else:
@@ -62,9 +57,9 @@ def verify(datasets, deep, strict, as_json):
     current = settings()
     policies = current.policies(datasets)
     with progress_reporter(not as_json) as progress:
-        report, exit_code = run_verify(policies, current.db(), deep=deep, strict=strict, progress=progress)
+        report = run_verify(policies, current.db(), deep=deep, strict=strict, progress=progress)
     print_json(report) if as_json else render_verify(report)
-    sys.exit(exit_code)
+    return report["datasets"]
 
 
 @cli.command()
@@ -76,9 +71,9 @@ def status(as_json):
     from syncer.cli.render import print_json, render_status
 
     current = settings()
-    report, exit_code = run_status(current.policies(), current.existing_db())
+    report = run_status(current.policies(), current.existing_db())
     print_json(report) if as_json else render_status(report)
-    sys.exit(exit_code)
+    return report["datasets"]
 
 
 @cli.command()
@@ -86,13 +81,13 @@ def status(as_json):
 @json_option
 def run(as_json):
     """The scheduled job: every step for every dataset."""
-    from syncer.actions.run import run_all
+    from syncer.actions.run import run_all, run_results
     from syncer.cli.render import print_json, progress_reporter, render_verify
 
     current = settings()
     policies = current.policies()
     with progress_reporter(not as_json) as progress:
-        report, exit_code = run_all(policies, current.db(), progress=progress)
+        report = run_all(policies, current.db(), progress=progress)
     if as_json:
         print_json(report)
     else:
@@ -105,46 +100,57 @@ def run(as_json):
             from syncer.cli.offsite import render_push
 
             render_push(report["push"])
-    sys.exit(exit_code)
-
-
-def report_error(message, exit_code):
-    click.echo(escape_controls(mask(f"syncer: {message}")), err=True)
-    return exit_code
+    return run_results(report)
 
 
 def main(argv=None):
-    """Entry point: run the CLI; turn every error into one message and an exit code.
-    Policy files that were left out make the exit code at least 2, whatever the others
-    did."""
+    """Entry point: run the command; turn its results, or the error that stopped it,
+    into one exit code. Policy files that were left out make the exit code at least 2,
+    whatever the others did."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     current = Settings()
     try:
-        code = cli.main(args=argv, prog_name="syncer", standalone_mode=False, obj=current)
-    except SystemExit as done:  # a command's sys.exit(exit code)
-        code = done.code
-    except click.exceptions.Exit as done:
-        code = done.exit_code
-    except click.ClickException as error:
-        error.show()
-        code = EXIT_USAGE
-    except click.exceptions.Abort:
-        code = report_error("interrupted", 130)
-    except PolicyError as error:
-        for problem in error.problems:
-            click.echo(escape_controls(mask(problem)), err=True)
-        code = report_error(f"{plural(len(error.problems), 'problem')} in the policies", error.exit_code)
-    except SyncerError as error:
-        code = report_error(str(error), error.exit_code)
-    except KeyboardInterrupt:
-        code = report_error("interrupted", 130)
-    except Exception as error:  # a bug: one line for the user, the traceback with -v
-        log.debug("internal error", exc_info=True)
-        code = report_error(f"internal error: {error.__class__.__name__}: {error} (run with -v for details)",
-                            EXIT_FAILURE)
+        results = cli.main(args=argv, prog_name="syncer", standalone_mode=False, obj=current)
+        code = results if isinstance(results, int) else exit_code_of(results)  # click's own code for --help
+    except (Exception, KeyboardInterrupt) as error:
+        code = report_error(error, wants_json(argv))
     if current.policy_problems:
         problems = plural(len(current.policy_problems), "problem")
         said = (f"left out {', '.join(current.left_out)} ({problems} above); the other datasets ran"
                 if current.left_out else f"{problems} in the policies (above)")
-        code = max(code or 0, report_error(said, EXIT_USAGE))
+        click.echo(escape_controls(mask(f"syncer: {said}")), err=True)
+        code = max(code or 0, EXIT_USAGE)
     sys.stdout.flush()
-    sys.exit(code or 0)
+    sys.exit(code)
+
+
+def wants_json(argv):
+    """Whether the command line asks for --json. Read from the words themselves: the
+    error may have come before click parsed them (an unknown option)."""
+    return "--json" in (argv[:argv.index("--")] if "--" in argv else argv)
+
+
+def report_error(error, as_json):
+    """Tell the user what stopped the command: one message on stderr (a policy error's
+    problems each on a line of its own) and, with --json, one document on stdout:
+    {"error": {"message", "exit_code", "problems"?}}. Return the exit code."""
+    shown = isinstance(error, click.ClickException)
+    if shown:
+        error.show()  # on stderr, with click's usage line and hint
+        error = UsageError(error.format_message())
+    elif isinstance(error, (click.exceptions.Abort, KeyboardInterrupt)):
+        error = Interrupted("interrupted")
+    elif not isinstance(error, SyncerError):  # a bug: one line for the user, the traceback with -v
+        log.debug("internal error", exc_info=error)
+        error = SyncerError(f"internal error: {error.__class__.__name__}: {error} (run with -v for details)")
+    problems = [mask(problem) for problem in error.problems] if isinstance(error, PolicyError) else []
+    message = mask(f"{plural(len(problems), 'problem')} in the policies" if problems else str(error))
+    if not shown:
+        for line in problems + [f"syncer: {message}"]:
+            click.echo(escape_controls(line), err=True)
+    code = exit_code_of(error)
+    if as_json:
+        from syncer.cli.render import print_json
+
+        print_json({"error": {"message": message, "exit_code": code, **({"problems": problems} if problems else {})}})
+    return code

@@ -31,9 +31,9 @@ def push(datasets, init, as_json):
 
         raise UsageError("no policy has an offsite section: nothing to push")
     with push_progress(not as_json) as progress:
-        report, exit_code = run_push(policies, current.db(), progress=progress, init=init)
+        report = run_push(policies, current.db(), progress=progress, init=init)
     print_json(report) if as_json else render_push(report)
-    sys.exit(exit_code)
+    return report["datasets"]
 
 
 @cli.command()
@@ -45,9 +45,9 @@ def snapshots(dataset, as_json):
     from syncer.actions.snapshots import run_snapshots
 
     current = settings()
-    report, exit_code = run_snapshots(offsite_policies(current, dataset), current.db())
+    report = run_snapshots(offsite_policies(current, dataset), current.db())
     print_json(report) if as_json else render_snapshots(report)
-    sys.exit(exit_code)
+    return report["datasets"]
 
 
 @cli.command()
@@ -63,14 +63,14 @@ def check(dataset, read_data_subset, as_json):
     if read_data_subset and not SUBSET_PATTERN.match(read_data_subset):
         raise click.BadParameter("must look like 5%, 1/10 or 500M", param_hint="--read-data-subset")
     current = settings()
-    report, exit_code = run_check(offsite_policies(current, dataset), current.db(), read_data_subset)
+    report = run_check(offsite_policies(current, dataset), current.db(), read_data_subset)
     if as_json:
         print_json(report)
     else:
         for row in report["datasets"]:
             if not row.get("error"):  # an error was logged once, on stderr
                 click.echo(f"{row['name']}: {row['repository']}: {'ok' if row['ok'] else 'ERRORS FOUND'}")
-    sys.exit(exit_code)
+    return report["datasets"]
 
 
 @cli.command()
@@ -101,12 +101,12 @@ def restore(dataset, target, snapshot, includes, force, in_place, dry_run, crede
     if target == "cloud" or target.startswith("s3://"):
         from syncer.cli.cloud import restore_to_cloud
 
-        restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file, endpoint_url,
-                         as_json)
-    report, exit_code = run_restore(policy, current.db(), target, snapshot, includes, force, in_place)
+        return restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file,
+                                endpoint_url, as_json)
+    report = run_restore(policy, current.db(), target, snapshot, includes, force, in_place)
     if as_json:
         print_json(report)
-    else:
+    elif not report.get("error"):  # a refusal was logged once, on stderr
         replaced = (f" ({report['files_replaced']} replaced; the old copies are kept in "
                     f"{safe_name(report['replaced_kept_in'])})" if report.get("files_replaced") else "")
         click.echo(f"{policy.name}: restored snapshot {report['snapshot'][:8]} to {safe_name(report['target'])} "
@@ -114,7 +114,7 @@ def restore(dataset, target, snapshot, includes, force, in_place, dry_run, crede
                    f"{report['files_written']} written{replaced}")
         for path, reason in report["unverified"][:20]:
             click.echo(f"  unverified {safe_name(path)} ({safe_text(reason)})")
-    sys.exit(exit_code)
+    return [report]
 
 
 @cli.command()
@@ -133,9 +133,9 @@ def drill(dataset, sample, full, seed, as_json):
         raise UsageError("--sample and --full exclude each other")
     current = settings()
     (policy,) = offsite_policies(current, dataset)
-    report, exit_code = run_drill(policy, current.db(), sample=sample, full=full, seed=seed)
+    report = run_drill(policy, current.db(), sample=sample, full=full, seed=seed)
     print_json(report) if as_json else render_drill(report)
-    sys.exit(exit_code)
+    return [report]
 
 
 @cli.command("audit-offsite")
@@ -147,9 +147,9 @@ def audit_offsite(dataset, as_json):
     from syncer.actions.audit import run_audit
 
     current = settings()
-    report, exit_code = run_audit(offsite_policies(current, dataset))
+    report = run_audit(offsite_policies(current, dataset))
     print_json(report) if as_json else render_audit(report)
-    sys.exit(exit_code)
+    return report["datasets"]
 
 
 def offsite_policies(current, dataset=None):

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from syncer.fsio import is_temporary_name
+from syncer.verdict import Copy
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,9 @@ class MirrorEndpoint(Protocol):
         """Push the branches and tags of the mirror at `mirror` to the project (never forced)."""
 
 
-# A note starting with this marks an entry the service lists but offers nothing to
-# download (SmugMug without an original): it cannot be fetched, so a missing local copy
-# is unverifiable, never a finding that no action could clear.
-NOTHING_TO_DOWNLOAD = "nothing to download: "
+def entry_copy(entry):
+    """Return `entry` as the copy the verdict expects (syncer.verdict.judge)."""
+    return Copy(entry.size, {entry.algorithm: entry.checksum} if entry.checksum else {}, note=entry.note)
 
 
 def check_relative_path(path):

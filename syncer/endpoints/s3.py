@@ -9,6 +9,7 @@ import os
 
 from syncer.endpoints.base import Capabilities, Entry, check_relative_path
 from syncer.errors import AuthenticationError, EndpointError
+from syncer.verdict import CHANGED, Copy, judge
 
 AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken",
               "ExpiredToken", "AuthorizationHeaderMalformed"}
@@ -130,7 +131,7 @@ class S3Endpoint:
         with open(source, "rb") as body:
             answer = self._call(self.client.put_object, Body=body, **arguments)
         etag = str(answer.get("ETag", "")).strip('"').lower()
-        if digests.get("md5") and len(etag) == 32 and etag != digests["md5"]:
+        if len(etag) == 32 and judge(Copy(digests=digests), Copy(digests={"md5": etag})).status == CHANGED:
             # Some S3-compatible servers ignore Content-MD5: the ETag still tells.
             self._call(self.client.delete_object, Bucket=self.bucket, Key=self.prefix + path)
             raise EndpointError(f"{self.describe()}: {path} arrived corrupted (ETag {etag} is not the file's MD5); "

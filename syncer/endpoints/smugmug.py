@@ -17,10 +17,11 @@ import hashlib
 import os
 from urllib.parse import quote
 
-from syncer.endpoints.base import NOTHING_TO_DOWNLOAD, Capabilities, Entry, check_relative_path
+from syncer.endpoints.base import Capabilities, Entry, check_relative_path
 from syncer.endpoints.http import ResponseStream, send
 from syncer.errors import AuthenticationError, EndpointError
 from syncer.index.exclude import glob_to_regex
+from syncer.verdict import CHANGED, NOTHING_TO_DOWNLOAD, Copy, judge
 
 DEFAULT_API_URL = "https://api.smugmug.com"
 DEFAULT_UPLOAD_URL = "https://upload.smugmug.com/"
@@ -298,7 +299,7 @@ class SmugMugEndpoint:
         if not image_uri:
             return
         stored = (self._get_json(image_uri).get("Image") or {}).get("ArchivedMD5")
-        if stored and stored.lower() != md5:
+        if judge(Copy(digests={"md5": md5}), Copy(digests={"md5": stored and stored.lower()})).status == CHANGED:
             raise EndpointError(f"{self.describe()}: {path} arrived corrupted (ArchivedMD5 {stored}, "
                                 f"the file's MD5 is {md5}); remove it on SmugMug", permanent=True)
 

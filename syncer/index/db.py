@@ -62,28 +62,17 @@ LOCAL, AUTHORITY = "local", "authority"
 DIGEST_COLUMN = {"md5": "md5", "sha256": "sha256"}  # algorithm -> column; never user input in SQL
 
 # One pass over the local side, each row joined to its authority row (a LEFT JOIN, so a
-# local-only path comes out as extra_local in the same pass), then, only when the
-# authority has rows no local row matched, a pass for those (missing_local).
+# local-only path comes out in the same pass), then, only when the authority has rows no
+# local row matched, a pass for those. Both sides' columns come back raw, in this order:
+# local (path, size, md5, sha256, note), authority (path, size, md5, sha256, etag, note),
+# a side's path None when it lacks the file; the verdict is syncer.verdict's, not SQL's.
 COMPARE_LOCAL_SQL = """
-SELECT l.path, l.size, a.size,
-  CASE
-    WHEN a.path IS NULL THEN 'extra_local'
-    WHEN l.note IS NOT NULL THEN 'unverifiable'
-    WHEN a.size IS NOT NULL AND a.size != l.size THEN 'changed'
-    WHEN a.sha256 IS NOT NULL THEN
-      CASE WHEN l.sha256 IS NULL THEN 'unverifiable' WHEN l.sha256 = a.sha256 THEN 'ok' ELSE 'changed' END
-    WHEN a.md5 IS NOT NULL THEN
-      CASE WHEN l.md5 IS NULL THEN 'unverifiable' WHEN l.md5 = a.md5 THEN 'ok' ELSE 'changed' END
-    WHEN a.etag IS NOT NULL THEN 'etag'
-    ELSE 'unverifiable'
-  END,
-  CASE WHEN a.path IS NULL THEN NULL WHEN l.note IS NOT NULL THEN 'local: ' || l.note ELSE a.note END,
-  a.etag
+SELECT l.path, l.size, l.md5, l.sha256, l.note, a.path, a.size, a.md5, a.sha256, a.etag, a.note
 FROM files l LEFT JOIN files a ON a.dataset = l.dataset AND a.side = 'authority' AND a.path = l.path
 WHERE l.dataset = :dataset AND l.side = 'local'
 """
 MISSING_LOCAL_SQL = """
-SELECT a.path, NULL, a.size, 'missing_local', a.note, NULL FROM files a
+SELECT NULL, NULL, NULL, NULL, NULL, a.path, a.size, a.md5, a.sha256, a.etag, a.note FROM files a
 WHERE a.dataset = :dataset AND a.side = 'authority' AND NOT EXISTS (
   SELECT 1 FROM files l WHERE l.dataset = a.dataset AND l.side = 'local' AND l.path = a.path)
 """
@@ -290,13 +279,13 @@ class StateDB:
                 (dataset, side))
 
     def compare(self, dataset):
-        """Yield (path, local_size, authority_size, status, reason, etag) for every entry
-        on either side. status is ok | changed | unverifiable | extra_local |
-        missing_local | etag (an S3 multipart ETag the caller must recompute)."""
+        """Yield one row per path on either side, streamed: local (path, size, md5,
+        sha256, note) then authority (path, size, md5, sha256, etag, note), a side's
+        columns all None when it lacks the path."""
         matched = 0
         with self.connection.translating():
             for row in self.connection.plain(COMPARE_LOCAL_SQL, {"dataset": dataset}):
-                if row[3] != "extra_local":
+                if row[5] is not None:
                     matched += 1
                 yield row
             authority_rows = self.connection.plain(

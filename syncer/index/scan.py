@@ -20,6 +20,7 @@ from syncer.errors import SyncerError
 from syncer.index.db import StateDB, parent_of
 from syncer.index.exclude import compile_excludes
 from syncer.index.hashing import FileChanged, HashPool, default_workers
+from syncer.verdict import CORRUPT, Copy, judge
 
 log = logging.getLogger("syncer.scan")
 FLUSH_EVERY = 1000
@@ -168,10 +169,10 @@ def check_unchanged_content(db, job, path, hashed):
 
     row = db.execute(f"SELECT size, mtime_ns, {', '.join(job.algorithms)} FROM files "
                      "WHERE dataset=? AND side=? AND path=?", (job.dataset, job.side, path)).fetchone()
-    if row is None or (row[0], row[1]) != (hashed.size, hashed.mtime_ns):
+    if row is None:
         return False
     expected = {name: digest for name, digest in zip(job.algorithms, row[2:]) if digest}
-    if not expected or all(hashed.digests.get(name) == digest for name, digest in expected.items()):
+    if judge(Copy(row[0], expected, row[1]), Copy(hashed.size, hashed.digests, hashed.mtime_ns)).status != CORRUPT:
         return False
     log.error("%s: %s changed content under an unchanged size and mtime (bit rot or a bad write); "
               "`syncer repair` can restore it", job.dataset, path)

@@ -25,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from syncer.actions.changes import mark_changes, refresh_changes
 from syncer.actions.run import RUNNERS
 from syncer.actions.supervise import supervised, write_metrics
-from syncer.errors import EXIT_FAILURE, SyncerError
+from syncer.errors import SyncerError, exit_code_of
 from syncer.index.db import StateDB
 from syncer.index.runs import abandon_unfinished, last_started
 from syncer.policy.settings import cron_gaps, cron_trigger, watch_settings
@@ -144,15 +144,16 @@ class Daemon:
                         if changed_paths:
                             refresh_changes(policy, db, changed_paths)
                         log.info("%s %s: starting", dataset, action)
-                        _, exit_code = RUNNERS[action]([policy], db)
-                        log.info("%s %s: finished (exit %d)", dataset, action, exit_code)
+                        results = RUNNERS[action]([policy], db)["datasets"]
+                        log.info("%s %s: finished (exit %d)", dataset, action, exit_code_of(results))
                     except SyncerError as error:
                         log.error("%s %s: %s", dataset, action, error)
-                        outcome.update(exit_code=error.exit_code, error=str(error))
+                        outcome.update(exit_code=exit_code_of(error), error=str(error))
                     except Exception as error:  # a bug must not take the daemon down
                         log.error("%s %s: internal error: %s: %s", dataset, action, error.__class__.__name__, error)
                         log.debug("internal error", exc_info=True)
-                        outcome.update(exit_code=EXIT_FAILURE, error=f"internal error: {error.__class__.__name__}")
+                        outcome.update(exit_code=exit_code_of(error),
+                                       error=f"internal error: {error.__class__.__name__}")
             finally:
                 db.close()
                 with self.active_lock:
@@ -201,7 +202,7 @@ class Daemon:
             log.debug("tick failed", exc_info=True)
 
     def run(self):
-        """Run until SIGTERM/SIGINT; return the exit code (0)."""
+        """Run until SIGTERM/SIGINT."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda number, frame: self.stop_event.set())
         jobs = self.plan_jobs()
@@ -220,7 +221,7 @@ class Daemon:
                 self.notifier.notify("WATCHDOG=1")
                 next_ping = time.monotonic() + self.notifier.watchdog_interval
             self.stop_event.wait(min(TICK_SECONDS, self.notifier.watchdog_interval or TICK_SECONDS))
-        return self.shutdown()
+        self.shutdown()
 
     def shutdown(self):
         log.info("stopping: no new steps start")
@@ -246,7 +247,6 @@ class Daemon:
             logging.shutdown()
             sys.stdout.flush()
             os._exit(0)
-        return 0
 
 
 def bounded_jitter(expression, jitter, now=None):

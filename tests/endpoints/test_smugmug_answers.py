@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from syncer.endpoints.base import NOTHING_TO_DOWNLOAD
 from syncer.endpoints.smugmug import PAGE_SIZE, SmugMugEndpoint
+from syncer.verdict import NOTHING_TO_DOWNLOAD
 from tests.fakes import smugmug
 
 

@@ -1,5 +1,6 @@
-"""What goes wrong offsite: damaged packs, a wrong password, a killed push, targets
-that must not be touched, a full disk, and snapshots holding escaping links."""
+"""What goes wrong offsite: damaged packs, a wrong password, a killed push (and what
+status says after a failed one), targets that must not be touched, a full disk, and
+snapshots holding escaping links."""
 
 import os
 import shutil
@@ -58,6 +59,19 @@ def test_wrong_password_exits_3_with_a_clear_message_and_no_secret(tmp_path):
         assert wrong not in result.output and PASSWORD not in result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_status_after_a_failed_push_is_a_finding(tmp_path):
+    dataset = make_dataset(tmp_path, {"a.txt": "pushed once"})
+    assert dataset.syncer("push").exit_code == 0
+    assert dataset.syncer("status").exit_code == 0
+    dataset.password_file.write_text("not-the-password-7Qx2\n")
+    assert dataset.syncer("push").exit_code == 3
+    status = dataset.syncer("status", "--json")
+    assert status.exit_code == 1, status.output
+    [row] = status.json()["datasets"]
+    assert row["last"]["push"]["result"] == "failed" and "wrong password" in row["last"]["push"]["error"]
+    assert row["exit_code"] == 1 and not row["findings"] and not row["stale"]
 
 
 def test_a_killed_push_leaves_a_repository_the_next_push_and_check_accept(tmp_path):

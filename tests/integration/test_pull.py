@@ -137,7 +137,7 @@ def test_a_checksum_mismatch_is_downloaded_again_then_reported_and_never_replace
     items = by_path(result.json())
     assert items["flaky.bin"]["status"] == "downloaded"
     assert items["broken.bin"]["status"] == "failed"
-    assert "checksum mismatch" in items["broken.bin"]["reason"]
+    assert "content differs (sha256)" in items["broken.bin"]["reason"]
     assert (tmp_path / "local/flaky.bin").read_bytes() == b"flaky but fine on the second try"
     assert (tmp_path / "local/broken.bin").read_bytes() == b"the good old version"
     assert local_files(tmp_path / "local") == ["broken.bin", "flaky.bin"]  # no temporary files left

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncer.actions.status import run_status
-from syncer.errors import PolicyError
+from syncer.errors import PolicyError, exit_code_of
 from syncer.index.db import LOCAL, StateDB
 from syncer.index.dirty import count_dirty, mark_changed, refresh_paths
 from syncer.index.scan import scan_tree
@@ -230,16 +230,28 @@ def test_status_flags_an_action_without_a_completed_run_in_twice_its_interval(tm
     record(db, "verify", "failed", now - 600)  # a failure is not a completed run
     record(db, "push", "ok", now - 3600, snapshot="abc123")
     record(db, "drill", "ok", now - 100, throughput_mib_s=10.0, projected_restore_seconds=42.0)
-    report, exit_code = run_status(policies, db, now=now)
-    [row] = report["datasets"]
-    assert row["stale"] == ["verify"] and exit_code == 1
+    [row] = run_status(policies, db, now=now)["datasets"]
+    assert row["stale"] == ["verify"] and exit_code_of([row]) == 1
     assert row["last"]["verify"]["result"] == "failed"
     assert row["last"]["verify"]["last_success_at"] == pytest.approx(now - 3 * 3600)
     assert row["newest_snapshot"]["id"] == "abc123" and row["rpo_seconds"] == 3600
     assert row["projected_restore_seconds"] == 42.0
     record(db, "verify", "ok", now - 60)
-    report, exit_code = run_status(policies, db, now=now)
-    assert report["datasets"][0]["stale"] == [] and exit_code == 0
+    [row] = run_status(policies, db, now=now)["datasets"]
+    assert row["stale"] == [] and exit_code_of([row]) == 0
+
+
+def test_status_counts_a_failed_last_run_as_a_finding(tmp_path):
+    policies = write_status_policy(tmp_path, {})
+    db = StateDB(tmp_path / "state")
+    now = time.time()
+    record(db, "verify", "ok", now - 60)
+    assert exit_code_of(run_status(policies, db, now=now)["datasets"]) == 0
+    for action, result in (("push", "failed"), ("drill", "findings")):
+        record(db, action, result, now - 30)
+        assert exit_code_of(run_status(policies, db, now=now)["datasets"]) == 1, (action, result)
+        record(db, action, "ok", now - 10)  # the next run succeeded: healthy again
+        assert exit_code_of(run_status(policies, db, now=now)["datasets"]) == 0, action
 
 
 def test_syncer_yaml_is_not_a_dataset_and_its_problems_name_it(tmp_path):

@@ -186,6 +186,15 @@ def test_cache_keys_are_per_directory_and_relative(db, tmp_path):
     assert db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))["x"][1] is None
 
 
+def compared(db):
+    """{path: (row, status)}: StateDB.compare's raw rows, each judged as verify does."""
+    from syncer.actions.verify import judge_row
+
+    rows = list(db.compare("data"))
+    assert len({row[0] or row[5] for row in rows}) == len(rows), "a path came back twice"
+    return {row[0] or row[5]: (row, judge_row(None, None, row).status) for row in rows}
+
+
 def test_compare_reports_each_category_once(db, tmp_path):
     local = write_tree(tmp_path / "local", {"same": "1", "differs": "2", "only-here": "3", "size": "4"})
     authority = write_tree(tmp_path / "authority", {"same": "1", "differs": "X", "only-there": "5",
@@ -195,13 +204,14 @@ def test_compare_reports_each_category_once(db, tmp_path):
     db.upsert_files("data", AUTHORITY, [{"path": "no-checksum", "size": 1}])
     write_tree(local, {"no-checksum": "6"})
     scan_tree(db, "data", LOCAL, local)
-    statuses = {row[0]: row[3] for row in db.compare("data")}
-    assert statuses == {"same": "ok", "differs": "changed", "only-here": "extra_local",
-                        "only-there": "missing_local", "size": "changed", "no-checksum": "unverifiable"}
-    rows = {row[0]: row for row in db.compare("data")}
-    assert rows["only-here"] == ("only-here", 1, None, "extra_local", None, None)
-    assert rows["only-there"] == ("only-there", None, 1, "missing_local", None, None)
-    assert rows["size"][1:3] == (1, 6)
+    rows = compared(db)
+    assert {path: status for path, (_, status) in rows.items()} == {
+        "same": "ok", "differs": "changed", "only-here": "extra_local", "only-there": "missing_local",
+        "size": "changed", "no-checksum": "unverifiable"}
+    sha256_of = {text: hashlib.sha256(text.encode()).hexdigest() for text in ("3", "5")}
+    assert rows["only-here"][0] == ("only-here", 1, None, sha256_of["3"], None) + (None,) * 6
+    assert rows["only-there"][0] == (None,) * 5 + ("only-there", 1, None, sha256_of["5"], None, None)
+    assert (rows["size"][0][1], rows["size"][0][6]) == (1, 6)
 
 
 def test_compare_with_every_authority_row_matched_still_lists_extras(db, tmp_path):
@@ -209,7 +219,7 @@ def test_compare_with_every_authority_row_matched_still_lists_extras(db, tmp_pat
     authority = write_tree(tmp_path / "authority", {"a": "1"})
     scan_tree(db, "data", LOCAL, local)
     scan_tree(db, "data", AUTHORITY, authority)
-    assert sorted((row[0], row[3]) for row in db.compare("data")) == [("a", "ok"), ("b", "extra_local")]
+    assert {path: status for path, (_, status) in compared(db).items()} == {"a": "ok", "b": "extra_local"}
 
 
 def test_a_failing_walker_process_falls_back_to_walking_here(db, tmp_path, monkeypatch):
