@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from syncer.errors import OperationalError
+from syncer.verdict import OK, UNVERIFIABLE, Copy, judge
 
 # A temporary file is `.syncer-tmp-` and 32 lowercase hex digits, nothing else. Only a
 # name of exactly this shape is ever removed as a leftover; listings refuse it, so no
@@ -190,11 +191,10 @@ def write_file(root, relative, open_stream, expected=None, size=None, algorithms
 
 def check_written(written, digests, size, expected):
     """Raise DigestMismatch unless `written` bytes and `digests` are what was expected."""
-    for algorithm, digest in expected.items():
-        if digests[algorithm] != digest.lower():
-            raise DigestMismatch(f"checksum mismatch: {algorithm} {digests[algorithm]}, expected {digest.lower()}")
-    if size is not None and written != size:
-        raise DigestMismatch(f"size mismatch: {written} bytes, expected {size}")
+    verdict = judge(Copy(size, {name: digest.lower() for name, digest in expected.items()}), Copy(written, digests),
+                    there="expected")
+    if verdict.status not in (OK, UNVERIFIABLE):  # unverifiable: nothing was expected but perhaps the size
+        raise DigestMismatch(verdict.reason)
 
 
 def keep_copy(folder, name, destination):
