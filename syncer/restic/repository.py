@@ -10,8 +10,7 @@ from pathlib import Path
 from syncer.errors import UsageError
 from syncer.policy.credentials import check_credentials_file, credentials_error, read_credentials
 from syncer.restic import argv as build
-from syncer.restic.runner import RepositoryLocked, ResticContext, ResticFailed, run_restic
-from syncer.restic.versions import supports
+from syncer.restic.runner import RepositoryLocked, ResticContext, ResticFailed, run_restic, supports
 
 log = logging.getLogger("syncer.restic")
 INCLUDES_PER_RUN = 500  # keeps argv well below the kernel's limit when --include-file is missing

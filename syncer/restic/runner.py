@@ -13,11 +13,13 @@ import logging
 import os
 import shlex
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from syncer.errors import ResticError
 from syncer.log import mask, register_secret
 from syncer.process import TimedOut, run_process
+from syncer.restic.versions import dedicated_exit_meaning, has_feature, parse_version
 
 log = logging.getLogger("syncer.restic")
 VERSION_TIMEOUT_SECONDS = 30
@@ -125,8 +127,6 @@ def classify_exit(exit_status, stderr_text, version=None):
     "no_repository", "unreachable", "locked", "wrong_password", "interrupted") for
     restic `version`, reading restic 0.14's messages when it only says exit 1. An
     unknown status is "fatal"."""
-    from syncer.restic.versions import dedicated_exit_meaning  # versions imports this module
-
     kind = dedicated_exit_meaning(exit_status, version) or EXIT_STATUSES.get(exit_status, "fatal")
     lowered = stderr_text.lower()
     if kind == "fatal":
@@ -247,8 +247,6 @@ def take_stderr(line, lines, errors):
 
 def installed_version(binary):
     """The version of the restic at `binary`, or None when it cannot be told."""
-    from syncer.restic.versions import detect_version  # versions runs `restic version` through this module
-
     try:
         return detect_version(binary)
     except ResticError:
@@ -282,3 +280,15 @@ def read_first_line(path):
             return handle.readline().rstrip("\r\n")
     except OSError:
         return ""
+
+
+@lru_cache(maxsize=8)
+def detect_version(binary="restic"):
+    """Return the version tuple of the restic at `binary`. Raise ResticError when it
+    cannot be run."""
+    return parse_version(restic_version(binary))
+
+
+def supports(feature, binary="restic"):
+    """Return whether the installed restic has `feature` (a key of versions.FEATURES)."""
+    return has_feature(detect_version(binary), feature)

@@ -5,10 +5,8 @@ when present and emulates when not. Nothing else in syncer compares versions.
 """
 
 import re
-from functools import lru_cache
 
 from syncer.errors import ResticError
-from syncer.restic.runner import restic_version
 
 # feature -> the first restic release that has it
 # (0.14 lacks them all: syncer then measures the restore itself, batches --include, and
@@ -38,13 +36,6 @@ def has_feature(version, feature):
     return tuple(version) >= FEATURES[feature]
 
 
-@lru_cache(maxsize=8)
-def detect_version(binary="restic"):
-    """Return the version tuple of the restic at `binary`. Raise ResticError when it
-    cannot be run."""
-    return parse_version(restic_version(binary))
-
-
 def dedicated_exit_meaning(exit_status, version):
     """Return what `exit_status` means for restic `version` (a tuple) when that release
     gives it a dedicated meaning (DEDICATED_EXIT_CODES), else None: before 0.17 these
@@ -54,7 +45,3 @@ def dedicated_exit_meaning(exit_status, version):
         return None
     return meaning
 
-
-def supports(feature, binary="restic"):
-    """Return whether the installed restic has `feature`."""
-    return has_feature(detect_version(binary), feature)

@@ -3,7 +3,8 @@
 import pytest
 
 from syncer.errors import ResticError
-from syncer.restic.versions import FEATURES, detect_version, has_feature, parse_version
+from syncer.restic.runner import detect_version
+from syncer.restic.versions import FEATURES, has_feature, parse_version
 
 
 def test_version_table_and_parsing():
