@@ -60,8 +60,8 @@ class Retry:
         return backoff * (0.5 + random.random() / 2)
 
 
-class Wrapper:
-    """Base of the wrappers of an Endpoint: each method of the contract goes to the wrapped one."""
+class Forwarding:
+    """What both contracts share, forwarded to the wrapped endpoint."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -75,6 +75,10 @@ class Wrapper:
 
     def list_entries(self):
         return self.inner.list_entries()
+
+
+class Wrapper(Forwarding):
+    """Base of the wrappers of an Endpoint: each method of the contract goes to the wrapped one."""
 
     def open_entry(self, entry):
         return self.inner.open_entry(entry)
@@ -179,21 +183,8 @@ class DryRunEndpoint(Wrapper):
         self.planned.append(("delete", path))
 
 
-class MirrorWrapper:
+class MirrorWrapper(Forwarding):
     """Base of the wrappers of a MirrorEndpoint: each method of the contract goes to the wrapped one."""
-
-    def __init__(self, inner):
-        self.inner = inner
-
-    @property
-    def capabilities(self):
-        return self.inner.capabilities
-
-    def describe(self):
-        return self.inner.describe()
-
-    def list_entries(self):
-        return self.inner.list_entries()
 
     def list_projects(self):
         return self.inner.list_projects()
