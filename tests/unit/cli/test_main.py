@@ -29,7 +29,8 @@ def site(tmp_path):
     write_policy(tmp_path / "policies", "docs", {
         "path": str(data), "authority": {"type": "local", "path": str(data)},
         "offsite": {"repository": f"s3:http://127.0.0.1:{free_port()}/bucket/docs",
-                    "password_file": str(write_secret(tmp_path / "restic.pass", "secret-password\n"))}})
+                    "password_file": str(write_secret(tmp_path / "restic.pass", "secret-password\n")),
+                    "manifest_root": str(tmp_path / "manifests")}})
     return tmp_path
 
 
