@@ -125,3 +125,19 @@ def start_s3_server():
                                stderr=subprocess.DEVNULL)
     wait_for_port(port, process=process)
     return S3Server(f"http://127.0.0.1:{port}", "testing-access-key", "testing-secret-key-0123", process)
+
+
+def group_members(group):
+    """PIDs of the live processes in process group `group` (a zombie holds nothing any more)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields: state ppid pgrp ...
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members

@@ -15,6 +15,7 @@ class Settings:
     verbosity: int = 0
     policy_problems: list = field(default_factory=list)  # said on stderr; the command ran without them
     left_out: list = field(default_factory=list)  # the policy files whose datasets did not run
+    ran_all: bool = False  # the command ran every dataset: a file left out made its exit code 2
     _db: object = field(default=None, repr=False)
     _policies: list | None = field(default=None, repr=False)
 
@@ -22,8 +23,9 @@ class Settings:
         """Return the policies named in `names` (all when empty).
 
         A file with a problem (its YAML, its schema, a clash with another file or with
-        the state directory) is said on stderr once and left out; the others run, and
-        syncer.cli.main makes the exit code 2 at the end. What a policy needs on this
+        the state directory) is said on stderr once and left out; the others run, and when
+        the command ran every dataset syncer.cli.main makes the exit code 2 at the end (a
+        command that names its datasets is not failed by an unrelated file). What a policy needs on this
         machine is each action's to check: a missing disk fails that dataset alone.
         Raise PolicyError when no file loads, or when a dataset named may be in one that
         did not.
@@ -42,6 +44,7 @@ class Settings:
             loaded = {policy.source for policy in policies}
             self.left_out = [path.name for path in policy_files(directory) if path not in loaded]
             self._policies, self.policy_problems = policies, problems
+        self.ran_all = self.ran_all or not names
         return select_policies(self._policies, names)
 
     def existing_policies_dir(self):

@@ -12,7 +12,10 @@ import sys
 import time
 from contextlib import contextmanager
 
-from syncer.log import UNPRINTABLE, escape_controls
+import click
+
+from syncer.cli.common import Settings
+from syncer.log import UNPRINTABLE, escape_controls, mask
 
 ITEM_LIMIT = 20
 
@@ -44,6 +47,13 @@ def safe_text(text, markup=False):
 
 
 def print_json(document):
+    """Print `document`; a command whose policy files were partly left out says so in it
+    too ("policy_problems", "left_out"), so a script reading only stdout learns why."""
+    current = click.get_current_context(silent=True)
+    settings = current.find_object(Settings) if current else None
+    if settings and settings.policy_problems and isinstance(document, dict) and "error" not in document:
+        document = {**document, "policy_problems": [mask(problem) for problem in settings.policy_problems],
+                    "left_out": settings.left_out}
     json.dump(document, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
 

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import REPO, Result
+from tests.support import REPO, Result, group_members
 
 RESULTS = Path(os.environ.get("SYNCER_FAULTS_RESULTS", REPO / ".faults" / "results.jsonl"))
 SEED = int(os.environ.get("SYNCER_FAULTS_SEED", "20261124"))
@@ -82,17 +82,7 @@ def kill_group(process, sig=signal.SIGKILL):
 
 def group_is_gone(pgid):
     """True when no process of group `pgid` is left (children of a killed syncer included)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields: state ppid pgrp ...; a zombie (Z) holds nothing any more.
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return False
-    return True
+    return not group_members(pgid)
 
 
 def wait_group_gone(pgid, seconds=10):

@@ -87,6 +87,11 @@ def test_a_broken_policy_file_is_reported_and_the_others_run(tmp_path):
     assert rows(verified)["photos"]["counts"]["ok"] == 1
     assert problem in verified.stderr.splitlines()
     assert "syncer: left out broken.yaml (1 problem above); the other datasets ran" in verified.stderr.splitlines()
+    assert verified.json()["left_out"] == ["broken.yaml"]  # the document says why too
+    assert verified.json()["policy_problems"] == [problem]
+
+    one = photos.syncer("verify", "photos")  # a command that names its dataset is not failed by another file
+    assert one.exit_code == 0 and problem in one.stderr, one.output
 
     named = photos.syncer("verify", "broken")  # it may be in the file that did not load: say why
     assert named.exit_code == 2 and problem in named.stderr and "unknown dataset" not in named.stderr

@@ -12,27 +12,13 @@ import pytest
 from syncer import process
 from syncer.log import register_secret
 from syncer.process import TimedOut, run_process
+from tests.support import group_members
 
 
 @pytest.fixture
 def short_grace(monkeypatch):
     """One second between the signals that stop a group, instead of five."""
     monkeypatch.setattr(process, "GRACE_SECONDS", 1)
-
-
-def group_members(group):
-    """PIDs of the live (not zombie) processes in process group `group`."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def test_stdout_and_stderr_reach_their_handlers_and_the_exit_status_is_returned():
