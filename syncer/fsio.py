@@ -212,6 +212,39 @@ def keep_copy(folder, name, destination):
             os.fchmod(copy.fileno(), stat.S_IMODE(os.fstat(data.fileno()).st_mode))
 
 
+def move_file(root, relative, destination):
+    """Move the file `relative` below `root` to `destination` (another folder, perhaps on
+    another filesystem), reaching it without following a symlink on the way: a folder
+    swapped for a link never moves a file from outside the dataset."""
+    parts = split_relative(relative)
+    folder = open_folder(root, parts[:-1], create=False)
+    try:
+        existing_file(folder, parts[-1], relative) or _missing(relative)
+        keep_copy(folder, parts[-1], destination)
+        os.unlink(parts[-1], dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def remove_file(root, relative):
+    """Remove the file `relative` below `root` (reached as move_file does); a file already
+    gone is not an error."""
+    parts = split_relative(relative)
+    try:
+        folder = open_folder(root, parts[:-1], create=False)
+    except FileNotFoundError:
+        return
+    try:
+        if existing_file(folder, parts[-1], relative):
+            os.unlink(parts[-1], dir_fd=folder)
+    finally:
+        os.close(folder)
+
+
+def _missing(relative):
+    raise FileNotFoundError(errno.ENOENT, "no such file", relative)
+
+
 def fsync_folder(path):
     descriptor = os.open(path, DIRECTORY_FLAGS)
     try:

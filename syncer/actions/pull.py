@@ -13,7 +13,6 @@ GitLab: `git clone --mirror` new projects, `git remote update --prune` existing 
 
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from syncer.fsio import (
     UnsafePath,
     fsync_folder,
     is_temporary_name,
+    move_file,
     open_folder,
     remove_temporaries,
     split_relative,
@@ -256,10 +256,9 @@ def handle_local_only(policy, db, paths, authority_listed_anything, delete, dry_
     for path in paths:
         destination = trash / path
         try:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(policy.path / path, destination)
-        except OSError as error:
-            items.append(item(path, "failed", f"cannot move to the trash: {error.strerror or error}"))
+            move_file(policy.path, path, destination)
+        except (OSError, UnsafePath) as error:
+            items.append(item(path, "failed", f"cannot move to the trash: {getattr(error, 'strerror', None) or error}"))
             continue
         db.delete_paths(policy.name, LOCAL, [path])
         items.append(item(path, "trashed", f"moved to {destination}"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from syncer.endpoints.base import Capabilities, Entry
 from syncer.errors import EndpointError
-from syncer.fsio import DigestMismatch, UnsafePath, write_file
+from syncer.fsio import DigestMismatch, UnsafePath, remove_file, write_file
 from syncer.index.hashing import hash_file
 
 
@@ -57,6 +57,6 @@ class LocalEndpoint:
 
     def delete_entry(self, path):
         try:
-            (self.root / path).unlink()
-        except FileNotFoundError:
-            pass
+            remove_file(self.root, path)
+        except UnsafePath as error:
+            raise EndpointError(f"{self.describe()}: {error}", permanent=True)

@@ -14,6 +14,8 @@ from syncer.fsio import (
     UnsafePath,
     find_escaping_link,
     is_temporary_name,
+    move_file,
+    remove_file,
     remove_temporaries,
     write_file,
 )
@@ -168,3 +170,29 @@ def test_find_escaping_link(tmp_path, pairs, escaping):
     links(root, pairs)
     found = find_escaping_link(root)
     assert (found[0] if found else None) == escaping
+
+
+def test_move_and_remove_never_reach_through_a_symlinked_folder(tmp_path):
+    root, outside, trash = tmp_path / "root", tmp_path / "outside", tmp_path / "trash"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "precious").write_bytes(b"not the dataset's")
+    (root / "sub").symlink_to(outside)
+    with pytest.raises(UnsafePath, match="sub is a symlink here"):
+        move_file(root, "sub/precious", trash / "sub/precious")
+    with pytest.raises(UnsafePath, match="sub is a symlink here"):
+        remove_file(root, "sub/precious")
+    assert (outside / "precious").read_bytes() == b"not the dataset's"
+    assert not trash.exists()
+
+
+def test_move_file_moves_the_file_and_remove_file_accepts_one_already_gone(tmp_path):
+    root, trash = tmp_path / "root", tmp_path / "trash"
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "b.txt").write_bytes(b"b")
+    move_file(root, "a/b.txt", trash / "a/b.txt")
+    assert (trash / "a" / "b.txt").read_bytes() == b"b" and not (root / "a" / "b.txt").exists()
+    with pytest.raises(FileNotFoundError):
+        move_file(root, "a/b.txt", trash / "again")
+    remove_file(root, "a/b.txt")
+    remove_file(root, "gone/b.txt")
