@@ -6,7 +6,7 @@ folder is reached from the dataset's root one component at a time, never through
 a symlink; the bytes go to a temporary file of syncer's own shape beside the
 target, are checked against their digests, fsynced, renamed over the target and
 the folder fsynced. A tree about to be moved into place whole (a restore's
-staging tree) is checked by find_escaping_link.
+staging tree) is checked by find_escaping_link and find_special_file.
 
 A leaf module: lower layers (endpoints) and higher ones (actions) both use it.
 """
@@ -301,6 +301,26 @@ def find_escaping_link(root):
                 text = os.readlink(path)
                 if link_leaves(root, base, text):
                     return "/".join(base + [name]), text
+    return None
+
+
+def find_special_file(root):
+    """Return (relative path, kind) of the first device node, FIFO or socket below `root`,
+    or None. A snapshot restored as root recreates them; a dataset holds files, folders
+    and links, and a device node moved into it would be a door to the raw disk."""
+    pending = [""]
+    while pending:
+        folder = pending.pop()
+        with os.scandir(os.path.join(root, folder)) as entries:
+            for entry in sorted(entries, key=lambda entry: entry.name):
+                relative = f"{folder}/{entry.name}" if folder else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(relative)
+                elif not (entry.is_file(follow_symlinks=False) or entry.is_symlink()):
+                    mode = entry.stat(follow_symlinks=False).st_mode
+                    kind = ("a device node" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode)
+                            else "a FIFO" if stat.S_ISFIFO(mode) else "a socket")
+                    return relative, kind
     return None
 
 

@@ -26,7 +26,7 @@ from syncer.actions.offsite import (
     require_offsite,
 )
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, SyncerError, UsageError
-from syncer.fsio import find_escaping_link, write_file
+from syncer.fsio import find_escaping_link, find_special_file, write_file
 from syncer.index.hashing import hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
@@ -191,12 +191,18 @@ def restic_include(root, pattern):
 
 def refuse_escaping(root):
     """Raise RestoreRefused if any restored symlink, chains of links included, resolves
-    outside `root` (syncer.fsio.find_escaping_link)."""
+    outside `root` (syncer.fsio.find_escaping_link), or a device node, FIFO or socket was
+    restored (find_special_file)."""
     found = find_escaping_link(root)
     if found:
         relative, link = found
         raise RestoreRefused(f"the snapshot holds {relative!r}, a symlink pointing outside the dataset "
                              f"({link!r}); refusing to restore, the target was not touched")
+    special = find_special_file(root)
+    if special:
+        relative, kind = special
+        raise RestoreRefused(f"the snapshot holds {relative!r}, {kind}; refusing to restore, the target was "
+                             f"not touched")
 
 
 def check_restored(root, entries, require_all=True):

@@ -105,6 +105,17 @@ def test_a_chain_of_links_cannot_point_a_restore_outside(tmp_path):
     record("hostile input: a chain of links in a snapshot", 1)
 
 
+def test_a_fifo_in_a_snapshot_is_not_restored_into_a_dataset(tmp_path):
+    dataset = make_dataset(tmp_path, {"a.txt": b"a"})
+    os.mkfifo(dataset.data / "pipe")  # a device node is refused the same way; making one needs root
+    assert dataset.syncer("push").exit_code == 0
+    target = tmp_path / "new"
+    restored = dataset.syncer("restore", "photos", "--to", target)
+    assert_clean_failure(restored, exit_code=1, mentions=("'pipe', a FIFO", "the target was not touched"))
+    assert not target.exists()
+    record("hostile input: a FIFO in a snapshot", 1)
+
+
 # Chains: "a" loops back ("." or ".." or a folder), the other links hop through it,
 # climb with "..", then name something: lexically inside, yet the kernel may land
 # outside. Bait files outside the tree make such a landing visible.

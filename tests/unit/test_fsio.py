@@ -13,6 +13,7 @@ from syncer.fsio import (
     DigestMismatch,
     UnsafePath,
     find_escaping_link,
+    find_special_file,
     is_temporary_name,
     move_file,
     remove_file,
@@ -196,3 +197,13 @@ def test_move_file_moves_the_file_and_remove_file_accepts_one_already_gone(tmp_p
         move_file(root, "a/b.txt", trash / "again")
     remove_file(root, "a/b.txt")
     remove_file(root, "gone/b.txt")
+
+
+def test_find_special_file_names_a_fifo_and_passes_files_folders_and_links(tmp_path):
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "file").write_bytes(b"x")
+    (root / "a" / "link").symlink_to("file")
+    assert find_special_file(root) is None
+    os.mkfifo(root / "a" / "b" / "pipe")
+    assert find_special_file(root) == ("a/b/pipe", "a FIFO")
