@@ -96,3 +96,20 @@ def last_drill(db, dataset, local_bytes):
         projected = round(local_bytes / (throughput * 2**20), 1)
     return {"at": drill["finished_at"], "result": drill["result"], "passed": summary.get("passed"),
             "throughput_mib_s": throughput, "projected_restore_seconds": projected}
+
+
+STATES = ("ok", "findings", "stale", "failing")
+
+
+def dataset_state(row):
+    """Return the one word for a status row, worst first: failing (an action's last run
+    failed or was interrupted), findings (open findings, or a run that had some), stale
+    (a scheduled action has not completed within twice its interval), else ok."""
+    results = {run["result"] for run in row["last"].values()}
+    if results & {"failed", "interrupted"}:
+        return "failing"
+    if row["findings"] or "findings" in results:
+        return "findings"
+    if row["stale"]:
+        return "stale"
+    return "ok"

@@ -101,53 +101,121 @@ def style_count(status, value):
 
 
 STATUS_ACTIONS = ("pull", "verify", "push", "check", "drill", "scrub")
+STATE_COLOURS = {"ok": "green", "findings": "yellow", "stale": "yellow", "failing": "red"}
+# (header, width, right-aligned) of the columns after the dataset's name: one line per
+# dataset fits 80 columns with a name of up to 16 characters (longer names are cut).
+STATUS_COLUMNS = (("state", 8, False), ("size", 10, True), ("checksum", 8, True), ("findings", 8, True),
+                  ("recovery pt", 11, True), ("restore", 7, True))
+COLUMN_GAP = "  "
 
 
 def render_status(report):
-    """One row per dataset; a stale action (no completed run within twice its schedule
-    interval) is shown in red and listed under the table."""
-    rows = report["datasets"]
-    actions = [action for action in STATUS_ACTIONS
-               if any(action in row["last"] or action in row.get("schedule", {}) for row in rows)]
-    from rich.table import Table
+    """One line per dataset (state word, size, checksum coverage, findings, the recovery
+    point's age, the projected restore time) that fits the terminal's width, then each
+    dataset's details as "label: value" lines, the way `systemctl status` shows a unit."""
+    from rich.text import Text
 
-    table = Table(title="syncer status", title_justify="left")
-    for column in ("dataset", "files", "bytes", "by checksum", "findings", *actions, "RPO",
-                   "restore"):
-        table.add_column(column)
-    stale_lines = []
-    for row in rows:
-        coverage = row["checksum_coverage"]
-        findings = ", ".join(f"{count} {status}" for status, count in row["findings"].items()) or "none"
-        cells = [row["name"], str(row["files"]), human_bytes(row["bytes"]),
-                 f"{coverage:.0%}" if coverage is not None else "-",
-                 f"[red]{findings}[/red]" if row["findings"] else findings]
-        cells += [action_cell(row, action) for action in actions]
-        snapshot = row.get("newest_snapshot")
-        cells.append(human_age(snapshot["age_seconds"]) if snapshot else "none")
-        restore = row.get("projected_restore_seconds")
-        cells.append(human_duration(restore) if restore is not None else "-")
-        table.add_row(*cells)
-        for action in row.get("stale", []):
-            stale_lines.append(f"[red]stale:[/red] {row['name']} {action} (schedule {row['schedule'][action]!r}): "
-                               "no completed run within twice its interval")
+    from syncer.actions.status import dataset_state
+
     out = console()
-    out.print(table)
-    for line in stale_lines:
-        out.print(line)
+    rows = report["datasets"]
+    fixed = sum(width for _, width, _ in STATUS_COLUMNS) + len(COLUMN_GAP) * len(STATUS_COLUMNS)
+    longest = max([len("dataset")] + [len(safe_name(row["name"])) for row in rows])
+    name_width = max(8, min(longest, out.width - fixed))
+
+    def line(name, cells, state_style=""):
+        text = Text(name)
+        text.truncate(name_width, overflow="ellipsis", pad=True)
+        for number, ((_, width, right), cell) in enumerate(zip(STATUS_COLUMNS, cells)):
+            text.append(COLUMN_GAP)
+            text.append(cell.rjust(width) if right else cell.ljust(width), style=state_style if number == 0 else "")
+        return text
+
+    out.print(line("dataset", [header for header, _, _ in STATUS_COLUMNS], "bold"), style="bold")
+    for row in rows:
+        state = dataset_state(row)
+        out.print(line(safe_name(row["name"]), status_cells(row, state), STATE_COLOURS[state]))
+    for row in rows:
+        out.print()
+        state = dataset_state(row)
+        colour = STATE_COLOURS[state]
+        out.print(Text.assemble(("● ", colour), safe_name(row["name"]), " - ", (state, colour)))
+        details = [pair for describe in STATUS_DETAILS for pair in describe(row)]
+        label_width = max((len(label) for label, _ in details), default=0)
+        for label, value in details:
+            out.print(f"  {label.rjust(label_width)}: {safe_text(value)}", markup=False, highlight=False)
 
 
-def action_cell(row, action):
-    last = row["last"].get(action)
-    scheduled = action in row.get("schedule", {})
-    text = f"{human_age(last['age_seconds'])} {last['result']}" if last else ("never" if scheduled else "-")
-    if action in row.get("stale", []):
-        return f"[red]{text} (stale)[/red]"
-    if last and last["result"] in ("failed", "interrupted"):
-        return f"[red]{text}[/red]"
-    if last and last["result"] == "findings":
-        return f"[yellow]{text}[/yellow]"
-    return text
+def status_cells(row, state):
+    coverage = row["checksum_coverage"]
+    snapshot = row.get("newest_snapshot")
+    restore = row.get("projected_restore_seconds")
+    return [state, human_bytes(row["bytes"]), f"{coverage:.0%}" if coverage is not None else "-",
+            str(sum(row["findings"].values())), human_age(snapshot["age_seconds"]) if snapshot else "none",
+            human_duration(restore) if restore is not None else "-"]
+
+
+# The details under the table: each function takes a status row and returns its
+# (label, value) lines, plain text, none when it has nothing to say. A field added to
+# the status report gets its line by adding a function here.
+def files_details(row):
+    coverage = row["checksum_coverage"]
+    scrub = row.get("scrub_confirmed_30d")
+    text = f"{row['files']} files, {human_bytes(row['bytes'])}"
+    text += f"; {coverage:.1%} of the bytes by checksum" if coverage is not None else ""
+    text += f", {scrub:.1%} confirmed by scrub in 30 days" if scrub is not None else ""
+    return [("path", safe_name(row["path"])), ("size", text)]
+
+
+def findings_details(row):
+    return [("findings", ", ".join(f"{count} {status}" for status, count in row["findings"].items()) or "none")]
+
+
+def recovery_details(row):
+    snapshot = row.get("newest_snapshot")
+    if not snapshot:
+        return [("snapshot", "none yet")]
+    name = f"{snapshot['id'][:8]}, " if snapshot.get("id") else ""
+    return [("snapshot", f"{name}{human_age(snapshot['age_seconds'])} ({utc_time(snapshot['at'])})")]
+
+
+def drill_details(row):
+    drill = row.get("drill")
+    if not drill:
+        return []
+    verdict = {True: "passed", False: "failed"}.get(drill.get("passed"), drill["result"])
+    throughput = drill.get("throughput_mib_s")
+    projected = drill.get("projected_restore_seconds")
+    text = f"drill {verdict} {utc_time(drill['at'])}"
+    text += f", {throughput:.1f} MiB/s" if throughput else ""
+    text += f"; projected full restore {human_duration(projected)}" if projected is not None else ""
+    return [("restore", text)]
+
+
+def action_details(row):
+    lines = []
+    for action in STATUS_ACTIONS:
+        last, expression = row["last"].get(action), row.get("schedule", {}).get(action)
+        if not last and not expression:
+            continue
+        text = (f"{last['result']} {human_age(last['age_seconds'])} in {human_duration(last['seconds'])}"
+                if last else "never ran")
+        text += f"; schedule {expression!r}" if expression else ""
+        text += f"; error: {last['error']}" if last and last.get("error") else ""
+        lines.append((action, text))
+    return lines
+
+
+def stale_details(row):
+    return [("stale", f"{action} (schedule {row['schedule'][action]!r}): no completed run within twice its "
+                      "interval") for action in row.get("stale", [])]
+
+
+STATUS_DETAILS = [files_details, findings_details, recovery_details, drill_details, action_details, stale_details]
+
+
+def utc_time(timestamp):
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
 
 
 def human_duration(seconds):
