@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test faults lint bench restic venv clean
+.PHONY: demo test faults lint bench restic chromium venv clean
 
 demo: venv restic
 	$(BIN)/python demo/run_demo.py
 
-test: venv-test restic
+test: venv-test restic chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not faults"
 
@@ -33,6 +33,15 @@ restic:
 	  $(SUDO) apt-get install -y restic >/dev/null 2>&1 || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y restic; } || \
 	  { echo "make: cannot install restic; install it with: apt-get install -y restic" >&2; exit 1; }; }
+
+# The status page's tests render it in headless Chromium (Debian's package); when it
+# cannot be installed, those tests skip and say so, the rest of the suite runs.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium from Debian's packages"; \
+	  $(SUDO) apt-get install -y chromium >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y chromium; } || \
+	  echo "make: cannot install chromium (apt-get install -y chromium); the browser tests will skip" >&2; }
 
 # python3-venv is a separate Debian package; install it when venv creation fails.
 $(BIN)/python:

@@ -79,6 +79,8 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
                        local={"files": stats.files, "bytes": stats.bytes, "hashed": stats.hashed,
                               "hashed_bytes": stats.hashed_bytes},
                        exit_code=EXIT_FINDINGS if findings else EXIT_OK)
+        _, local_bytes, verified_bytes = db.totals(policy.name, LOCAL)  # for the status page's coverage history
+        outcome["checksum_coverage"] = round(verified_bytes / local_bytes, 4) if local_bytes else None
         log.info("%s: %s", policy.name, ", ".join(f"{counts[s]} {s}" for s in STATUSES))
         if policy.offsite:  # informational: never changes the statuses or the exit code
             from syncer.actions.offsite import compare_with_offsite
