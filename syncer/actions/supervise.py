@@ -49,7 +49,7 @@ def supervised(policies, db, global_settings, all_policies=None, step="run"):
     dict; it may set "exit_code" (when the step failed before any run was recorded).
     After: per dataset and recorded run, a failure/recovery message to ntfy and the
     webhook; per ping URL "success" or "fail" with the log tail; then the textfile
-    from the state of `all_policies` (default `policies`).
+    and the status page from the state of `all_policies` (default `policies`).
     """
     settings = {policy.name: notify_settings(policy, global_settings) for policy in policies}
     ping_urls = {}
@@ -69,6 +69,7 @@ def supervised(policies, db, global_settings, all_policies=None, step="run"):
         try:
             report_step(policies, db, settings, ping_urls, started, outcome, tail.text(), step)
             write_metrics(all_policies or policies, db, global_settings)
+            write_status_page(all_policies or policies, db, global_settings)
         except Exception as error:  # reporting must never turn a finished step into a crash
             log.warning("reporting the %s step failed: %s: %s", step, error.__class__.__name__, error)
             log.debug("reporting failure", exc_info=True)
@@ -127,6 +128,20 @@ def write_metrics(policies, db, global_settings):
     except OSError as error:
         log.warning("the metrics textfile %s cannot be written: %s", global_settings.metrics_textfile,
                     error.strerror or error)
+
+
+def write_status_page(policies, db, global_settings):
+    """Rewrite the status page, when syncer.yaml names one (report: {html: PATH}), from
+    the state database."""
+    if not global_settings.report.html:
+        return
+    from syncer.actions.page import build_page
+    from syncer.notify.page import render_page, write_page
+
+    try:
+        write_page(global_settings.report.html, render_page(build_page(policies, db)))
+    except OSError as error:
+        log.warning("the status page %s cannot be written: %s", global_settings.report.html, error.strerror or error)
 
 
 def report_unstartable(global_settings, step, error):

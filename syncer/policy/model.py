@@ -332,11 +332,16 @@ class Metrics(Model):
     textfile: LocalPath | None = None  # the Prometheus textfile
 
 
+class Report(Model):
+    html: LocalPath | None = None  # the status page (syncer report --html), rewritten after every step
+
+
 class GlobalSettings(Model):
     """syncer.yaml beside the policies: what is not one dataset's business."""
 
     notify: Notify = Notify()  # defaults for every dataset
     metrics: Metrics = Metrics()
+    report: Report = Report()
     daemon: DaemonTiming = DaemonTiming()
     metrics_textfile = property(lambda self: self.metrics.textfile)
     jitter = property(lambda self: self.daemon.jitter)

@@ -24,7 +24,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncer.actions.changes import mark_changes, refresh_changes
 from syncer.actions.run import RUNNERS
-from syncer.actions.supervise import supervised, write_metrics
+from syncer.actions.supervise import supervised, write_metrics, write_status_page
 from syncer.errors import SyncerError, exit_code_of
 from syncer.index.db import StateDB
 from syncer.index.runs import abandon_unfinished, last_started
@@ -211,6 +211,7 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             log.info("%s: next at %s", job.name, job.next_run_time.strftime("%Y-%m-%d %H:%M:%S"))
         write_metrics(list(self.policies.values()), self.db, self.settings)
+        write_status_page(list(self.policies.values()), self.db, self.settings)
         watching = len(self.watcher.watching) if self.watcher else 0
         log.info("daemon started: %d scheduled job(s), %d watched dataset(s), pid %d", jobs, watching, os.getpid())
         self.notifier.notify(f"READY=1\nSTATUS={jobs} scheduled job(s), {watching} watched dataset(s)")

@@ -193,6 +193,8 @@ def machine_paths(policies, policies_dir, state_dir, global_settings):
     extra = ()
     if global_settings.metrics_textfile:
         extra = (global_settings.metrics_textfile.parent,)
+    if global_settings.report.html:
+        extra += (global_settings.report.html.parent,)
     return UnitPaths(
         executable=installed_executable(), policies_dir=Path(policies_dir).resolve(),
         state_dir=Path(state_dir).resolve(), dataset_paths=tuple(str(p.path) for p in policies),
@@ -216,7 +218,7 @@ def hidden_by_private_tmp(policies, paths):
     /var/tmp: with PrivateTmp=yes a service sees its own empty ones instead. (Files
     given to LoadCredential= are read by systemd outside the sandbox.)"""
     needed = [("--state-dir", paths.state_dir), ("--policies", paths.policies_dir)]
-    needed += [("the metrics textfile's folder", path) for path in paths.extra_writable]
+    needed += [("the metrics textfile's or status page's folder", path) for path in paths.extra_writable]
     for policy in policies:
         needed += [(f"{policy.file_label}: path", policy.path), (f"{policy.file_label}: offsite.repository",
                                                                   local_repository(policy))]

@@ -148,3 +148,24 @@ def test_chromium_renders_the_page(page, tmp_path, width, height):
     band = image.crop((0, 0, width, 400)).convert("L")
     thirds = [band.crop((third * width // 3, 0, (third + 1) * width // 3, 400)) for third in range(3)]
     assert all(part.getextrema()[0] < 128 for part in thirds[:2]), "the page's top is empty"
+
+
+def test_job_rewrites_the_page_syncer_yaml_names_after_its_step(demo, tmp_path):
+    target = tmp_path / "www" / "status.html"
+    settings = demo.policies / "syncer.yaml"
+    settings.write_text(f"report:\n  html: {target}\n")
+    try:
+        previous = os.umask(0o077)
+        try:
+            first = demo.syncer("job", "verify", "demo")
+            written_at = target.stat().st_mtime_ns
+            second = demo.syncer("job", "verify", "demo")
+        finally:
+            os.umask(previous)
+    finally:
+        settings.unlink()
+    assert first.exit_code == second.exit_code == 1, first.output  # verify's findings are the job's exit code
+    assert target.stat().st_mtime_ns > written_at  # rewritten after each step
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644 and os.listdir(target.parent) == ["status.html"]
+    [verify, *_] = read_page(target.read_text(encoding="utf-8")).tables_of("history")
+    assert [row[1] for row in verify.rows][:2] == ["6", "6"]  # the job's own verify is on the page
