@@ -1,16 +1,23 @@
-"""`syncer report --html`: the status page from a state database with real runs against
-the demo (verify with findings, pushes, a drill, a scrub, a failed push), read back by
-parsing its HTML and by rendering it in headless Chromium."""
+"""`syncer report --html` and `syncer serve`: the status page from a state database with
+real runs against the demo (verify with findings, pushes, a drill, a scrub, a failed
+push), read back by parsing its HTML, by rendering it in headless Chromium, and over
+HTTP from the server."""
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
+import sys
+from contextlib import contextmanager
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from syncer.notify.page import human_bytes, human_duration, percent
 from tests.integration.page_support import HOSTILE, build_demo_state, read_page
+from tests.support import free_port, wait_for_port, write_secret
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +176,89 @@ def test_job_rewrites_the_page_syncer_yaml_names_after_its_step(demo, tmp_path):
     assert stat.S_IMODE(target.stat().st_mode) == 0o644 and os.listdir(target.parent) == ["status.html"]
     [verify, *_] = read_page(target.read_text(encoding="utf-8")).tables_of("history")
     assert [row[1] for row in verify.rows][:2] == ["6", "6"]  # the job's own verify is on the page
+
+
+# --- syncer serve ------------------------------------------------------------------
+
+TOKEN = "a-long-enough-token-7f3e9c2b1d"
+
+
+@contextmanager
+def serving(demo, *arguments):
+    """Run `syncer serve` on a free loopback port; yield its base URL; stop it with SIGTERM."""
+    port = free_port()
+    command = [sys.executable, "-m", "syncer", "--policies", demo.policies, "--state-dir", demo.state, "serve",
+               "--listen", f"127.0.0.1:{port}", *arguments]
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SYNCER_")}
+    process = subprocess.Popen([str(part) for part in command], env=environment, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr and TOKEN not in stderr
+
+
+def test_serve_answers_the_page_the_metrics_and_the_status_read_only(demo):
+    status = demo.syncer("status", "--json").json()["datasets"][0]
+    with serving(demo) as url:
+        page = requests.get(url + "/", timeout=30)
+        metrics = requests.get(url + "/metrics", timeout=30)
+        api = requests.get(url + "/api/status", timeout=30)
+        head = requests.head(url + "/", timeout=30)
+        posted = requests.post(url + "/", data={"action": "push"}, timeout=30)
+        deleted = requests.delete(url + "/api/status", timeout=30)
+        missing = requests.get(url + "/run", timeout=30)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert "script-src" not in page.headers["Content-Security-Policy"]  # default-src 'none': no script runs
+    [overview] = read_page(page.text).tables_of("overview")
+    assert overview.rows[0][0].startswith("demo ")
+    families = {family.name: family for family in text_string_to_metric_families(metrics.text)}
+    assert metrics.status_code == 200 and families["syncer_local_bytes"].samples[0].value == status["bytes"]
+    [served] = api.json()["datasets"]
+    assert api.status_code == 200 and api.headers["Content-Type"] == "application/json"
+    assert served.keys() == status.keys()
+    assert (served["name"], served["bytes"], served["findings"]) == (status["name"], status["bytes"],
+                                                                     status["findings"])
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) > 1000
+    assert posted.status_code == deleted.status_code == 405 and posted.headers["Allow"] == "GET, HEAD"
+    assert missing.status_code == 404
+
+
+def test_serve_with_a_token_wants_it_on_every_path(demo, tmp_path):
+    token_file = write_secret(tmp_path / "serve.token", TOKEN + "\n")
+    with serving(demo, "--token-file", token_file) as url:
+        answers = {
+            "none": requests.get(url + "/", timeout=30),
+            "metrics without": requests.get(url + "/metrics", timeout=30),
+            "status without": requests.get(url + "/api/status", timeout=30),
+            "wrong bearer": requests.get(url + "/", headers={"Authorization": "Bearer not-the-token"}, timeout=30),
+            "wrong query": requests.get(url + "/api/status", params={"token": TOKEN[:-1]}, timeout=30),
+            "post with": requests.post(url + "/", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30),
+            "bearer": requests.get(url + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30),
+            "query": requests.get(url + "/", params={"token": TOKEN}, timeout=30),
+        }
+    codes = {name: answer.status_code for name, answer in answers.items()}
+    assert codes == {"none": 401, "metrics without": 401, "status without": 401, "wrong bearer": 401,
+                     "wrong query": 401, "post with": 405, "bearer": 200, "query": 200}
+    assert answers["none"].headers["WWW-Authenticate"].startswith("Bearer")
+    assert "syncer status" in answers["query"].text and "demo" not in answers["none"].text
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:8473", "192.0.2.1:8473", "[::]:8473", "board.example:8473"])
+def test_serve_refuses_a_listen_beyond_loopback_without_a_token(demo, listen):
+    result = demo.syncer("serve", "--listen", listen, timeout=30)
+    assert result.exit_code == 2, result.output
+    assert f"--listen {listen} is not loopback: give --token-file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_token_file_others_can_read(demo, tmp_path):
+    token_file = tmp_path / "serve.token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o644)
+    result = demo.syncer("serve", "--listen", "0.0.0.0:8473", "--token-file", token_file, timeout=30)
+    assert result.exit_code == 2, result.output
+    assert "token file" in result.stderr and "chmod 600" in result.stderr and TOKEN not in result.output
