@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT                     -- JSON
 );
 CREATE INDEX IF NOT EXISTS runs_dataset ON runs (dataset, action, started_at);
+-- the status page's recent failures, without reading every run
+CREATE INDEX IF NOT EXISTS runs_failed ON runs (started_at) WHERE result IN ('failed', 'interrupted');
 CREATE TABLE IF NOT EXISTS repositories (
     address TEXT PRIMARY KEY,        -- an offsite repository as shown (no embedded credentials)
     first_push REAL NOT NULL,        -- push never re-creates a repository it has pushed to
