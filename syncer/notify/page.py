@@ -33,7 +33,8 @@ th{background:#f6f8fa}.n{text-align:right;font-variant-numeric:tabular-nums;whit
 .small{color:#59636e;font-size:.85em}.path{overflow-wrap:anywhere}
 .numbers{max-height:14rem;overflow:auto;margin-top:.3rem}
 figure{margin:.5rem 0 1.2rem}figcaption{font-weight:600}svg{width:100%;height:auto;max-width:34rem;display:block}
-table.history{max-width:34rem}caption{text-align:left}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,26rem),1fr));gap:0 2rem}
+caption{text-align:left}
 ul.runs{margin:0;padding-left:1rem}footer{margin-top:2rem;color:#59636e;font-size:.85rem}
 @media (max-width:40rem){
 body{padding:.6rem}table.cards thead{display:none}
@@ -195,6 +196,7 @@ def history_section(dataset, days):
     history = dataset["history"]
     per_day = history["per_day"]
     parts = [f'<section id="dataset-{escape(name)}"><h2>{escape(name)}: the last {days} days</h2>',
+             '<div class="charts">',
              figure("Verify findings", history["verify"], per_day.get("verify"),
                     [("findings", "Findings", "#cf222e", "bars", str)]),
              figure("Push: bytes added and duration", history["push"], per_day.get("push"),
@@ -206,7 +208,7 @@ def history_section(dataset, days):
              figure("Checksum and scrub coverage", history["coverage"], per_day.get("coverage"),
                     [("checksum", "By checksum", "#0969da", "line", percent),
                      ("scrub", "Confirmed by scrub (30 days)", "#1a7f37", "line", percent)], shared_scale=1.0),
-             "</section>"]
+             "</div></section>"]
     return "\n".join(parts)
 
 
@@ -217,6 +219,9 @@ def figure(title, points, per_day, series, shared_scale=None):
         return f"<figure><figcaption>{escape(title)}</figcaption><p>No completed runs in this period.</p></figure>"
     charts = ([svg_chart(points, series, shared_scale, title)] if shared_scale
               else [svg_chart(points, [one], None, f"{title}: {one[1]}") for one in series])
+    if shared_scale:  # the lines' colours, said above the chart
+        charts.insert(0, '<p class="small">' + " ".join(f'<span style="color:{colour}">■</span> {escape(label)}'
+                                                          for _, label, colour, _, _ in series) + "</p>")
     unit = "one row per UTC day (push: the day's totals; else the day's last run)" if per_day else "one row per run"
     head = "".join(f"<th>{escape(label)}</th>" for _, label, _, _, _ in series)
     rows = "".join(
@@ -263,14 +268,12 @@ def svg_chart(points, series, scale, title):
         elif line:
             shapes.append(f'<polyline points="{" ".join(line)}" fill="none" stroke="{colour}" stroke-width="2">'
                           f"<title>{escape(label)}</title></polyline>")
-    legend = "".join(f'<tspan fill="{colour}">■ {escape(label)}  </tspan>' for _, label, colour, _, _ in series)
     labels = [
         f'<text x="{LEFT - 6}" y="{TOP + 10}" text-anchor="end">{escape(series[0][4](top))}</text>',
         f'<text x="{LEFT - 6}" y="{TOP + plot_height}" text-anchor="end">0</text>',
         f'<text x="{LEFT}" y="{CHART_HEIGHT - 6}">{escape(utc(points[0]["at"]))}</text>',
         f'<text x="{CHART_WIDTH - RIGHT}" y="{CHART_HEIGHT - 6}" text-anchor="end">{escape(utc(points[-1]["at"]))}'
         "</text>",
-        f'<text x="{LEFT + 6}" y="{TOP + 10}">{legend}</text>' if len(series) > 1 else "",
     ]
     return (f'<svg viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-label="{escape(title)}; the numbers '
             f'are in the table below" font-size="14" font-family="system-ui,sans-serif" fill="#59636e">'
