@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncer.index.db import StateDB
+from tests.integration.page_support import read_page
 from tests.support import require_tool, write_policy, write_secret, write_tree
 
 FILES = {"a.txt": "alpha", "dir/b.txt": "beta"}
@@ -28,7 +29,8 @@ def site(tmp_path):
     policies.mkdir()
     (policies / "syncer.yaml").write_text(
         "daemon: {jitter: 0, misfire_grace: 60s, stop_grace: 5s}\n"
-        f"metrics: {{textfile: {tmp_path / 'metrics' / 'syncer.prom'}}}\n")
+        f"metrics: {{textfile: {tmp_path / 'metrics' / 'syncer.prom'}}}\n"
+        f"report: {{html: {tmp_path / 'www' / 'status.html'}}}\n")
     return {"tmp": tmp_path, "local": local, "authority": authority, "policies": policies,
             "state": tmp_path / "state"}
 
@@ -149,6 +151,9 @@ def test_scheduled_runs_notify_systemd_and_sigterm_exits_0_promptly(site, daemon
     [ok] = [s for s in families["syncer_last_run_result"].samples
             if s.labels == {"dataset": "docs", "action": "verify", "result": "ok"}]
     assert ok.value == 1
+    # the status page is rewritten after every step, like the textfile
+    [verify, *_] = read_page((tmp_path / "www" / "status.html").read_text()).tables_of("history")
+    assert len(verify.rows) >= 2 and {row[1] for row in verify.rows} == {"0"}
 
 
 def test_a_run_missed_while_stopped_is_caught_up_after_restart(site, daemons):

@@ -60,7 +60,8 @@ def machine(tmp_path):
         "path": str(tmp_path / "my data"), "authority": {"type": "local", "path": str(tmp_path / "auth")},
         "offsite": {"repository": str(tmp_path / "repo"), "password_file": "restic.pass"},
         "schedule": {"pull": "0 2 * * *", "verify": "0 * * * *"}})
-    (policies / "syncer.yaml").write_text(f"metrics:\n  textfile: {tmp_path / 'prom' / 'syncer.prom'}\n")
+    (policies / "syncer.yaml").write_text(f"metrics:\n  textfile: {tmp_path / 'prom' / 'syncer.prom'}\n"
+                                          f"report:\n  html: {tmp_path / 'www' / 'status.html'}\n")
     return tmp_path, policies
 
 
@@ -73,7 +74,7 @@ def test_install_dry_run_renders_this_machines_paths(machine):
     executable = Path(__import__("sys").executable).parent / "syncer"
     assert f"ExecStart={executable} --policies \"{policies}\" --state-dir {tmp_path / 'state'} daemon" in out
     assert f"\"-{tmp_path / 'my data'}\"" in out  # pull writes the local copy: writable, quoted
-    assert f"-{tmp_path / 'prom'}" in out
+    assert f"-{tmp_path / 'prom'}" in out and f"-{tmp_path / 'www'}" in out  # the textfile's, the page's folder
     assert f"LoadCredential=restic.pass:{policies}/restic.pass" in out
     assert "correct horse" not in out
     assert not (tmp_path / "state").exists() or not list((tmp_path / "state").iterdir())
@@ -91,9 +92,10 @@ def test_installed_units_verify_without_warnings(machine):
         assert_verifies(target / name)
     verify_unit = (target / "syncer-verify.service").read_text()
     [writable] = [line for line in verify_unit.splitlines() if line.startswith("ReadWritePaths=")]
-    # verify writes its state, the metrics textfile and the local repository's locks (its
-    # offsite comparison runs restic), never a dataset
-    assert writable == f"ReadWritePaths=-{tmp_path / 'state'} -{tmp_path / 'prom'} -{tmp_path / 'repo'}"
+    # verify writes its state, the metrics textfile, the status page and the local
+    # repository's locks (its offsite comparison runs restic), never a dataset
+    assert writable == (f"ReadWritePaths=-{tmp_path / 'state'} -{tmp_path / 'prom'} -{tmp_path / 'www'} "
+                        f"-{tmp_path / 'repo'}")
 
 
 def test_install_into_an_unwritable_place_exits_3(machine, tmp_path):
