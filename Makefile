@@ -26,6 +26,7 @@ lint: venv-test
 bench: venv-test restic
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/offsite.py
+	$(BIN)/python bench/status_page.py
 
 restic:
 	@command -v restic >/dev/null || { \
