@@ -51,3 +51,35 @@ def test_many_runs_are_summed_up_per_day(tmp_path):
                           "state": "ok", "runs": [], "history": history}]}
     html = render_page(page)
     assert html.count("one row per UTC day") == 2 and html.count("one row per run") == 0
+
+
+def test_every_string_from_a_policy_a_path_or_an_error_is_text(tmp_path):
+    from tests.integration.page_support import read_page
+
+    evil = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
+    status = {"name": f"photos{evil}", "path": f"/srv/{evil}", "files": 1, "bytes": 10, "checksum_coverage": 1.0,
+              "findings": {"changed": 1}, "schedule": {"verify": f"0 * * * * {evil}"},
+              "last": {"push": {"at": START, "age_seconds": 5, "result": "failed", "seconds": 1.0,
+                                "last_success_at": None, "error": f"restic: {evil}"}},
+              "newest_snapshot": None, "drill": None, "projected_restore_seconds": None}
+    page = {"written_at": START, "version": "0.1.0", "history_days": 30,
+            "failures": {"runs": [{"dataset": status["name"], "action": "push", "at": START, "result": "failed",
+                                   "error": f"restic: {evil}"}], "more": 3},
+            "findings": {"items": [{"dataset": status["name"], "path": f"a/{evil}.jpg", "status": "changed",
+                                    "reason": f"differs {evil}", "found_at": START}], "more": 7},
+            "datasets": [{"status": status, "state": "failing", "history": {
+                "verify": [{"at": START, "findings": 1}], "push": [], "drill": [], "coverage": [], "per_day": {}},
+                "runs": [{"action": "verify", "schedule": status["schedule"]["verify"], "last_at": None,
+                          "result": None, "next_at": START + 60}]}]}
+    html = render_page(page)
+    reader = read_page(html)
+    assert set(reader.tags) <= {"html", "head", "meta", "title", "style", "body", "header", "h1", "p", "main",
+                                "section", "h2", "table", "thead", "tr", "th", "tbody", "td", "div", "a", "br",
+                                "span", "ul", "li", "b", "figure", "figcaption", "svg", "line", "rect",
+                                "text", "caption", "footer"}
+    assert [load for load in reader.loads if not load[2].startswith("#")] == []
+    text = " ".join(reader.text)
+    for shown in (status["name"], status["path"], f"restic: {evil}", f"a/{evil}.jpg", f"differs {evil}",
+                  f"0 * * * * {evil}"):
+        assert shown in text
+    assert "and 3 earlier." in text and "and 7 more" in text
