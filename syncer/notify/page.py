@@ -76,9 +76,16 @@ def render_page(page):
 
 def write_page(path, text):
     """Write the page at `path` atomically (temporary file, fsync, rename, folder
-    fsync) with mode 0644, whatever the umask. Raise OSError from the disk."""
+    fsync) with mode 0644, whatever the umask; folders it has to make are 0755, so that
+    the web server can reach the page. Raise OSError from the disk."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    missing, folder = [], path.parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        folder.chmod(0o755)
     data = text.encode("utf-8")
     write_file(path.parent, path.name, lambda: io.BytesIO(data), mode=0o644)
 

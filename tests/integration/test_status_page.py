@@ -43,6 +43,7 @@ def page(demo):
 def test_the_page_is_written_whole_and_readable_by_the_web_server(page):
     target, html, _ = page
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o755  # the folder report made, reachable too
     assert os.listdir(target.parent) == ["status.html"]  # no temporary file left beside it
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
 
