@@ -161,10 +161,10 @@ def status_cells(row, state):
 def files_details(row):
     coverage = row["checksum_coverage"]
     scrub = row.get("scrub_confirmed_30d")
-    text = f"{row['files']} files, {human_bytes(row['bytes'])}"
-    text += f"; {coverage:.1%} of the bytes by checksum" if coverage is not None else ""
-    text += f", {scrub:.1%} confirmed by scrub in 30 days" if scrub is not None else ""
-    return [("path", safe_name(row["path"])), ("size", text)]
+    shares = [f"{coverage:.1%} by checksum" if coverage is not None else "none by checksum"]
+    shares += [f"{scrub:.1%} confirmed by scrub in 30 days"] if scrub is not None else []
+    return [("path", safe_name(row["path"])), ("size", f"{row['files']} files, {human_bytes(row['bytes'])}"),
+            ("coverage", ", ".join(shares))]
 
 
 def findings_details(row):

@@ -59,7 +59,8 @@ def test_details_are_label_value_lines_below_the_table(monkeypatch, capsys):
     details = out.split("● photos - failing\n")[1].splitlines()
     labels = {line.split(":", 1)[0].strip(): line.split(":", 1)[1].strip() for line in details}
     assert labels["path"] == "/srv/photos"
-    assert labels["size"].startswith("1234 files, 5.0 GiB; 98.7% of the bytes by checksum, 25.0% confirmed")
+    assert labels["size"] == "1234 files, 5.0 GiB"
+    assert labels["coverage"] == "98.7% by checksum, 25.0% confirmed by scrub in 30 days"
     assert labels["findings"] == "2 changed, 3 missing_local"
     assert labels["snapshot"].startswith("455f9070, 1.0d ago (")
     assert labels["restore"].startswith("drill passed ") and labels["restore"].endswith(
