@@ -58,6 +58,10 @@ class Endpoint(Protocol):
     def describe(self) -> str:
         """A short name of the endpoint for messages (never with credentials)."""
 
+    def check_access(self) -> str:
+        """Make one cheap authenticated request; return a short detail for `syncer doctor` (the
+        account or user it reached, never a secret). Raise EndpointError when refused or unreachable."""
+
     def list_entries(self) -> Iterator[Entry]:
         """Yield every entry of the authoritative copy."""
 
@@ -85,6 +89,10 @@ class MirrorEndpoint(Protocol):
 
     def describe(self) -> str:
         """A short name of the endpoint for messages (never with credentials)."""
+
+    def check_access(self) -> str:
+        """Make one cheap authenticated request; return a short detail for `syncer doctor` (the
+        account or user it reached, never a secret). Raise EndpointError when refused or unreachable."""
 
     def list_entries(self) -> Iterator[Entry]:
         """Yield one entry per repository, `<path_with_namespace>.git`, whose checksum is

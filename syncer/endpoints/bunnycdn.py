@@ -79,6 +79,17 @@ class BunnyEndpoint:
             raise EndpointError(f"{self.describe()}: the listing of /{relative} is not an array", permanent=True)
         return listing
 
+    def check_access(self):
+        """List the zone's root: the storage zone password is checked by every request."""
+        url = f"{self.endpoint}/{quote(self.zone)}/"
+        try:
+            listing = self._request("GET", url).json()
+        except ValueError:
+            raise EndpointError(f"{self.describe()}: the listing of the zone's root is not JSON")
+        if not isinstance(listing, list):
+            raise EndpointError(f"{self.describe()}: the listing of the zone's root is not an array", permanent=True)
+        return f"zone {self.zone}: {len(listing)} entries at its root"
+
     def list_entries(self):
         pending = [""]
         while pending:

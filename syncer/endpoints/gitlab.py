@@ -78,6 +78,14 @@ class GitLabEndpoint:
         except requests.RequestException as error:
             raise EndpointError(f"{self.describe()}: {what}: cannot connect ({error.__class__.__name__})")
 
+    def check_access(self):
+        """`/user` proves the token; reading each group proves it reaches the groups."""
+        client = self._client()
+        self._call("reading the token's user", client.auth)
+        for group in self.groups:
+            self._call(f"reading group {group}", lambda group=group: client.groups.get(group))
+        return f"user {client.user.username}, groups {', '.join(map(str, self.groups))}"
+
     def list_projects(self):
         """Return the projects of every configured group as dicts, each once."""
         projects = {}

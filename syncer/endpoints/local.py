@@ -22,6 +22,16 @@ class LocalEndpoint:
     def describe(self):
         return f"local:{self.root}"
 
+    def check_access(self):
+        """A local authority is reached when its directory can be listed."""
+        try:
+            with os.scandir(self.root) as entries:
+                next(entries, None)
+        except OSError as error:
+            raise EndpointError(f"{self.describe()}: cannot list the directory ({error.strerror}); is it mounted?",
+                                permanent=True)
+        return f"directory {self.root} readable"
+
     def list_entries(self):
         """Yield every regular file below the root with its SHA-256 (hashed here:
         a plain directory has no checksum of its own)."""

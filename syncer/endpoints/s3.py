@@ -85,6 +85,11 @@ class S3Endpoint:
         except (ClientError, BotoCoreError) as error:
             raise translate_error(error, self.describe(), self.credentials_file) from None
 
+    def check_access(self):
+        """head_bucket: the cheapest request that proves the keys may reach the bucket."""
+        self._call(self.client.head_bucket, Bucket=self.bucket)
+        return f"bucket {self.bucket} reachable"
+
     def list_entries(self):
         from botocore.exceptions import BotoCoreError, ClientError
 

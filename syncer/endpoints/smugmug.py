@@ -164,6 +164,13 @@ class SmugMugEndpoint:
                 raise EndpointError(f"{self.describe()}: !authuser gave no NickName", permanent=True)
         return self.nickname
 
+    def check_access(self):
+        """`!authuser`: the OAuth signature and the access token are checked by it."""
+        user = self._get_json("/api/v2!authuser").get("User") or {}
+        if not user.get("NickName"):
+            raise EndpointError(f"{self.describe()}: !authuser gave no NickName", permanent=True)
+        return f"user {user['NickName']}"
+
     def _wanted(self, url_path):
         path = url_path.strip("/")
         return not self.album_patterns or any(pattern.fullmatch(path) for pattern in self.album_patterns)

@@ -76,6 +76,9 @@ class Forwarding:
     def list_entries(self):
         return self.inner.list_entries()
 
+    def check_access(self):
+        return self.inner.check_access()
+
 
 class Wrapper(Forwarding):
     """Base of the wrappers of an Endpoint: each method of the contract goes to the wrapped one."""
@@ -103,6 +106,9 @@ class RetryingEndpoint(Wrapper):
     def list_entries(self):
         # A listing that fails half-way is started again as a whole, so it is collected first.
         yield from self.retry("listing", lambda: list(self.inner.list_entries()))
+
+    def check_access(self):
+        return self.retry("checking access", self.inner.check_access)
 
     def open_entry(self, entry):
         return self.retry(f"reading {entry.path}", self.inner.open_entry, entry)
@@ -214,6 +220,9 @@ class RetryingMirrors(MirrorWrapper):
 
     def list_entries(self):
         yield from self.retry("listing", lambda: list(self.inner.list_entries()))
+
+    def check_access(self):
+        return self.retry("checking access", self.inner.check_access)
 
     def list_projects(self):
         return self.retry("listing the projects", self.inner.list_projects)

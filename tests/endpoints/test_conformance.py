@@ -191,3 +191,31 @@ def test_verify_records_the_listing_in_the_index(harness, tmp_path):
     stored = {row[0] for row in db.iterate_files("dataset", AUTHORITY)}
     assert stored == set(harness.expected())
     assert skipped == []
+
+
+def test_check_access_names_what_it_reached_and_no_secret(harness):
+    harness.seed()
+    detail = harness.endpoint().check_access()
+    assert isinstance(detail, str) and detail
+    for secret in ("fake-consumer-secret", "fake-token-secret", "fake-bunny-zone-password", "glpat-fake-token",
+                   "testing-secret-key", "fake-access-token"):
+        assert secret not in detail
+
+
+def test_check_access_with_refused_credentials_raises_naming_the_key(harness):
+    skip_unless(not harness.credentials_skip, harness.credentials_skip)
+    endpoint, key = harness.bad_credentials()
+    with pytest.raises(AuthenticationError) as raised:
+        endpoint.check_access()
+    assert key in str(raised.value) and "credentials.env" in str(raised.value)
+
+
+def test_check_access_of_an_unreachable_authority_raises(harness):
+    if harness.name == "local":
+        harness.root.rmdir()
+    elif harness.name == "s3":
+        harness.client.delete_bucket(Bucket=harness.bucket)
+    else:
+        harness.fake.stop()
+    with pytest.raises(EndpointError):
+        build_raw_endpoint(harness.policy()).check_access()

@@ -149,6 +149,11 @@ class FakeGitLab(FakeServer):
         parts = [unquote(part) for part in path.split("/")]
         if parts == ["user"]:
             return json_response({"id": 1, "username": "tester"})
+        if parts[0] == "groups" and len(parts) == 2 and request.method == "GET":
+            group = self.find_group(parts[1])
+            if not group:
+                return json_response({"message": "404 Group Not Found"}, 404)
+            return json_response(group)
         if parts[0] == "groups" and len(parts) == 3 and parts[2] == "projects" and request.method == "GET":
             group = self.find_group(parts[1])
             if not group:

@@ -139,3 +139,20 @@ def test_wrappers_forward_exactly_the_methods_of_their_contract():
         assert public_methods(wrapper) == contract(MirrorEndpoint), wrapper
     with pytest.raises(AttributeError):
         RetryingEndpoint(Flaky([])).update_mirror  # noqa: B018 - nothing outside the contract is forwarded
+
+
+def test_check_access_is_forwarded_and_retried_when_temporary():
+    class Checked(Flaky):
+        def check_access(self):
+            self.calls += 1
+            if self.failures:
+                raise self.failures.pop(0)
+            return "user tester"
+
+    inner = Checked([EndpointError("503")])
+    endpoint = DryRunEndpoint(LimitedEndpoint(RetryingEndpoint(inner, attempts=2, sleep=lambda _: None)))
+    assert endpoint.check_access() == "user tester" and inner.calls == 2
+    refused = Checked([AuthenticationError("401")])
+    with pytest.raises(AuthenticationError):
+        RetryingMirrors(refused, attempts=3, sleep=lambda _: None).check_access()
+    assert refused.calls == 1
