@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from syncer.cli import always, cloud, integrity, offsite, page  # noqa: F401 (their commands attach to the group)
+from syncer.cli import always, board, cloud, integrity, offsite, page  # noqa: F401 (their commands attach to the group)
 from syncer.cli.common import Settings, global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import EXIT_USAGE, Interrupted, PolicyError, SyncerError, UsageError, exit_code_of

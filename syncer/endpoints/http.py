@@ -82,6 +82,25 @@ def send(session, method, url, where, credential_hint, **arguments):
     raise error_for(response, where, credential_hint)
 
 
+def server_clock_offset(url, where):
+    """Return how many seconds the clock of the server at `url` is ahead of ours (negative:
+    behind), from the `Date` header of one unauthenticated HEAD request; the answer's
+    status does not matter. Raise EndpointError when it cannot be reached or sends no Date."""
+    import requests
+
+    sent = time.time()
+    try:
+        response = requests.head(url, timeout=TIMEOUT, allow_redirects=False)
+    except requests.RequestException as error:
+        raise EndpointError(f"{where}: cannot connect ({error.__class__.__name__})")
+    received = time.time()
+    try:
+        server = email.utils.parsedate_to_datetime(response.headers.get("Date", "")).timestamp()
+    except (TypeError, ValueError):
+        raise EndpointError(f"{where}: the answer carries no Date header", permanent=True)
+    return server - (sent + received) / 2
+
+
 def error_for(response, where, credential_hint):
     status = response.status_code
     detail = short_detail(response)

@@ -59,8 +59,9 @@ def backup_argv(paths, tag, host, excludes=()):
     return argv + ["--"] + [str(path) for path in paths]
 
 
-def snapshots_argv(tag=None, host=None):
-    argv = ["snapshots", "--json"]
+def snapshots_argv(tag=None, host=None, no_lock=False):
+    """With `no_lock`, restic leaves no lock file behind: a look that writes nothing."""
+    argv = ["snapshots", "--json"] + (["--no-lock"] if no_lock else [])
     if tag:
         argv += ["--tag", tag]
     if host:

@@ -104,9 +104,10 @@ class ResticRepository:
         return BackupResult(parse_backup_summary(result.messages),
                             unreadable_files(result.errors, result.stderr) if result.partial else [])
 
-    def snapshots(self, tag=None, host=None):
-        """Return the snapshots (restic's JSON objects) with `tag` and `host`, oldest first."""
-        result = self.run(build.snapshots_argv(tag, host), json_output=True)
+    def snapshots(self, tag=None, host=None, no_lock=False):
+        """Return the snapshots (restic's JSON objects) with `tag` and `host`, oldest first.
+        With `no_lock`, nothing is written to the repository."""
+        result = self.run(build.snapshots_argv(tag, host, no_lock), json_output=True)
         listed = result.messages[0] if result.messages and isinstance(result.messages[0], list) else []
         return sorted(listed, key=snapshot_time_key)
 

@@ -82,6 +82,14 @@ class PendingChanges:
         return quiet
 
 
+def max_user_watches():
+    """Return fs.inotify.max_user_watches as a number, or None when it cannot be read.
+    SYNCER_MAX_USER_WATCHES, when set, stands in for the kernel's value (tests simulate
+    a small limit with it)."""
+    text = os.environ.get("SYNCER_MAX_USER_WATCHES") or watch_limit()
+    return int(text) if text.strip().isdigit() else None
+
+
 def watch_limit():
     try:
         with open(MAX_USER_WATCHES) as handle:

@@ -4,6 +4,7 @@ a request log, and injectable failures (401, 429 with Retry-After, 5xx).
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -56,6 +57,7 @@ class FakeServer:
 
     def __init__(self):
         self.faults = []
+        self.clock_offset = 0.0  # seconds added to the Date header of every answer (a skewed server clock)
         self.requests = []  # (method, raw path, headers dict)
         self.lock = threading.RLock()
         fake = self
@@ -65,6 +67,9 @@ class FakeServer:
 
             def log_message(self, *arguments):
                 pass
+
+            def date_time_string(self, timestamp=None):
+                return super().date_time_string((timestamp or time.time()) + fake.clock_offset)
 
             def do_any(self):
                 body = read_body(self)
