@@ -30,8 +30,9 @@ class Result:
         return self.stdout + self.stderr
 
 
-def run_syncer(*arguments, policies=None, state=None, env=None, timeout=300, cwd=None):
-    """Run `python -m syncer` as a user would; return its exit code and output."""
+def run_syncer(*arguments, policies=None, state=None, env=None, timeout=300, cwd=None, input=None):
+    """Run `python -m syncer` as a user would; return its exit code and output. `input`
+    is its standard input (never a terminal)."""
     command = [sys.executable, "-m", "syncer"]
     if policies is not None:
         command += ["--policies", str(policies)]
@@ -40,7 +41,7 @@ def run_syncer(*arguments, policies=None, state=None, env=None, timeout=300, cwd
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SYNCER_")}
     environment.update(env or {})
     done = subprocess.run(command + [str(a) for a in arguments], capture_output=True, text=True,
-                          env=environment, timeout=timeout, cwd=cwd)
+                          env=environment, timeout=timeout, cwd=cwd, input=input or "")
     return Result(done.returncode, done.stdout, done.stderr)
 
 

@@ -103,6 +103,9 @@ def run(as_json):
     return run_results(report)
 
 
+board.complete_dataset_arguments(cli)  # every command is attached by now
+
+
 def main(argv=None):
     """Entry point: run the command; turn its results, or the error that stopped it,
     into one exit code. Policy files that were left out make the exit code of a command

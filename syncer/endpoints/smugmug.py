@@ -323,3 +323,61 @@ def hash_md5(path):
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# --- authorizing syncer (OAuth 1.0a, out of band) ------------------------------------
+
+OAUTH_PATH = "/services/oauth/1.0a"
+PERMISSIONS = ("read", "add", "modify")
+
+
+def oauth_error(error, what, hint):
+    """Turn a requests-oauthlib or requests failure into the project's error."""
+    import requests
+    from requests_oauthlib.oauth1_session import TokenMissing, TokenRequestDenied
+
+    if isinstance(error, TokenRequestDenied):
+        status = error.status_code
+        if status in (400, 401, 403):
+            return AuthenticationError(f"SmugMug refused {what} (HTTP {status}); check {hint}")
+        return EndpointError(f"SmugMug: {what}: HTTP {status}")
+    if isinstance(error, (TokenMissing, ValueError)):
+        return EndpointError(f"SmugMug: {what}: the answer holds no token", permanent=True)
+    if isinstance(error, requests.RequestException):
+        return EndpointError(f"SmugMug: {what}: cannot connect ({error.__class__.__name__})")
+    return error
+
+
+def request_token(api_key, api_secret, api_url=None, permissions="read", key_hint="SMUGMUG_API_KEY"):
+    """Step 1 and 2 of the flow: get a request token with oauth_callback=oob. Return
+    (token, token secret, the authorize URL the user opens: Access=Full and Permissions
+    as asked). Raise AuthenticationError when the key or secret is refused."""
+    import requests
+    from requests_oauthlib import OAuth1Session
+    from requests_oauthlib.oauth1_session import TokenMissing, TokenRequestDenied
+
+    base = (api_url or DEFAULT_API_URL).rstrip("/") + OAUTH_PATH
+    session = OAuth1Session(api_key, client_secret=api_secret, callback_uri="oob")
+    try:
+        answer = session.fetch_request_token(f"{base}/getRequestToken", timeout=60)
+    except (TokenRequestDenied, TokenMissing, ValueError, requests.RequestException) as error:
+        raise oauth_error(error, "the API key or secret", f"{key_hint} and SMUGMUG_API_SECRET")
+    url = session.authorization_url(f"{base}/authorize", Access="Full", Permissions=permissions.capitalize())
+    return answer["oauth_token"], answer["oauth_token_secret"], url
+
+
+def access_token(api_key, api_secret, token, token_secret, verifier, api_url=None):
+    """Step 5: exchange the verified request token for the access token. Return (token,
+    token secret). Raise AuthenticationError when the verifier is refused."""
+    import requests
+    from requests_oauthlib import OAuth1Session
+    from requests_oauthlib.oauth1_session import TokenMissing, TokenRequestDenied
+
+    base = (api_url or DEFAULT_API_URL).rstrip("/") + OAUTH_PATH
+    session = OAuth1Session(api_key, client_secret=api_secret, resource_owner_key=token,
+                            resource_owner_secret=token_secret, verifier=verifier)
+    try:
+        answer = session.fetch_access_token(f"{base}/getAccessToken", timeout=60)
+    except (TokenRequestDenied, TokenMissing, ValueError, requests.RequestException) as error:
+        raise oauth_error(error, "the verifier", "the 6-digit code SmugMug showed after you authorized syncer")
+    return answer["oauth_token"], answer["oauth_token_secret"]

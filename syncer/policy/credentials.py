@@ -1,7 +1,9 @@
 """Credentials files: KEY=VALUE lines, readable by their owner only."""
 
 import os
+import secrets
 import stat
+from contextlib import contextmanager
 from pathlib import Path
 
 from syncer.errors import CredentialError, OperationalError
@@ -79,3 +81,56 @@ def read_credentials(path, required=()):
     if missing:
         raise CredentialError(f"credentials file {path} lacks {', '.join(missing)}")
     return values
+
+
+def merge_credentials(text, values):
+    """Return the credentials file `text` with `values` set: the line of a key given is
+    replaced where it stands, a new key is appended, every other line (comments, other
+    keys) is kept as it was."""
+    remaining = dict(values)
+    lines = []
+    for line in text.splitlines():
+        body = line.strip()
+        body = body[len("export "):] if body.startswith("export ") else body
+        key, separator, _ = body.partition("=")
+        if separator and not body.startswith("#") and key.strip() in remaining:
+            lines.append(f"{key.strip()}={remaining.pop(key.strip())}")
+        else:
+            lines.append(line)
+    lines += [f"{key}={value}" for key, value in remaining.items()]
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def staged_credentials(path, values):
+    """Stage the credentials file at `path` with `values` set (merge_credentials) in a
+    temporary file beside it, mode 600, fsynced; yield the temporary file's path. When
+    the block ends without an error the staged file replaces `path` in one rename (the
+    folder fsynced); otherwise it is removed and `path` is left exactly as it was.
+    Raise CredentialError for a value that cannot be one line, OperationalError when the
+    folder cannot be written."""
+    from syncer.fsio import TEMPORARY_PREFIX, fsync_folder
+
+    path = Path(path)
+    for key, value in values.items():
+        if not value or any(char in value for char in "\r\n\x00"):
+            raise CredentialError(f"the value given for {key} is empty or not one line")
+        register_secret(value)
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staged = path.parent / (TEMPORARY_PREFIX + secrets.token_hex(16))
+        descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except (OSError, UnicodeDecodeError) as error:
+        raise OperationalError(f"cannot write the credentials file {path}: {getattr(error, 'strerror', error)}")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(merge_credentials(text, values))
+            out.flush()
+            os.fchmod(out.fileno(), 0o600)
+            os.fsync(out.fileno())
+        yield staged
+        os.replace(staged, path)
+        fsync_folder(path.parent)
+    finally:
+        staged.unlink(missing_ok=True)

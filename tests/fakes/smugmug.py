@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import quote, unquote
 
+from oauthlib.oauth1 import AccessTokenEndpoint, RequestTokenEndpoint, RequestValidator
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 
@@ -46,6 +47,72 @@ IMAGE_URIS = ("LargestImage", "ImageSizes", "ImageSizeDetails", "PointOfInterest
 ALBUM_URIS = ("AlbumShareUris", "Node", "NodeCoverImage", "User", "Folder", "ParentFolders",
               "HighlightImage", "AlbumHighlightImage", "AlbumPrices", "AlbumPricelistExclusions",
               "AlbumPopularMedia", "AlbumGeoMedia", "AlbumComments", "AlbumDownload", "AlbumPackages")
+
+
+class OAuthValidator(RequestValidator):
+    """oauthlib's server side of the three OAuth 1.0a endpoints, for one consumer: it
+    checks the HMAC-SHA1 signatures, the request token and the verifier. A user who
+    opens the authorize URL approves at once: every request token gets `fake.verifier`."""
+
+    enforce_ssl = False  # loopback http
+    realms = []
+    dummy_client = dummy_request_token = dummy_access_token = "dummy"
+
+    def __init__(self, fake):
+        super().__init__()
+        self.fake = fake
+
+    # The fake's keys carry dashes, which oauthlib's format checks refuse: any text will do.
+    def check_client_key(self, client_key):
+        return bool(client_key)
+
+    check_request_token = check_verifier = check_nonce = check_client_key
+
+    def validate_client_key(self, client_key, request):
+        return client_key == self.fake.credentials["SMUGMUG_API_KEY"]
+
+    def get_client_secret(self, client_key, request):
+        return self.fake.credentials["SMUGMUG_API_SECRET"]
+
+    def validate_timestamp_and_nonce(self, client_key, timestamp, nonce, request, request_token=None,
+                                     access_token=None):
+        with self.fake.lock:
+            if nonce in self.fake.nonces:
+                return False
+            self.fake.nonces.add(nonce)
+            return True
+
+    def validate_redirect_uri(self, client_key, redirect_uri, request):
+        return redirect_uri == "oob"
+
+    def validate_requested_realms(self, client_key, realms, request):
+        return True
+
+    def get_default_realms(self, client_key, request):
+        return []
+
+    def get_realms(self, token, request):
+        return []
+
+    def save_request_token(self, token, request):
+        self.fake.request_tokens[token["oauth_token"]] = {"secret": token["oauth_token_secret"],
+                                                          "verifier": self.fake.verifier}
+
+    def validate_request_token(self, client_key, token, request):
+        return token in self.fake.request_tokens
+
+    def get_request_token_secret(self, client_key, token, request):
+        return self.fake.request_tokens.get(token, {}).get("secret", "dummy")
+
+    def validate_verifier(self, client_key, token, verifier, request):
+        return self.fake.request_tokens.get(token, {}).get("verifier") == verifier
+
+    def invalidate_request_token(self, client_key, request_token, request):
+        self.fake.request_tokens.pop(request_token, None)
+
+    def save_access_token(self, token, request):
+        self.fake.credentials.update(SMUGMUG_TOKEN=token["oauth_token"],
+                                     SMUGMUG_TOKEN_SECRET=token["oauth_token_secret"])
 
 
 def credentials_text(credentials=CREDENTIALS):
@@ -72,6 +139,11 @@ class FakeSmugMug(FakeServer):
         self.upload_log = []  # one dict per upload POST: album, file_name, size, md5, stat, replaced
         self.nonces = set()
         self.counter = itertools.count(1)
+        self.verifier = "482913"  # what the authorize page shows the user
+        self.request_tokens = {}  # request token -> {"secret", "verifier"}
+        validator = OAuthValidator(self)
+        self.oauth_endpoints = {"getRequestToken": RequestTokenEndpoint(validator),
+                                "getAccessToken": AccessTokenEndpoint(validator)}
 
     @property
     def uploads(self):
@@ -193,6 +265,8 @@ class FakeSmugMug(FakeServer):
         path = unquote(request.path)
         if request.method == "GET" and path.startswith(("/photos/", "/videos/")):
             return self.download(path)
+        if path.startswith("/services/oauth/1.0a/"):
+            return self.oauth(request, path.rsplit("/", 1)[-1])
         refused = self.check_oauth(request)
         if refused:
             return refused
@@ -243,6 +317,22 @@ class FakeSmugMug(FakeServer):
                 return self.image_method(request, image, method)
             return self.envelope(request, {"Image": self.image_document(request, image, album=False)})
         return self.not_found(request)
+
+    def oauth(self, request, step):
+        """The OAuth 1.0a endpoints: tokens from oauthlib's server side; authorize is the
+        page the user opens (the fake approves at once)."""
+        if step == "authorize":
+            return Response(200, f"<html>Your code: {self.verifier}</html>".encode(), content_type="text/html")
+        endpoint = self.oauth_endpoints.get(step)
+        if endpoint is None:
+            return self.not_found(request)
+        host = request.headers.get("Host", f"127.0.0.1:{self.port}")
+        create = endpoint.create_request_token_response if step == "getRequestToken" else \
+            endpoint.create_access_token_response
+        headers, body, status = create(f"http://{host}{request.raw_path}", http_method=request.method,
+                                       body=request.body.decode() or None, headers=dict(request.headers))
+        return Response(status, (body or "").encode(), headers,
+                        content_type="application/x-www-form-urlencoded")
 
     def image_method(self, request, image, method):
         """`!largestvideo` (a video's own encoding: MP4 bytes, whatever the FileName)."""

@@ -325,3 +325,25 @@ def test_an_overlap_and_the_state_directory_are_both_reported(tmp_path):
     assert [problem.split(" is inside ")[0] for problem in problems] == [
         f"music.yaml: path: dataset path {tmp_path / 'data' / 'music'}", f"all.yaml: path: dataset path "
         f"{tmp_path / 'data'}", f"music.yaml: path: dataset path {tmp_path / 'data' / 'music'}"]
+
+
+def test_credentials_are_merged_keeping_every_other_line_and_staged_atomically(tmp_path):
+    from syncer.errors import CredentialError
+    from syncer.policy.credentials import merge_credentials, staged_credentials
+
+    text = "# mine\nexport GITLAB_TOKEN=old\nOTHER=1\n"
+    merged = merge_credentials(text, {"GITLAB_TOKEN": "new", "MORE": "2"})
+    assert merged == "# mine\nGITLAB_TOKEN=new\nOTHER=1\nMORE=2\n"
+    path = tmp_path / "credentials" / "gitlab.env"
+    with pytest.raises(RuntimeError):
+        with staged_credentials(path, {"GITLAB_TOKEN": "refused"}) as staged:
+            assert staged.parent == path.parent and (staged.stat().st_mode & 0o777) == 0o600
+            raise RuntimeError("the service refused it")
+    assert not path.exists() and list(path.parent.iterdir()) == []
+    with staged_credentials(path, {"GITLAB_TOKEN": "accepted"}):
+        pass
+    assert path.read_text() == "GITLAB_TOKEN=accepted\n" and (path.stat().st_mode & 0o777) == 0o600
+    with pytest.raises(CredentialError):
+        with staged_credentials(path, {"GITLAB_TOKEN": "two\nlines"}):
+            pass
+    assert path.read_text() == "GITLAB_TOKEN=accepted\n"
