@@ -5,13 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test faults lint bench restic chromium venv clean
+.PHONY: demo test faults lint bench restic chromium venv clean install uninstall lock check-wheels
+# Where `make install` puts syncer (the tests point them into a scratch folder).
+PREFIX ?= /opt/syncer
+BINDIR ?= /usr/local/bin
+SYSCONFDIR ?= /etc/syncer
 
 demo: venv restic
 	$(BIN)/python demo/run_demo.py
 
 test: venv-test restic chromium
 	$(BIN)/ruff check .
+	$(BIN)/python packaging/check_wheels.py
 	$(BIN)/python -m pytest -q -m "not faults"
 
 # The full fault-injection suite (kills, a flaky uplink, full disks, races, fuzzing),
@@ -63,5 +68,29 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 venv: $(VENV)/.installed
 venv-test: $(VENV)/.installed-test
 
+# Production use on this machine (see README, "Install on the board"): a virtualenv in
+# PREFIX from requirements.lock, `syncer` in BINDIR, SYSCONFDIR's folders, restic, shell
+# completion. Run again to upgrade; it changes nothing when nothing changed.
+install:
+	PREFIX=$(PREFIX) BINDIR=$(BINDIR) SYSCONFDIR=$(SYSCONFDIR) PYTHON=$(PYTHON) bash packaging/install.sh
+
+uninstall:
+	PREFIX=$(PREFIX) SYSCONFDIR=$(SYSCONFDIR) bash packaging/uninstall.sh
+
+# requirements.lock pins every package `make install` puts on the board, with the hash
+# of each of its files. After changing the dependencies in pyproject.toml: `make lock`
+# (pip-tools, in a throwaway virtualenv); it pins what the test virtualenv runs, so the
+# board gets the versions the tests passed with. `make check-wheels` proves the set
+# installs on aarch64 (make test runs it).
+lock: venv-test
+	$(BIN)/pip freeze --exclude-editable > $(VENV)/tested-versions.txt
+	[ -x .venv-lock/bin/pip-compile ] || { $(PYTHON) -m venv .venv-lock && .venv-lock/bin/pip install -q pip-tools; }
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= .venv-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	  --strip-extras --constraint $(VENV)/tested-versions.txt --output-file requirements.lock \
+	  pyproject.toml packaging/build.in
+
+check-wheels: venv-test
+	$(BIN)/python packaging/check_wheels.py
+
 clean:
-	rm -rf $(VENV) .demo .bench
+	rm -rf $(VENV) .venv-lock .demo .bench
