@@ -3,12 +3,9 @@ accepted them. The file is staged beside the credentials file, checked with the
 endpoint's check_access(), then renamed into place: a refused key leaves the file as
 it was, never half-written."""
 
-import logging
-
 from syncer.errors import SyncerError
 from syncer.policy.credentials import staged_credentials
 
-log = logging.getLogger("syncer.auth")
 QUICK_RETRY = {"attempts": 2, "base_delay": 0.5, "max_delay": 1.0, "max_wait": 5.0}
 SMUGMUG_KEYS = ("SMUGMUG_API_KEY", "SMUGMUG_API_SECRET", "SMUGMUG_TOKEN", "SMUGMUG_TOKEN_SECRET")
 
@@ -27,7 +24,6 @@ def authorize_smugmug(credentials_file, api_url, api_key, api_secret, permission
     values = dict(zip(SMUGMUG_KEYS, (api_key, api_secret, access, access_secret)))
     with staged_credentials(credentials_file, values):
         detail = SmugMugEndpoint(values, api_url=api_url, credentials_file=credentials_file).check_access()
-    log.info("stored %s in %s", ", ".join(SMUGMUG_KEYS), credentials_file)
     return detail
 
 
@@ -47,5 +43,4 @@ def store_credentials(policy, values):
         except SyncerError as error:  # name the file the user knows, not the staged one
             error.args = (str(error).replace(str(staged), str(path)),)
             raise
-    log.info("stored %s in %s", ", ".join(values), path)
     return detail

@@ -224,6 +224,8 @@ def credentials_check(policy, label, path, keys):
     source = "from $CREDENTIALS_DIRECTORY" if os.environ.get("CREDENTIALS_DIRECTORY") and \
         Path(path).parent == Path(os.environ["CREDENTIALS_DIRECTORY"]) else "mode 600"
     problem = check_credentials_file(Path(path))
+    if problem and label.startswith("offsite"):  # a password and an environment, not credentials files
+        problem = problem.replace("credentials file", "file")
     if problem and not Path(path).exists():
         fix = f"create {path} with mode 600" + (f" holding {', '.join(keys)}, or {auth_hint(policy)}" if keys else
                                                  " holding the repository's password" if keys is None else "")
