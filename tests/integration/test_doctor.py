@@ -56,7 +56,8 @@ class World:
             "authority": {"type": "local", "path": str(tmp_path / "notes-authority")},
             "offsite": {"repository": str(self.repository), "password_file": str(self.password_file),
                         "manifest_root": str(tmp_path / "manifests")}})
-        (self.policies / "syncer.yaml").write_text("notify:\n  healthchecks: http://127.0.0.1:9/never-pinged\n")
+        # A URL on a fake that counts its requests: doctor says it is configured, never pings it.
+        (self.policies / "syncer.yaml").write_text(f"notify:\n  healthchecks: {self.smugmug.url}/ping/photos\n")
 
     def restic(self, *arguments):
         environment = {key: value for key, value in os.environ.items() if not key.startswith(("RESTIC_", "AWS_"))}
@@ -99,6 +100,8 @@ def test_a_healthy_setup_passes_and_says_what_it_reached(world):
     assert ("bucket", "clock") in passed and ("notes", "inotify watches") in passed
     assert "opens" in by_status(result, "warn")[("notes", "offsite repository")]["detail"]  # no snapshot yet
     assert world.smugmug.count_requests(path_contains="!authuser") == 1
+    assert "healthchecks configured" in passed[("photos", "notify")]["detail"]
+    assert world.smugmug.count_requests(path_contains="/ping/") == 0
     for secret in (*smugmug.CREDENTIALS.values(), bunny.ACCESS_KEY, gitlab.TOKEN, PASSWORD):
         assert secret not in result.output
     text = run_syncer("doctor", policies=world.policies, state=world.state)
