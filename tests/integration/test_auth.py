@@ -123,3 +123,45 @@ def test_s3_keys_are_read_one_line_each_and_checked_with_head_bucket(tmp_path, s
     assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
     missing = run_syncer("auth", "s3", "bucket", policies=tmp_path / "policies", input="only-one-line\n")
     assert missing.exit_code == 2 and "AWS_SECRET_ACCESS_KEY" in missing.stderr
+
+
+def test_a_token_typed_on_a_terminal_is_not_echoed(tmp_path):
+    """On a terminal the token is asked without echo: what the terminal shows has the
+    prompt and not the token."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    server = gitlab.FakeGitLab(tmp_path / "gitlab").start()
+    server.add_group("team")
+    try:
+        credentials = tmp_path / "credentials" / "gitlab.env"
+        write_policy(tmp_path / "policies", "code", {"path": str(tmp_path / "data"), "authority": {
+            "type": "gitlab", "url": server.url, "groups": ["team"], "credentials": str(credentials)}})
+        environment = {key: value for key, value in os.environ.items() if not key.startswith("SYNCER_")}
+        child, terminal = pty.fork()
+        if child == 0:  # the child, with the terminal as its controlling one
+            os.execve(sys.executable, [sys.executable, "-m", "syncer", "--policies", str(tmp_path / "policies"),
+                                       "auth", "gitlab", "code"], environment)
+        shown, typed, deadline = b"", False, time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([terminal], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(terminal, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if not typed and b"GITLAB_TOKEN:" in shown:
+                os.write(terminal, gitlab.TOKEN.encode() + b"\n")
+                typed = True
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, shown
+        assert typed and gitlab.TOKEN.encode() not in shown and b"accepted the credentials" in shown
+        assert credentials.read_text() == f"GITLAB_TOKEN={gitlab.TOKEN}\n"
+    finally:
+        server.stop()

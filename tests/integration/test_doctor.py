@@ -69,7 +69,10 @@ class World:
         return done
 
     def doctor(self, *arguments, env=None):
-        return run_syncer("doctor", "--json", *arguments, policies=self.policies, state=self.state, env=env)
+        result = run_syncer("doctor", "--json", *arguments, policies=self.policies, state=self.state, env=env)
+        for item in result.json()["checks"]:  # every warn and fail says its fix
+            assert item["fix"] if item["status"] in ("warn", "fail") else item["fix"] is None, item
+        return result
 
     def close(self):
         for fake in (self.smugmug, self.bunny, self.gitlab, self.s3):
