@@ -64,6 +64,11 @@ def test_install_runs_changes_nothing_the_second_time_and_uninstalls(tmp_path):
     assert "pass  small  authority: local:" in doctor.stdout
     assert not [line for line in doctor.stdout.splitlines() if line.startswith("fail")]
 
+    # The units run the installed syncer, not a checkout.
+    units = subprocess.run([installed, "--policies", root / "etc/syncer/policies", "--state-dir", tmp_path / "state",
+                            "systemd", "install", "--dry-run"], capture_output=True, text=True)
+    assert units.returncode == 0 and f"ExecStart={root}/opt/syncer/bin/syncer " in units.stdout, units.stdout
+
     before = snapshot(root)
     second = make("install", root)
     assert second.returncode == 0, second.stdout + second.stderr
