@@ -32,7 +32,7 @@ from syncer.log import register_secret
 from syncer.policy.credentials import resolve_credentials_path
 from syncer.policy.settings import cron_trigger, parse_duration
 
-AUTHORITY_TYPES = ("local", "s3", "smugmug", "bunnycdn", "gitlab")
+AUTHORITY_TYPES = ("local", "s3", "smugmug", "bunnycdn", "gitlab", "dnsimple")
 SCHEDULED_ACTIONS = ("pull", "verify", "push", "check", "drill", "scrub")
 HOOK_ACTIONS = ("pull", "verify", "push", "check", "restore", "drill", "scrub", "repair")
 HOOK_NAMES = tuple(f"{when}_{action}" for when in ("before", "after", "on_error", "finally")
@@ -120,6 +120,13 @@ def url(value):
     if not value.startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL")
     register_secret(value)
+    return value
+
+
+def service_url(value):
+    # A service's base URL is no secret (unlike a ping URL): it shows in messages.
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
     return value
 
 
@@ -222,8 +229,19 @@ class GitLabAuthority(Model):
     credentials: CredentialsFile
 
 
-Authority = Annotated[LocalAuthority | S3Authority | SmugMugAuthority | BunnyAuthority | GitLabAuthority,
-                      Field(discriminator="type")]
+class DNSimpleAuthority(Model):
+    """A DNSimple account's zones (name globs; all when none are given)."""
+
+    credential_keys: ClassVar = ("DNSIMPLE_TOKEN",)
+    type: Literal["dnsimple"]
+    account: GroupName | None = None  # the account id; default: the token's own (GET /v2/whoami)
+    zones: list[Name] = []
+    api_url: Annotated[Text, AfterValidator(service_url)] | None = None
+    credentials: CredentialsFile
+
+
+Authority = Annotated[LocalAuthority | S3Authority | SmugMugAuthority | BunnyAuthority | GitLabAuthority
+                      | DNSimpleAuthority, Field(discriminator="type")]
 
 
 # Plain dicts once validated: restic forget's --keep-* rules; action -> cron expression.

@@ -347,3 +347,25 @@ def test_credentials_are_merged_keeping_every_other_line_and_staged_atomically(t
         with staged_credentials(path, {"GITLAB_TOKEN": "two\nlines"}):
             pass
     assert path.read_text() == "GITLAB_TOKEN=accepted\n"
+
+
+def test_a_dnsimple_authority_takes_an_account_zone_globs_and_its_token_key(tmp_path):
+    (tmp_path / "p" / "dns").mkdir(parents=True)
+    (tmp_path / "p" / "dns2").mkdir()
+    write_secret(tmp_path / "p" / "dnsimple.env", "DNSIMPLE_TOKEN=t\n")
+    write_policy(tmp_path / "p", "dns", {"path": "dns", "authority": {
+        "type": "dnsimple", "credentials": "dnsimple.env", "account": 1010, "zones": ["example.com", "*.org"],
+        "api_url": "http://127.0.0.1:9"}})
+    write_policy(tmp_path / "p", "bare", {"path": "dns2", "authority": {"type": "dnsimple",
+                                                                      "credentials": "dnsimple.env"}})
+    bare, dns = load_policies(tmp_path / "p")
+    assert (dns.authority.account, dns.authority.zones, dns.authority.api_url) == (
+        "1010", ["example.com", "*.org"], "http://127.0.0.1:9")
+    assert (bare.authority.account, bare.authority.zones, bare.authority.api_url) == (None, [], None)
+    assert dns.authority.credential_keys == ("DNSIMPLE_TOKEN",)
+    write_policy(tmp_path / "q", "dns", {"path": str(tmp_path / "p" / "dns"),
+                                         "authority": {"type": "dnsimple", "api_url": "ftp://x"}})
+    problems = problems_of(tmp_path / "q")
+    assert any(p.startswith("dns.yaml: authority.credentials: field required for type dnsimple (a KEY=VALUE file "
+                            "with DNSIMPLE_TOKEN)") for p in problems), problems
+    assert any(p.startswith("dns.yaml: authority.api_url: ") and "http" in p for p in problems), problems
