@@ -47,7 +47,32 @@ class Capabilities:
     head_sha256: bool = False  # head_sha256(path) reads a full-object SHA-256 (S3: x-amz-checksum-sha256)
     local_root: Path | None = None  # a directory on this machine: verify indexes it with the hash cache
     repositories: bool = False  # the entries are git repositories: the MirrorEndpoint contract, not Endpoint's
+    documents: "Documents | None" = None  # the entries are documents the service renders (DNS zones): see Documents
     reason: str = ""  # why a capability is missing, shown when a test or a command skips it
+
+
+class Documents(Protocol):
+    """The format of entries that are documents an endpoint renders from its service's
+    API (a DNS zone's records) rather than bytes it stores. Such an entry's checksum is
+    `digest(path, data)`: a digest of what the document says, so that what the service
+    changes by itself (an SOA serial) is no difference. Every action digests the local
+    copy with the same function; sizes are not compared (entries list None). Pure: no I/O."""
+
+    def digest(self, path: str, data: bytes) -> str:
+        """Return the checksum (lowercase hex SHA-256) of the document `data` named `path`."""
+
+    def difference(self, path: str, here: bytes, there: bytes) -> str | None:
+        """Say how the document `there` (the service's) differs from `here` (ours), or None."""
+
+    def writable(self, path: str) -> bool:
+        """Whether write_entry takes `path` (others follow it: a zone file export follows the records)."""
+
+    def merge(self, path: str, ours: bytes, theirs: bytes) -> tuple[bytes, str | None]:
+        """Return `ours` with what only `theirs` holds added back, and a description of that
+        (None when there is none): a restore without --delete keeps what only the service has."""
+
+    def plan(self, path: str, wanted: bytes, there: bytes) -> str | None:
+        """Say what writing `wanted` over `there` changes at the service, or None."""
 
 
 class Endpoint(Protocol):

@@ -1,6 +1,7 @@
 """Build the endpoint a policy names, with its credentials."""
 
 from syncer.endpoints.bunnycdn import BunnyEndpoint
+from syncer.endpoints.dnsimple import DNSimpleEndpoint
 from syncer.endpoints.gitlab import GitLabEndpoint
 from syncer.endpoints.local import LocalEndpoint
 from syncer.endpoints.s3 import S3Endpoint
@@ -12,7 +13,7 @@ from syncer.policy.model import S3Authority
 
 DEFAULT_CONCURRENCY = 4
 ENDPOINT_CLASSES = {"local": LocalEndpoint, "s3": S3Endpoint, "smugmug": SmugMugEndpoint, "bunnycdn": BunnyEndpoint,
-                    "gitlab": GitLabEndpoint}
+                    "gitlab": GitLabEndpoint, "dnsimple": DNSimpleEndpoint}
 
 
 def checksum_algorithm(authority_type):
@@ -76,4 +77,7 @@ def build_raw_endpoint(policy):
     if authority.type == "gitlab":
         return GitLabEndpoint(authority.url, authority.groups, credentials.get("GITLAB_TOKEN"),
                               authority.include_subgroups, credentials_file=authority.credentials)
+    if authority.type == "dnsimple":
+        return DNSimpleEndpoint(credentials.get("DNSIMPLE_TOKEN"), authority.account, authority.zones,
+                                authority.api_url, credentials_file=authority.credentials)
     raise UsageError(f"{policy.file_label}: authority.type: {authority.type} is not supported yet")

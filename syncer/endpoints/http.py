@@ -3,6 +3,7 @@ project's errors, classified permanent or temporary for the retry wrapper.
 """
 
 import email.utils
+import threading
 import time
 
 from syncer.errors import AuthenticationError, EndpointError
@@ -59,15 +60,54 @@ def retry_after_seconds(headers, now=None):
     return None
 
 
-def send(session, method, url, where, credential_hint, **arguments):
+class RateBudget:
+    """What is left of a service's request budget, as its last answer's
+    `X-RateLimit-Remaining` and `X-RateLimit-Reset` said. When no more than `reserve`
+    requests are left, the next one is not sent: send() raises a temporary EndpointError
+    asking to wait until the reset, so the retry wrapper pauses before the budget runs
+    out rather than after a 429 (other clients of the same token share the budget)."""
+
+    def __init__(self, reserve=5):
+        self.reserve = reserve
+        self.remaining = self.reset = None
+        self.lock = threading.Lock()
+
+    def update(self, headers):
+        remaining, reset = headers.get("X-RateLimit-Remaining"), headers.get("X-RateLimit-Reset")
+        if remaining and remaining.strip().isdigit() and reset and reset.strip().isdigit():
+            with self.lock:
+                seconds = float(reset)
+                self.remaining = int(remaining)
+                self.reset = seconds if seconds > 10**9 else time.time() + seconds
+
+    def pause(self, now=None):
+        """Return the seconds to wait before the next request, or None to send it now.
+        The second after the reset is waited too: the server counts whole seconds."""
+        now = now or time.time()
+        with self.lock:
+            if self.remaining is None or self.remaining > self.reserve:
+                return None
+            if now >= self.reset + 1:
+                self.remaining = self.reset = None  # a new window: the next answer says how much
+                return None
+            return self.reset + 1 - now
+
+
+def send(session, method, url, where, credential_hint, budget=None, **arguments):
     """Send one request; return the response when its status is below 400.
 
     Raise AuthenticationError on 401 (naming `credential_hint`), EndpointError with
     `retry_after` on 429, temporary on 5xx and connection failures, permanent on the
-    other 4xx. The URL in messages never carries credentials (none of ours has any).
+    other 4xx. With a RateBudget that is nearly used, raise a temporary EndpointError
+    asking to wait for its reset instead of sending. The URL in messages never carries
+    credentials (none of ours has any).
     """
     import requests
 
+    wait = budget.pause() if budget else None
+    if wait is not None:
+        raise EndpointError(f"{where}: {budget.remaining} requests left of the rate limit; pausing until it resets",
+                            retry_after=wait)
     arguments.setdefault("timeout", TIMEOUT)
     try:
         response = session.request(method, url, **arguments)
@@ -77,6 +117,8 @@ def send(session, method, url, where, credential_hint, **arguments):
         raise EndpointError(f"{where}: timed out")
     except requests.RequestException as error:
         raise EndpointError(f"{where}: {error.__class__.__name__}")
+    if budget:
+        budget.update(response.headers)
     if response.status_code < 400:
         return response
     raise error_for(response, where, credential_hint)

@@ -18,7 +18,7 @@ from syncer.endpoints.base import Endpoint, MirrorEndpoint
 from syncer.endpoints.factory import build_endpoint
 from syncer.endpoints.git import local_refs, refs_digest
 from syncer.policy.load import load_policy_file
-from tests.fakes import bunny, gitlab, smugmug
+from tests.fakes import bunny, dnsimple, gitlab, smugmug
 from tests.support import write_policy, write_secret
 
 FAST_RETRY = {"attempts": 4, "base_delay": 0.01, "max_delay": 0.05}
@@ -235,7 +235,49 @@ class GitLabHarness(Harness):
         return ["team/../../escape.git"]
 
 
-FILE_HARNESSES = (LocalHarness, S3Harness, SmugMugHarness, BunnyHarness)
+class DNSimpleHarness(Harness):
+    """Zones as documents: the listing's checksums are digests of what the zones say
+    (syncer.endpoints.dnsimple), so `expected` gives them precomputed from the fake's
+    own rendering of the records."""
+
+    name, algorithm = "dnsimple", "sha256"
+    refused = ("DNSIMPLE_TOKEN", dnsimple.credentials_text("revoked-dnsimple-token"))
+    rate_limited = "/zones"
+
+    def start(self):
+        self.fake = dnsimple.FakeDNSimple().start()
+        return ({"type": "dnsimple", "api_url": self.fake.url, "zones": ["example.com", "*.org"]},
+                dnsimple.credentials_text())
+
+    def seed(self):
+        self.fake.add_zone("example.com")
+        self.fake.add_record("example.com", "www", "A", "192.0.2.7", ttl=600)
+        self.fake.add_record("example.com", "", "MX", "mx.example.net", priority=10)
+        self.fake.add_record("example.com", "caf\u00e9", "TXT", "v=spf1 -all \u2713")
+        self.fake.add_zone("example.org")
+        self.fake.add_zone("not-selected.net")
+
+    def expected(self):
+        from syncer.endpoints.dnsimple import ZONE_DOCUMENTS, render_document
+
+        found = {}
+        for name in ("example.com", "example.org"):
+            zone = self.fake.zones[name]
+            found[f"{name}.json"] = ZONE_DOCUMENTS.digest(f"{name}.json",
+                                                          render_document(name, list(zone["records"].values())))
+            found[f"{name}.zone"] = ZONE_DOCUMENTS.digest(f"{name}.zone", self.fake.zone_file(zone).encode())
+        return found
+
+    def exists(self, path):
+        return path.removesuffix(".json") in self.fake.zones
+
+    def seed_hostile(self):
+        self.fake.add_raw_zone("../escape.org")
+        self.fake.add_raw_zone("a/../../b.org")
+        return ["../escape.org.json", "../escape.org.zone", "a/../../b.org.json", "a/../../b.org.zone"]
+
+
+FILE_HARNESSES = (LocalHarness, S3Harness, SmugMugHarness, BunnyHarness, DNSimpleHarness)
 MIRROR_HARNESSES = (GitLabHarness,)
 
 

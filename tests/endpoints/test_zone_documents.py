@@ -1,0 +1,135 @@
+"""DNSimple zones as documents (syncer.endpoints.dnsimple) against the loopback fake:
+what the file contract's suite skips for them (writing a whole zone), the digests that
+leave the SOA serial out, the rate-limit budget, and hostile listings."""
+
+import hashlib
+import json
+import time
+
+import pytest
+
+from syncer.endpoints.dnsimple import MAX_CONTENT, ZONE_DOCUMENTS
+from syncer.errors import EndpointError
+from tests.endpoints.conftest import DNSimpleHarness, started
+
+
+@pytest.fixture
+def zones(request, tmp_path):
+    yield from started(DNSimpleHarness, request, tmp_path)
+
+
+def listing(endpoint):
+    return {entry.path: entry for entry in endpoint.list_entries()}
+
+
+def document_of(endpoint, path):
+    entry = listing(endpoint)[path]
+    with endpoint.open_entry(entry) as stream:
+        return stream.read()
+
+
+def write_document(endpoint, tmp_path, path, data):
+    source = tmp_path / "upload.json"
+    source.write_bytes(data)
+    return endpoint.write_entry(path, str(source), {"sha256": ZONE_DOCUMENTS.digest(path, data)})
+
+
+def test_a_new_soa_serial_is_no_change_but_a_record_is_one_and_is_named(zones):
+    zones.seed()
+    endpoint = zones.endpoint()
+    before = listing(endpoint)
+    old_document = document_of(endpoint, "example.com.json")
+    zones.fake.bump_serial(zones.fake.zones["example.com"])  # DNSimple moved the serial by itself
+    after = listing(endpoint)
+    assert after["example.com.json"].checksum == before["example.com.json"].checksum
+    assert after["example.com.zone"].checksum == before["example.com.zone"].checksum
+    assert document_of(endpoint, "example.com.json") != old_document  # the SOA is kept in the file
+    zones.fake.add_record("example.com", "new", "A", "192.0.2.9", ttl=300)
+    changed = listing(endpoint)
+    assert changed["example.com.json"].checksum != before["example.com.json"].checksum
+    assert ZONE_DOCUMENTS.difference("example.com.json", old_document, document_of(endpoint, "example.com.json")) \
+        == "+ new A 192.0.2.9 ttl 300"
+
+
+def test_writing_a_zone_creates_updates_and_deletes_records_never_system_ones_and_twice_is_no_write(zones, tmp_path):
+    zones.seed()
+    endpoint = zones.endpoint()
+    wanted = document_of(endpoint, "example.com.json")
+    system = {key for key in zones.fake.records("example.com", system=True) if key[1] != "SOA"}
+    www = zones.fake.find("example.com", "www", "A")[0]
+    del zones.fake.zones["example.com"]["records"][zones.fake.find("example.com", "", "MX")[0]["id"]]
+    www["ttl"] = 60
+    zones.fake.add_record("example.com", "intruder", "A", "203.0.113.66")
+    assert ZONE_DOCUMENTS.plan("example.com.json", wanted, document_of(endpoint, "example.com.json")) == (
+        "create @ MX 10 mx.example.net ttl 3600; update www A 192.0.2.7 ttl 60 -> 600; "
+        "delete intruder A 203.0.113.66")
+    stored = write_document(endpoint, tmp_path, "example.com.json", wanted)
+    assert stored.checksum == ZONE_DOCUMENTS.digest("example.com.json", wanted)
+    assert listing(endpoint)["example.com.json"].checksum == stored.checksum
+    after = zones.fake.records("example.com", system=True)
+    assert {key for key in after if key[1] != "SOA"} == system and len(after) == len(system) + 1
+    writes = len(zones.fake.writes)
+    assert [method for method, _, _ in zones.fake.writes] == ["POST", "PATCH", "DELETE"]
+    write_document(endpoint, tmp_path, "example.com.json", wanted)
+    assert len(zones.fake.writes) == writes
+
+
+def test_a_document_that_does_not_match_its_checksum_or_a_zone_file_is_never_written(zones, tmp_path):
+    zones.seed()
+    endpoint = zones.endpoint()
+    wanted = document_of(endpoint, "example.com.json")
+    source = tmp_path / "damaged.json"
+    source.write_bytes(wanted.replace(b"192.0.2.7", b"192.0.2.8"))
+    with pytest.raises(EndpointError, match="does not match its checksum") as raised:
+        endpoint.write_entry("example.com.json", str(source), {"sha256": ZONE_DOCUMENTS.digest("x.json", wanted)})
+    assert raised.value.permanent
+    with pytest.raises(EndpointError, match="only a zone's records"):
+        endpoint.write_entry("example.com.zone", str(source), {"sha256": hashlib.sha256(b"").hexdigest()})
+    with pytest.raises(EndpointError, match="does not exist at DNSimple"):
+        write_document(endpoint, tmp_path, "absent.org.json", wanted)
+    assert zones.fake.writes == []
+
+
+def test_the_budget_pauses_before_it_runs_out_instead_of_meeting_a_429(zones, caplog):
+    zones.seed()
+    fake = zones.fake
+    fake.remaining, fake.reset_at = 8, int(time.time()) + 1
+    caplog.set_level("WARNING", logger="syncer.retry")
+    entries = listing(zones.endpoint())
+    assert set(entries) == set(zones.expected())
+    assert fake.over_budget == 0
+    assert "requests left of the rate limit; pausing" in caplog.text
+
+
+def test_a_user_token_with_one_account_uses_it_and_check_access_names_the_user(tmp_path, request):
+    harness = DNSimpleHarness(request, tmp_path)
+    try:
+        harness.fake.user_token = True
+        harness.seed()
+        endpoint = harness.endpoint()
+        assert set(listing(endpoint)) == set(harness.expected())
+        assert endpoint.check_access() == "user someone@example.com"
+    finally:
+        harness.close()
+
+
+def test_hostile_records_and_never_ending_pages_leave_that_zone_unusable_and_the_others_listed(zones):
+    zones.seed()
+    zones.fake.add_zone("huge.org")
+    zones.fake.add_record("huge.org", "big", "TXT", "x" * (MAX_CONTENT + 1))
+    zones.fake.add_zone("endless.org")
+    zones.fake.endless.add("endless.org")
+    entries = listing(zones.endpoint())
+    for path in ("huge.org.json", "huge.org.zone", "endless.org.json", "endless.org.zone"):
+        assert entries[path].checksum is None and entries[path].note.startswith("zone not usable")
+    assert "longer than 65535 bytes" in entries["huge.org.json"].note
+    assert "goes on past 500 pages" in entries["endless.org.json"].note
+    assert entries["example.com.json"].checksum
+
+
+def test_a_damaged_local_document_differs_from_every_zone_and_says_so():
+    path = "example.com.json"
+    good = json.dumps({"zone": "example.com", "records": [], "system_records": []}).encode()
+    assert ZONE_DOCUMENTS.digest(path, b"{not json") != ZONE_DOCUMENTS.digest(path, good)
+    assert ZONE_DOCUMENTS.digest(path, b"[]") != ZONE_DOCUMENTS.digest(path, good)
+    assert ZONE_DOCUMENTS.difference(path, b"{not json", good).startswith("the local file is not JSON")
