@@ -2,6 +2,7 @@
 
 import logging
 import os
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -103,3 +104,40 @@ def quarantine_folder(state_dir, dataset):
     --in-place overwrites): <state>/quarantine/<dataset>/<time>-<pid>/. syncer never
     deletes it."""
     return Path(state_dir) / "quarantine" / dataset / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+
+
+DOCUMENT_LIMIT = 64 * 2**20  # bytes of a local document read whole (a DNS zone's JSON is far smaller)
+
+
+def read_local_document(root, relative):
+    """Return the bytes of the local file `relative` below `root` (at most
+    DOCUMENT_LIMIT + 1: a longer one differs anyway), or None when there is no regular
+    file there. Never read through a symlink: a document is digested whole, and a link
+    could point anywhere on this machine."""
+    from syncer.fsio import UnsafePath, open_folder, split_relative
+
+    try:
+        folder = open_folder(root, split_relative(relative)[:-1], create=False)
+    except (OSError, UnsafePath):
+        return None
+    try:
+        # O_NONBLOCK: a FIFO planted under the name must not hang the read.
+        descriptor = os.open(relative.rpartition("/")[2], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                             dir_fd=folder)
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        return None
+    with os.fdopen(descriptor, "rb") as stream:
+        return stream.read(DOCUMENT_LIMIT + 1)
+
+
+def document_copy(documents, path, data):
+    """Return the local document `data` as the copy the verdict compares with a listed
+    document entry (its digest by the endpoint's Documents; no size), or None."""
+    from syncer.verdict import Copy
+
+    return None if data is None else Copy(None, {"sha256": documents.digest(path, data)})

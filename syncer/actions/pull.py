@@ -11,12 +11,22 @@ directory (never unlinked).
 GitLab: `git clone --mirror` new projects, `git remote update --prune` existing ones.
 """
 
+import hashlib
+import io
 import logging
 import os
 import time
 from pathlib import Path
 
-from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine, run_in_threads
+from syncer.actions.common import (
+    DOCUMENT_LIMIT,
+    document_copy,
+    for_each_dataset,
+    read_local_document,
+    recorded_run,
+    require_on_this_machine,
+    run_in_threads,
+)
 from syncer.endpoints import git
 from syncer.endpoints.base import check_relative_path, entry_copy
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint
@@ -119,6 +129,7 @@ def pull_files(policy, db, endpoint, concurrency, delete, dry_run):
     remove_leftovers(policy, db, leftovers, dry_run)
     log.info("%s: listing the authority %s", policy.name, endpoint.describe())
     is_excluded = compile_excludes(policy.exclude)
+    documents = endpoint.capabilities.documents
     items, wanted, listed = [], [], set()
     for entry in endpoint.list_entries():
         listed.add(entry.path)
@@ -128,7 +139,10 @@ def pull_files(policy, db, endpoint, concurrency, delete, dry_run):
         if problem or (entry.note or "").startswith("unsafe name"):
             items.append(item(entry.path, "refused", entry.note or f"unsafe name: {problem}"))
             continue
-        decision = decide(entry, local.get(entry.path))
+        found = local.get(entry.path)
+        if documents and found:  # a document is compared by what it says (its digest), not its bytes
+            found = document_copy(documents, entry.path, read_local_document(policy.path, entry.path))
+        decision = decide(entry, found)
         if decision == "up_to_date":
             items.append(item(entry.path, "up_to_date"))
         elif decision == "kept":
@@ -148,7 +162,8 @@ def pull_files(policy, db, endpoint, concurrency, delete, dry_run):
 
 
 def decide(entry, local):
-    """Return what to do with one listed entry given the local (size, digests) or None:
+    """Return what to do with one listed entry given the local copy (a Copy, or
+    (size, digests)) or None:
     up_to_date | kept (no checksum to compare; the local file stays) | unavailable |
     download."""
     if entry.ref is None and entry.note:
@@ -207,11 +222,15 @@ def download_one(endpoint, entry, root):
     A checksum or size mismatch is tried DOWNLOAD_ATTEMPTS times, then reported as
     failed; nothing is left behind and the target is left untouched."""
     expected = {entry.algorithm: entry.checksum} if entry.checksum and entry.algorithm in DIGESTS else {}
+    documents = endpoint.capabilities.documents
     problem = None
     for _attempt in range(DOWNLOAD_ATTEMPTS):
         try:
+            opener, checked = lambda: endpoint.open_entry(entry), expected
+            if documents:
+                opener, checked = read_document_entry(endpoint, entry, documents)
             # The folder is fsynced once, after all downloads (download_all).
-            written = write_file(root, entry.path, lambda: endpoint.open_entry(entry), expected=expected,
+            written = write_file(root, entry.path, opener, expected=checked,
                                  size=entry.size, algorithms=("md5", "sha256"),
                                  mtime_ns=int(entry.mtime * 1e9) if entry.mtime else None, sync_folder=False)
         except DigestMismatch as error:
@@ -228,6 +247,18 @@ def download_one(endpoint, entry, root):
             return "unverifiable", "multipart ETag: verify recomputes it for the usual part sizes", record
         return "unverifiable", f"downloaded without a checksum: {entry.note or 'none upstream'}", record
     return "failed", f"{problem} after {DOWNLOAD_ATTEMPTS} downloads; the local copy was left as it was", None
+
+
+def read_document_entry(endpoint, entry, documents):
+    """Read a document entry whole and check that it says what the listing's digest
+    says; return (an opener of those bytes, their SHA-256 for write_file to check).
+    Raise DigestMismatch when it does not."""
+    with endpoint.open_entry(entry) as stream:
+        data = stream.read(DOCUMENT_LIMIT + 1)
+    verdict = judge(entry_copy(entry), document_copy(documents, entry.path, data))
+    if not verdict.ok:
+        raise DigestMismatch(f"the document read does not match the listing ({verdict.reason})")
+    return (lambda: io.BytesIO(data)), {"sha256": hashlib.sha256(data).hexdigest()}
 
 
 def remove_leftovers(policy, db, paths, dry_run):

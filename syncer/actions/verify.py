@@ -5,7 +5,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
+from syncer.actions.common import (
+    DOCUMENT_LIMIT,
+    document_copy,
+    for_each_dataset,
+    read_local_document,
+    recorded_run,
+    require_on_this_machine,
+)
 from syncer.endpoints import git
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
@@ -105,6 +112,8 @@ def index_authority(db, policy, endpoint, deep=False, mirrors=None):
     entries = endpoint.list_entries()
     if mirrors is not None:
         entries = (note_mirror_difference(entry, mirrors.get(entry.path)) for entry in entries)
+    if endpoint.capabilities.documents:
+        entries = (note_document_difference(endpoint, entry, policy.path) for entry in entries)
     db.replace_listing(policy.name, entries)
     return []
 
@@ -151,13 +160,30 @@ def note_mirror_difference(entry, local):
     return replace(entry, note=note or None)
 
 
+def note_document_difference(endpoint, entry, root):
+    """Return the document `entry` with a note naming how the local document differs
+    from it (a zone's records: `+ www A 192.0.2.7 ttl 600; - mail MX ...`); verify
+    shows the note as the reason of a `changed` item."""
+    documents = endpoint.capabilities.documents
+    here = read_local_document(root, entry.path) if entry.checksum else None
+    if here is None or documents.digest(entry.path, here) == entry.checksum:
+        return entry
+    with endpoint.open_entry(entry) as stream:
+        there = stream.read(DOCUMENT_LIMIT + 1)
+    return replace(entry, note=documents.difference(entry.path, here, there) or None)
+
+
 def judge_row(endpoint, policy, row):
     """Return the verdict on one row of StateDB.compare. An S3 multipart ETag is the one
-    checksum the index holds for no local file: it is recomputed when nothing else decides."""
+    checksum the index holds for no local file: it is recomputed when nothing else decides.
+    A document (a DNS zone) is digested as its endpoint's Documents say."""
     local_path, local_size, local_md5, local_sha256, local_note, authority_path, size, md5, sha256, etag, note = row
     found = local_path and Copy(local_size, {"md5": local_md5, "sha256": local_sha256}, None,
                                 local_note and f"local: {local_note}")
     expected = authority_path and Copy(size, {"md5": md5, "sha256": sha256, "etag": etag}, None, note)
+    documents = endpoint.capabilities.documents
+    if documents and found and not found.note:  # compared by what the document says, not its bytes
+        found = document_copy(documents, local_path, read_local_document(policy.path, local_path)) or found
     verdict = judge(expected, found)
     if etag and found and verdict.status == UNVERIFIABLE and not found.note:
         return check_multipart(endpoint, policy, local_path, expected)

@@ -133,3 +133,14 @@ def test_a_damaged_local_document_differs_from_every_zone_and_says_so():
     assert ZONE_DOCUMENTS.digest(path, b"{not json") != ZONE_DOCUMENTS.digest(path, good)
     assert ZONE_DOCUMENTS.digest(path, b"[]") != ZONE_DOCUMENTS.digest(path, good)
     assert ZONE_DOCUMENTS.difference(path, b"{not json", good).startswith("the local file is not JSON")
+
+
+def test_more_than_ten_differences_are_counted_not_listed():
+    def document(hosts):
+        records = [{"name": f"host{number:02d}", "type": "A", "content": f"192.0.2.{number}", "ttl": 3600,
+                    "priority": None, "regions": ["global"]} for number in hosts]
+        return json.dumps({"zone": "example.com", "records": records, "system_records": []}).encode()
+
+    reason = ZONE_DOCUMENTS.difference("example.com.json", document([]), document(range(12)))
+    assert reason.startswith("+ host00 A 192.0.2.0 ttl 3600; + host01 A")
+    assert reason.count("; +") == 9 and reason.endswith("; and 2 more")

@@ -1,0 +1,103 @@
+"""DNSimple zones through the real CLI against the loopback fake: pull writes
+`<zone>.json` and `<zone>.zone`, verify names the records that differ, a new SOA serial
+is no change, hostile zone names stay outside the dataset."""
+
+import json
+
+from tests.fakes import dnsimple
+from tests.integration.offsite_support import PASSWORD
+from tests.support import require_tool, run_syncer, write_policy, write_secret
+
+
+def dns_site(tmp_path, fake, offsite=False, **authority):
+    write_secret(tmp_path / "secrets" / "dnsimple.env", dnsimple.credentials_text())
+    (tmp_path / "dns").mkdir(exist_ok=True)
+    document = {"path": str(tmp_path / "dns"),
+                "authority": {"type": "dnsimple", "credentials": "../secrets/dnsimple.env", "api_url": fake.url,
+                              **authority}}
+    if offsite:
+        require_tool("restic")
+        password = write_secret(tmp_path / "secrets" / "restic.pass", PASSWORD + "\n")
+        document["offsite"] = {"repository": str(tmp_path / "repo"), "password_file": str(password),
+                               "manifest_root": str(tmp_path / "manifest-root")}
+    write_policy(tmp_path / "policies", "dns", document)
+    return lambda *arguments: run_syncer(*arguments, policies=tmp_path / "policies", state=tmp_path / "state",
+                                         env={"RESTIC_CACHE_DIR": str(tmp_path / "restic-cache")})
+
+
+def seed(fake):
+    fake.add_zone("example.com")
+    fake.add_record("example.com", "www", "A", "192.0.2.7", ttl=600)
+    fake.add_record("example.com", "", "MX", "mx.example.net", priority=10)
+    fake.add_record("example.com", "", "TXT", "v=spf1 include:_spf.example.net -all")
+    fake.add_zone("example.org")
+    fake.add_record("example.org", "", "ALIAS", "board.example.com")
+
+
+def items_of(report):
+    return {item["path"]: item for item in report["datasets"][0]["items"]}
+
+
+def test_pull_writes_both_files_and_verify_names_a_changed_record_and_a_zone_only_upstream(tmp_path):
+    with dnsimple.FakeDNSimple() as fake:
+        seed(fake)
+        syncer = dns_site(tmp_path, fake)
+        pulled = syncer("pull", "--json")
+        assert pulled.exit_code == 0, pulled.output
+        assert pulled.json()["datasets"][0]["counts"] == {"downloaded": 4}
+        document = json.loads((tmp_path / "dns" / "example.com.json").read_text())
+        assert [(r["name"], r["type"]) for r in document["records"]] == [("", "MX"), ("", "TXT"), ("www", "A")]
+        assert {r["type"] for r in document["system_records"]} == {"SOA", "NS"}
+        assert all(set(r) == {"name", "type", "content", "ttl", "priority", "regions"}
+                   for r in document["records"] + document["system_records"])
+        assert (tmp_path / "dns" / "example.com.zone").read_text().startswith("$ORIGIN example.com.\n")
+        assert not [path for path in (tmp_path / "dns").iterdir() if path.name.startswith(".")]
+
+        fake.bump_serial(fake.zones["example.com"])  # DNSimple's own edit of the SOA
+        clean = syncer("verify", "--json")
+        assert clean.exit_code == 0, clean.output
+        assert clean.json()["datasets"][0]["counts"]["ok"] == 4
+        again = syncer("pull", "--json")
+        assert again.json()["datasets"][0]["counts"] == {"up_to_date": 4}
+
+        www = fake.find("example.com", "www", "A")[0]
+        www["content"] = "192.0.2.99"
+        del fake.zones["example.com"]["records"][fake.find("example.com", "", "MX")[0]["id"]]
+        fake.bump_serial(fake.zones["example.com"])
+        fake.add_zone("example.net")
+        verified = syncer("verify", "--json")
+        assert verified.exit_code == 1, verified.output
+        items = items_of(verified.json())
+        assert items["example.com.json"] == {
+            "path": "example.com.json", "status": "changed",
+            "reason": "+ www A 192.0.2.99 ttl 600; - @ MX 10 mx.example.net; - www A 192.0.2.7"}
+        assert items["example.com.zone"]["status"] == "changed"
+        assert items["example.net.json"]["status"] == items["example.net.zone"]["status"] == "missing_local"
+        assert "example.org.json" not in items  # ok
+
+        shown = syncer("verify")
+        assert "+ www A 192.0.2.99 ttl 600; - @ MX 10 mx.example.net; - www A 192.0.2.7" in shown.stdout
+        pulled = syncer("pull", "--json")
+        assert pulled.json()["datasets"][0]["counts"] == {"downloaded": 4, "up_to_date": 2}
+        assert syncer("verify").exit_code == 0
+
+
+def test_hostile_zone_names_are_refused_and_nothing_is_written_outside_the_dataset(tmp_path):
+    with dnsimple.FakeDNSimple() as fake:
+        seed(fake)
+        fake.add_raw_zone("../../escape.org")
+        fake.add_raw_zone("sub/zone.org")
+        fake.add_raw_zone("..")
+        fake.add_zone("endless.org")
+        fake.endless.add("endless.org")
+        syncer = dns_site(tmp_path, fake)
+        pulled = syncer("pull", "--json")
+        assert pulled.exit_code == 1, pulled.output
+        items = items_of(pulled.json())
+        for path in ("../../escape.org.json", "sub/zone.org.zone", "...json"):
+            assert items[path]["status"] == "refused" and items[path]["reason"].startswith("unsafe name")
+        assert items["endless.org.json"]["status"] == "unverifiable"
+        assert "goes on past 500 pages" in items["endless.org.json"]["reason"]
+        assert sorted(path.name for path in (tmp_path / "dns").iterdir()) == [
+            "example.com.json", "example.com.zone", "example.org.json", "example.org.zone"]
+        assert not (tmp_path / "escape.org.json").exists() and not (tmp_path.parent / "escape.org.json").exists()
