@@ -11,19 +11,24 @@ present with no checksum to compare is `present_unverifiable` and never uploaded
 Running it twice uploads nothing the second time. GitLab: a missing project is
 created, then its branches and tags are pushed (not `--mirror`: GitLab rejects hidden
 refs; not forced: history that moved on upstream is reported, never overwritten).
+Documents (DNS zones): a zone whose records differ is written as a whole document, the
+item's reason saying what changes (create, update, delete); what only the service holds
+is kept and listed unless `delete`; a derived document (a zone file export) follows its
+source and is never written.
 """
 
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
-from syncer.actions.common import run_in_threads
+from syncer.actions.common import DOCUMENT_LIMIT, document_copy, run_in_threads
 from syncer.actions.hooks import with_hooks
 from syncer.actions.restore import restore_snapshot, walk_files
 from syncer.endpoints.base import entry_copy
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint, build_s3_target
-from syncer.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError, UsageError
 from syncer.index.hashing import hash_file
 from syncer.verdict import UNVERIFIABLE, Copy, judge
 
@@ -31,16 +36,18 @@ log = logging.getLogger("syncer.restore")
 
 
 def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_run=False, credentials_file=None,
-                      endpoint_url=None):
+                      endpoint_url=None, delete=False):
     """Restore `policy`'s dataset from `snapshot` to its authority (`target` "cloud") or
     to an S3 bucket (`target` "s3://BUCKET/PREFIX"), between the policy's restore hooks
-    (the whole of it is one restore). Return the report: exit 1 when an upload
+    (the whole of it is one restore). With `delete`, what only the service holds inside
+    a document (a zone's records) is deleted. Return the report: exit 1 when an upload
     failed or was refused."""
     return with_hooks(policy, "restore", lambda: restore_snapshot_to_cloud(
-        policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url), dry_run)
+        policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url, delete), dry_run)
 
 
-def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url):
+def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, credentials_file, endpoint_url,
+                              delete=False):
     """See run_restore_cloud; return the report."""
     concurrency = (policy.pull and policy.pull.concurrency) or DEFAULT_CONCURRENCY
     if target == "cloud":
@@ -49,6 +56,9 @@ def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, c
         if not credentials_file:
             raise UsageError(f"--to {target}: give --credentials FILE (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
         endpoint = build_s3_target(target, credentials_file, endpoint_url, dry_run, concurrency)
+    if delete and not endpoint.capabilities.documents:
+        raise UsageError(f"--delete: {endpoint.describe()} holds files; a restore never deletes files there "
+                         "(--delete removes the records only a DNS zone upstream holds)")
     staging = Path(db.state_dir) / "restore-cloud" / f"{policy.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -60,6 +70,8 @@ def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, c
                  restored["snapshot"][:8], endpoint.describe())
         if endpoint.capabilities.repositories:
             items = restore_repositories(endpoint, staging, concurrency, dry_run)
+        elif endpoint.capabilities.documents:
+            items = write_documents(endpoint, staging, delete, dry_run)
         else:
             items = upload_files(endpoint, staging, concurrency, dry_run)
     finally:
@@ -108,6 +120,50 @@ def upload_files(endpoint, root, concurrency, dry_run=False):
         else:
             items.append({"path": relative, "status": "failed", "reason": str(error)})
     return items
+
+
+def write_documents(endpoint, root, delete=False, dry_run=False):
+    """Bring each document below `root` (a zone's records) back to the endpoint, one at
+    a time. Return items: present (says the same; what only the service holds is named
+    when kept), uploaded / to_upload (the reason says what changes), follows (a derived
+    document, which the service rebuilds from its source), failed."""
+    documents = endpoint.capabilities.documents
+    listing = {entry.path: entry for entry in endpoint.list_entries()}
+    items = []
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f"{root.name}-documents-") as scratch:
+        for relative, path in list(walk_files(root)):
+            remote = listing.get(relative)
+            ours = Path(path).read_bytes()
+            if not documents.writable(relative):
+                same = remote is not None and judge(entry_copy(remote), document_copy(documents, relative, ours)).ok
+                items.append({"path": relative, "status": "present"} if same else
+                             {"path": relative, "status": "follows", "reason": "the service rebuilds it from "
+                              "what was written"})
+                continue
+            try:
+                items.append(write_document(endpoint, documents, relative, ours, remote, Path(scratch), delete,
+                                            dry_run))
+            except (EndpointError, ValueError) as error:
+                items.append({"path": relative, "status": "failed", "reason": str(error)})
+    return items
+
+
+def write_document(endpoint, documents, relative, ours, remote, scratch, delete, dry_run):
+    """Write one document unless the service's says the same; return its item."""
+    there = None
+    if remote is not None and remote.checksum:
+        with endpoint.open_entry(remote) as stream:
+            there = stream.read(DOCUMENT_LIMIT + 1)
+    wanted, kept = (ours, None) if there is None or delete else documents.merge(relative, ours, there)
+    kept_note = f"only upstream, kept (restore --delete deletes them): {kept}" if kept else None
+    if remote is not None and judge(entry_copy(remote), document_copy(documents, relative, wanted)).ok:
+        return {"path": relative, "status": "present", **({"reason": kept_note} if kept_note else {})}
+    plan = documents.plan(relative, wanted, there) if there is not None else f"not listed at {endpoint.describe()}"
+    source = scratch / "document"
+    source.write_bytes(wanted)
+    endpoint.write_entry(relative, str(source), {"sha256": documents.digest(relative, wanted)})
+    reason = "; ".join(text for text in (plan, kept_note) if text)
+    return {"path": relative, "status": "to_upload" if dry_run else "uploaded", "reason": reason}
 
 
 def restore_repositories(endpoint, root, concurrency, dry_run=False):

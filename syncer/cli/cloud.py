@@ -41,12 +41,13 @@ def render_pull(report):
         print_items(out, dataset["items"])
 
 
-def restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file, endpoint_url, as_json):
+def restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file, endpoint_url, as_json,
+                     delete=False):
     """`restore DATASET --to cloud|s3://...` (hooked into the offsite `restore` command)."""
     from syncer.actions.restore_cloud import run_restore_cloud
 
     report = run_restore_cloud(policy, current.db(), target, snapshot, includes, dry_run, credentials_file,
-                               endpoint_url)
+                               endpoint_url, delete)
     if as_json:
         print_json(report)
     elif not report.get("error"):  # a refusal was logged once, on stderr

@@ -87,8 +87,10 @@ def check(dataset, read_data_subset, as_json):
 @click.option("--credentials", "credentials_file", type=click.Path(dir_okay=False),
               help="With --to s3://...: a KEY=VALUE file (mode 600) with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.")
 @click.option("--endpoint-url", help="With --to s3://...: an S3-compatible server's URL.")
+@click.option("--delete", is_flag=True,
+              help="With --to cloud for DNS zones: also delete the records only the zone upstream holds.")
 @json_option
-def restore(dataset, target, snapshot, includes, force, in_place, dry_run, credentials_file, endpoint_url,
+def restore(dataset, target, snapshot, includes, force, in_place, dry_run, credentials_file, endpoint_url, delete,
             as_json):
     """Restore a dataset from its offsite repository to a path, checked against the manifest.
 
@@ -102,7 +104,7 @@ def restore(dataset, target, snapshot, includes, force, in_place, dry_run, crede
         from syncer.cli.cloud import restore_to_cloud
 
         return restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file,
-                                endpoint_url, as_json)
+                                endpoint_url, as_json, delete)
     report = run_restore(policy, current.db(), target, snapshot, includes, force, in_place)
     if as_json:
         print_json(report)

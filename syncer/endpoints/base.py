@@ -56,7 +56,8 @@ class Documents(Protocol):
     API (a DNS zone's records) rather than bytes it stores. Such an entry's checksum is
     `digest(path, data)`: a digest of what the document says, so that what the service
     changes by itself (an SOA serial) is no difference. Every action digests the local
-    copy with the same function; sizes are not compared (entries list None). Pure: no I/O."""
+    copy with the same function; sizes are not compared (entries list None). Pure: no I/O;
+    merge and plan raise ValueError for a document they cannot read."""
 
     def digest(self, path: str, data: bytes) -> str:
         """Return the checksum (lowercase hex SHA-256) of the document `data` named `path`."""

@@ -13,10 +13,11 @@ Checksums (ZoneDocuments.digest, the same function on both sides, on the same by
 a `.json` digests to the SHA-256 of the compact JSON of its `records` list alone, in
 canonical form (`json.dumps(records, sort_keys=True, separators=(",", ":"),
 ensure_ascii=False)`, UTF-8), so the system records, and with them the SOA serial that
-moves on every edit, are outside it; a `.zone` digests to the SHA-256 of the export
-with the SOA's serial read as 0. The listing renders both documents from the API and
-digests them; the local files are digested by the same function, so a new serial
-never counts as a change and a changed record always does.
+moves on every edit, are outside it; a `.zone` digests to the SHA-256 of the export's
+non-blank lines, stripped and sorted (the records' order is the service's, not the
+zone's: recreated records come back in another), with the SOA's serial read as 0.
+The listing renders both documents from the API and digests them; the local files
+are digested by the same function, so a new serial never counts as a change and a changed record always does.
 
 Writing `<zone>.json` brings the zone's records to the document's: missing records are
 created, those with the same (name, type, content) and another ttl, priority or
@@ -177,9 +178,9 @@ class ZoneDocuments:
                 # Never the digest of a records list: a damaged file differs from every zone.
                 return hashlib.sha256(b"not a zone document\x00" + data).hexdigest()
         if path.endswith(".zone"):
-            text = data.decode("utf-8", "surrogateescape")
-            return hashlib.sha256(SOA_SERIAL.sub(r"\g<1>0", text, count=1).encode("utf-8", "surrogateescape"))\
-                .hexdigest()
+            text = SOA_SERIAL.sub(r"\g<1>0", data.decode("utf-8", "surrogateescape"), count=1)
+            lines = sorted(line.strip() for line in text.splitlines() if line.strip())
+            return hashlib.sha256("\n".join(lines).encode("utf-8", "surrogateescape")).hexdigest()
         return hashlib.sha256(data).hexdigest()
 
     def difference(self, path, here, there):
@@ -202,8 +203,8 @@ class ZoneDocuments:
         return path.endswith(".json")
 
     def merge(self, path, ours, theirs):
-        document = json.loads(ours)
         wanted, current = parse_document(ours), parse_document(theirs)
+        document = json.loads(ours)
         _create, _update, only_theirs = plan_records(wanted, current)
         if not only_theirs:
             return ours, None

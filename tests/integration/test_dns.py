@@ -101,3 +101,57 @@ def test_hostile_zone_names_are_refused_and_nothing_is_written_outside_the_datas
         assert sorted(path.name for path in (tmp_path / "dns").iterdir()) == [
             "example.com.json", "example.com.zone", "example.org.json", "example.org.zone"]
         assert not (tmp_path / "escape.org.json").exists() and not (tmp_path.parent / "escape.org.json").exists()
+
+
+def test_push_damage_upstream_then_restore_to_cloud_matches_again_and_a_second_restore_writes_nothing(tmp_path):
+    with dnsimple.FakeDNSimple() as fake:
+        seed(fake)
+        syncer = dns_site(tmp_path, fake, offsite=True)
+        assert syncer("pull").exit_code == 0
+        pushed = syncer("push")
+        assert pushed.exit_code == 0, pushed.output
+        snapshot_records = fake.records("example.com")
+        system_ids = {record["id"] for record in fake.zones["example.com"]["records"].values()
+                      if record["system_record"]}
+
+        zone = fake.zones["example.com"]["records"]
+        del zone[fake.find("example.com", "", "MX")[0]["id"]]  # a mistaken bulk edit
+        fake.find("example.com", "www", "A")[0]["ttl"] = 60
+        fake.find("example.com", "", "TXT")[0]["content"] = "v=spf1 +all"
+        fake.add_record("example.com", "intruder", "A", "203.0.113.66")
+
+        planned = syncer("restore", "dns", "--to", "cloud", "--dry-run", "--json")
+        assert planned.exit_code == 0, planned.output
+        assert planned.json()["counts"] == {"to_upload": 1, "follows": 1, "present": 2}
+        [plan] = [item for item in planned.json()["items"] if item["status"] == "to_upload"]
+        assert plan["reason"] == (
+            "create @ MX 10 mx.example.net ttl 3600; create @ TXT v=spf1 include:_spf.example.net -all ttl 3600; "
+            "update www A 192.0.2.7 ttl 60 -> 600; "
+            "only upstream, kept (restore --delete deletes them): @ TXT v=spf1 +all ttl 3600; "
+            "intruder A 203.0.113.66 ttl 3600")
+        assert fake.writes == []
+
+        restored = syncer("restore", "dns", "--to", "cloud", "--json")
+        assert restored.exit_code == 0, restored.output
+        assert restored.json()["counts"] == {"uploaded": 1, "follows": 1, "present": 2}
+        kept = {("intruder", "A", "203.0.113.66"): (3600, None, ["global"]),
+                ("", "TXT", "v=spf1 +all"): (3600, None, ["global"])}
+        assert fake.records("example.com") == {**snapshot_records, **kept}
+        assert not [write for write in fake.writes if write[2] in system_ids]  # system records never written
+        writes = len(fake.writes)
+
+        again = syncer("restore", "dns", "--to", "cloud", "--json")
+        # the export holds the kept records too, so it still differs from the snapshot's: it follows, unwritten
+        assert again.exit_code == 0 and again.json()["counts"] == {"present": 3, "follows": 1}
+        assert len(fake.writes) == writes
+
+        deleted = syncer("restore", "dns", "--to", "cloud", "--delete", "--json")
+        [plan] = [item for item in deleted.json()["items"] if item["status"] == "uploaded"]
+        assert plan["reason"] == "delete @ TXT v=spf1 +all; delete intruder A 203.0.113.66"
+        assert deleted.json()["counts"] == {"uploaded": 1, "follows": 1, "present": 2}
+        assert fake.records("example.com") == snapshot_records
+        verified = syncer("verify", "--json")
+        assert verified.exit_code == 0, verified.output
+        assert verified.json()["datasets"][0]["counts"]["ok"] == 4
+        assert syncer("restore", "dns", "--to", "cloud", "--delete", "--json").json()["counts"] == {"present": 4}
+        assert len(fake.writes) == writes + 2  # the two deletes, then nothing
