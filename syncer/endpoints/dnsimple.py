@@ -94,11 +94,22 @@ def render_document(zone, records):
         if not isinstance(record, dict):
             raise ZoneProblem("a record that is not an object")
         (system if record.get("system_record") is True else ours).append(canonical_record(record))
-    document = {"zone": zone, "records": sorted_records(ours), "system_records": sorted_records(system)}
-    data = (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    data = dump_document(zone, sorted_records(ours), sorted_records(system))
     if len(data) > MAX_DOCUMENT:
         raise ZoneProblem(f"the zone's records take more than {MAX_DOCUMENT >> 20} MiB")
     return data
+
+
+def dump_document(zone, records, system_records):
+    """Return the bytes of a `<zone>.json`: one record per line, its fields in FIELDS
+    order, so that the file reads (and diffs) as a list of records."""
+    def listed(items):
+        if not items:
+            return "[]"
+        return "[\n" + ",\n".join("  " + json.dumps(item, ensure_ascii=False) for item in items) + "\n ]"
+
+    return (f'{{\n "zone": {json.dumps(zone, ensure_ascii=False)},\n "records": {listed(records)},\n'
+            f' "system_records": {listed(system_records)}\n}}\n').encode("utf-8", "surrogatepass")
 
 
 def parse_document(data):
@@ -208,9 +219,9 @@ class ZoneDocuments:
         _create, _update, only_theirs = plan_records(wanted, current)
         if not only_theirs:
             return ours, None
-        document["records"] = sorted_records(wanted + only_theirs)
+        system = document.get("system_records") if isinstance(document.get("system_records"), list) else []
         kept = summarize([describe_record(record) for record in only_theirs])
-        return (json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8"), kept
+        return dump_document(str(document.get("zone", "")), sorted_records(wanted + only_theirs), system), kept
 
     def plan(self, path, wanted, there):
         create, update, delete = plan_records(parse_document(wanted), parse_document(there))
