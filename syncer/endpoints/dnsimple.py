@@ -44,6 +44,7 @@ PER_PAGE = 100  # the API's maximum
 MAX_PAGES = 500  # 50,000 zones or records of one zone; a listing that goes on is refused, not followed
 MAX_CONTENT = 65535  # bytes of one record's content (a DNS record's data cannot be longer)
 MAX_DOCUMENT = 32 * 2**20  # bytes of one rendered document or export
+MAX_ANSWER = 16 * 2**20  # bytes of one answer (a page of 100 records of the longest content is 6.4 MiB)
 ZONE_NAME = re.compile(r"[A-Za-z0-9_*-]+(\.[A-Za-z0-9_-]+)*\.?")
 FIELDS = ("name", "type", "content", "ttl", "priority", "regions")
 SHOWN_DIFFERENCES = 10
@@ -52,6 +53,14 @@ SOA_SERIAL = re.compile(r"(\sSOA\s+\S+\s+\S+\s+\(?\s*)\d+")
 
 class ZoneProblem(ValueError):
     """A zone's records or document cannot be used (wrong shape, too large)."""
+
+
+class AnswerTooLarge(EndpointError):
+    """The service sent more than MAX_ANSWER bytes for one request."""
+
+    def __init__(self, where, reason):
+        super().__init__(f"{where}: {reason}", permanent=True)
+        self.reason = reason
 
 
 def unsafe_zone_name(name):
@@ -264,23 +273,37 @@ class DNSimpleEndpoint:
                     budget=self.budget, **arguments)
 
     def _data(self, method, path, **arguments):
-        """Return the `data` of the envelope the API answers."""
-        response = self._request(method, path, **arguments)
+        """Return the `data` and `pagination` of the envelope the API answers, and the
+        answer's size. Raise AnswerTooLarge past MAX_ANSWER bytes (never held whole)."""
+        import urllib3
+
+        response = self._request(method, path, stream=True, **arguments)
         try:
-            document = response.json()
+            body = response.raw.read(MAX_ANSWER + 1, decode_content=True)
+        except (OSError, urllib3.exceptions.HTTPError) as error:
+            raise EndpointError(f"{self.describe()}: {path}: the answer broke off ({error.__class__.__name__})")
+        finally:
+            response.close()
+        if len(body) > MAX_ANSWER:
+            raise AnswerTooLarge(f"{self.describe()}: {path}", f"an answer larger than {MAX_ANSWER >> 20} MiB")
+        try:
+            document = json.loads(body)
         except ValueError:
             raise EndpointError(f"{self.describe()}: {path}: the answer is not JSON")
         if not isinstance(document, dict) or "data" not in document:
             raise EndpointError(f"{self.describe()}: {path}: the answer has no `data`", permanent=True)
-        return document["data"], document.get("pagination")
+        return document["data"], document.get("pagination"), len(body)
 
     def _pages(self, path, what, **params):
         """Return every item of a paged list, following `total_pages` (at most MAX_PAGES)."""
-        items = []
+        items, size = [], 0
         for page in range(1, MAX_PAGES + 1):
-            data, pagination = self._data("GET", path, params={**params, "page": page, "per_page": PER_PAGE})
+            data, pagination, answer = self._data("GET", path, params={**params, "page": page, "per_page": PER_PAGE})
             if not isinstance(data, list):
                 raise ZoneProblem(f"the list of {what} is not a list")
+            size += answer
+            if size > 2 * MAX_DOCUMENT:
+                raise ZoneProblem(f"the list of {what} takes more than {2 * MAX_DOCUMENT >> 20} MiB")
             items += data
             total = pagination.get("total_pages") if isinstance(pagination, dict) else None
             if not data or type(total) is not int or page >= total:
@@ -288,7 +311,7 @@ class DNSimpleEndpoint:
         raise ZoneProblem(f"the list of {what} goes on past {MAX_PAGES} pages")
 
     def _whoami(self):
-        data, _ = self._data("GET", "/v2/whoami")
+        data, _, _ = self._data("GET", "/v2/whoami")
         if not isinstance(data, dict):
             raise EndpointError(f"{self.describe()}: /v2/whoami: no account or user", permanent=True)
         return data.get("account") if isinstance(data.get("account"), dict) else None, \
@@ -300,7 +323,7 @@ class DNSimpleEndpoint:
             return self.account
         account, _user = self._whoami()
         if account is None:
-            accounts, _ = self._data("GET", "/v2/accounts")
+            accounts, _, _ = self._data("GET", "/v2/accounts")
             ids = [str(item.get("id")) for item in accounts or () if isinstance(item, dict)]
             if len(ids) != 1:
                 raise EndpointError(f"{self.describe()}: the token is a user token with {len(ids)} accounts; "
@@ -312,6 +335,10 @@ class DNSimpleEndpoint:
     def check_access(self):
         account, user = self._whoami()
         if account is not None:
+            if self.account and str(account.get("id")) != self.account:
+                raise EndpointError(f"{self.describe()}: the token is account {account.get('id')}'s, not account "
+                                    f"{self.account}'s; check authority.account and {self._credential_hint()}",
+                                    permanent=True)
             return f"account {account.get('id')} ({account.get('email')})"
         return f"user {user.get('email') if user else 'unknown'}"
 
@@ -341,13 +368,13 @@ class DNSimpleEndpoint:
         base = f"/v2/{account}/zones/{quote(name, safe='')}"
         try:
             document = render_document(name, self._pages(f"{base}/records", f"records of {name}"))
-            export, _ = self._data("GET", f"{base}/file")
+            export, _, _ = self._data("GET", f"{base}/file")
             text = export.get("zone") if isinstance(export, dict) else None
             if not isinstance(text, str) or len(text) > MAX_DOCUMENT:
                 raise ZoneProblem("the zone file export is missing or too large")
-        except ZoneProblem as problem:
+        except (ZoneProblem, AnswerTooLarge) as problem:
             for path in paths:
-                yield Entry(path, None, note=f"zone not usable: {problem}")
+                yield Entry(path, None, note=f"zone not usable: {getattr(problem, 'reason', problem)}")
             return
         zone_file = text.encode("utf-8", "surrogateescape")
         for path, data in zip(paths, (document, zone_file)):

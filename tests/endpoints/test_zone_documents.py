@@ -11,6 +11,7 @@ import pytest
 from syncer.endpoints.dnsimple import MAX_CONTENT, ZONE_DOCUMENTS
 from syncer.errors import EndpointError
 from tests.endpoints.conftest import DNSimpleHarness, started
+from tests.fakes import dnsimple
 
 
 @pytest.fixture
@@ -125,6 +126,25 @@ def test_hostile_records_and_never_ending_pages_leave_that_zone_unusable_and_the
     assert "longer than 65535 bytes" in entries["huge.org.json"].note
     assert "goes on past 500 pages" in entries["endless.org.json"].note
     assert entries["example.com.json"].checksum
+
+
+def test_an_answer_too_large_to_hold_and_a_zones_listing_that_never_ends_are_refused(zones):
+    zones.seed()
+    zones.fake.add_zone("bloated.org")
+    zones.fake.add_record("bloated.org", "big", "TXT", "x" * (17 << 20))
+    entries = listing(zones.endpoint())
+    assert entries["bloated.org.json"].note == "zone not usable: an answer larger than 16 MiB"
+    zones.fake.endless_zones = True
+    with pytest.raises(EndpointError, match="the list of zones goes on past 500 pages") as raised:
+        listing(zones.endpoint())
+    assert raised.value.permanent
+
+
+def test_check_access_refuses_a_token_of_another_account(zones, tmp_path):
+    zones.authority["account"] = "2020"
+    with pytest.raises(EndpointError, match="the token is account 1010's, not account 2020's") as raised:
+        zones.endpoint().check_access()
+    assert "DNSIMPLE_TOKEN" in str(raised.value) and dnsimple.TOKEN not in str(raised.value)
 
 
 def test_a_damaged_local_document_differs_from_every_zone_and_says_so():

@@ -42,6 +42,7 @@ class FakeDNSimple(FakeServer):
         self.zones = {}  # name -> zone dict with "records": {id: record} and "serial"
         self.next_id = 1
         self.endless = set()  # zone names whose records pages never end
+        self.endless_zones = False  # the zones listing says one more page is always to come
         self.rate_limit, self.remaining, self.reset_at = 2400, 2400, int(time.time()) + 3600
         self.writes = []  # (method, zone, record id or None) of every accepted write
         self.over_budget = 0  # 429s answered because the budget was used up
@@ -170,7 +171,11 @@ class FakeDNSimple(FakeServer):
         rest = rest[1:]
         if rest == ["zones"] and method == "GET":
             zones = [self.public_zone(zone) for zone in sorted(self.zones.values(), key=lambda zone: zone["id"])]
-            return 200, self.page(zones, request.query)
+            answer = self.page(zones, request.query)
+            if self.endless_zones:
+                answer["pagination"]["total_pages"] = answer["pagination"]["current_page"] + 1
+                answer["data"] = zones[:1]
+            return 200, answer
         if len(rest) < 2 or rest[0] != "zones":
             return 404, {"message": "Not found"}
         zone = self.zones.get(rest[1])
