@@ -126,7 +126,8 @@ def write_documents(endpoint, root, delete=False, dry_run=False):
     """Bring each document below `root` (a zone's records) back to the endpoint, one at
     a time. Return items: present (says the same; what only the service holds is named
     when kept), uploaded / to_upload (the reason says what changes), follows (a derived
-    document, which the service rebuilds from its source), failed."""
+    document, which the service rebuilds from its source), skipped (a file the service
+    takes no document for), failed."""
     documents = endpoint.capabilities.documents
     listing = {entry.path: entry for entry in endpoint.list_entries()}
     items = []
@@ -135,10 +136,13 @@ def write_documents(endpoint, root, delete=False, dry_run=False):
             remote = listing.get(relative)
             ours = Path(path).read_bytes()
             if not documents.writable(relative):
-                same = remote is not None and judge(entry_copy(remote), document_copy(documents, relative, ours)).ok
-                items.append({"path": relative, "status": "present"} if same else
-                             {"path": relative, "status": "follows", "reason": "the service rebuilds it from "
-                              "what was written"})
+                if remote is None:  # not a document the service holds (a note beside the zones)
+                    items.append({"path": relative, "status": "skipped", "reason": endpoint.capabilities.reason})
+                elif judge(entry_copy(remote), document_copy(documents, relative, ours)).ok:
+                    items.append({"path": relative, "status": "present"})
+                else:
+                    items.append({"path": relative, "status": "follows",
+                                  "reason": "the service rebuilds it from what was written"})
                 continue
             try:
                 items.append(write_document(endpoint, documents, relative, ours, remote, Path(scratch), delete,
@@ -158,7 +162,10 @@ def write_document(endpoint, documents, relative, ours, remote, scratch, delete,
     kept_note = f"only upstream, kept (restore --delete deletes them): {kept}" if kept else None
     if remote is not None and judge(entry_copy(remote), document_copy(documents, relative, wanted)).ok:
         return {"path": relative, "status": "present", **({"reason": kept_note} if kept_note else {})}
-    plan = documents.plan(relative, wanted, there) if there is not None else f"not listed at {endpoint.describe()}"
+    if there is not None:
+        plan = documents.plan(relative, wanted, there)
+    else:
+        plan = remote.note if remote is not None else f"not listed at {endpoint.describe()}"
     source = scratch / "document"
     source.write_bytes(wanted)
     endpoint.write_entry(relative, str(source), {"sha256": documents.digest(relative, wanted)})

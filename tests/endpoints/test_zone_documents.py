@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from syncer.actions.restore_cloud import write_documents
 from syncer.endpoints.dnsimple import MAX_CONTENT, ZONE_DOCUMENTS
 from syncer.errors import EndpointError
 from tests.endpoints.conftest import DNSimpleHarness, started
@@ -164,3 +165,30 @@ def test_more_than_ten_differences_are_counted_not_listed():
     reason = ZONE_DOCUMENTS.difference("example.com.json", document([]), document(range(12)))
     assert reason.startswith("+ host00 A 192.0.2.0 ttl 3600; + host01 A")
     assert reason.count("; +") == 9 and reason.endswith("; and 2 more")
+
+
+def test_restore_keeps_upstream_only_records_unless_told_and_skips_files_that_are_no_zone(zones, tmp_path):
+    zones.seed()
+    endpoint = zones.endpoint()
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for path in ("example.com.json", "example.com.zone"):
+        (staging / path).write_bytes(document_of(endpoint, path))
+    (staging / "notes.txt").write_text("written by hand beside the zones")
+    zones.fake.add_record("example.com", "extra", "A", "192.0.2.50")
+    items = {item["path"]: item for item in write_documents(zones.endpoint(), staging)}
+    assert items["notes.txt"]["status"] == "skipped" and "DNSimple holds zones" in items["notes.txt"]["reason"]
+    assert items["example.com.json"] == {"path": "example.com.json", "status": "present", "reason":
+                                         "only upstream, kept (restore --delete deletes them): extra A 192.0.2.50 "
+                                         "ttl 3600"}
+    assert items["example.com.zone"]["status"] == "follows"
+    planned = {item["path"]: item for item in write_documents(zones.endpoint(dry_run=True), staging, delete=True,
+                                                              dry_run=True)}
+    assert planned["example.com.json"] == {"path": "example.com.json", "status": "to_upload",
+                                           "reason": "delete extra A 192.0.2.50"}
+    assert zones.fake.writes == []
+    done = {item["path"]: item for item in write_documents(zones.endpoint(), staging, delete=True)}
+    assert done["example.com.json"]["status"] == "uploaded" and done["example.com.zone"]["status"] == "follows"
+    assert [method for method, _, _ in zones.fake.writes] == ["DELETE"]
+    again = {item["path"]: item["status"] for item in write_documents(zones.endpoint(), staging, delete=True)}
+    assert again == {"example.com.json": "present", "example.com.zone": "present", "notes.txt": "skipped"}
