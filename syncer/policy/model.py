@@ -234,7 +234,8 @@ class DNSimpleAuthority(Model):
 
     credential_keys: ClassVar = ("DNSIMPLE_TOKEN",)
     type: Literal["dnsimple"]
-    account: GroupName | None = None  # the account id; default: the token's own (GET /v2/whoami)
+    # the account id; default: the token's own (GET /v2/whoami)
+    account: Annotated[GroupName, WithJsonSchema({"anyOf": [{"type": "integer"}, {"type": "string"}]})] | None = None
     zones: list[Name] = []
     api_url: Annotated[Text, AfterValidator(service_url)] | None = None
     credentials: CredentialsFile
