@@ -169,6 +169,17 @@ def plan_records(wanted, current):
     return create, update, delete
 
 
+def creation(record):
+    """The body of a record's creation. The defaults (no priority, every region) are
+    left out: an account without regional records may refuse `regions`."""
+    body = {field: record[field] for field in FIELDS}
+    if body["priority"] is None:
+        del body["priority"]
+    if body["regions"] == ["global"]:
+        del body["regions"]
+    return body
+
+
 def summarize(lines):
     """Join up to SHOWN_DIFFERENCES lines with '; ', then count the rest."""
     shown = "; ".join(lines[:SHOWN_DIFFERENCES])
@@ -407,7 +418,7 @@ class DNSimpleEndpoint:
         base = f"/v2/{self._account_id()}/zones/{quote(zone, safe='')}"
         create, update, delete = plan_records(wanted, self._current_records(base, zone, where))
         for record in create:
-            self._data("POST", f"{base}/records", json={field: record[field] for field in FIELDS})
+            self._data("POST", f"{base}/records", json=creation(record))
         for found, changed in update:
             self._data("PATCH", f"{base}/records/{found['id']}", json=changed)
         for record in delete:
