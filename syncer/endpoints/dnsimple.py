@@ -45,9 +45,10 @@ MAX_PAGES = 500  # 50,000 zones or records of one zone; a listing that goes on i
 MAX_CONTENT = 65535  # bytes of one record's content (a DNS record's data cannot be longer)
 MAX_DOCUMENT = 32 * 2**20  # bytes of one rendered document or export
 MAX_ANSWER = 16 * 2**20  # bytes of one answer (a page of 100 records of the longest content is 6.4 MiB)
-ZONE_NAME = re.compile(r"[A-Za-z0-9_*-]+(\.[A-Za-z0-9_-]+)*\.?")
+ZONE_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 FIELDS = ("name", "type", "content", "ttl", "priority", "regions")
 SHOWN_DIFFERENCES = 10
+SHOWN_CONTENT = 80
 SOA_SERIAL = re.compile(r"(\sSOA\s+\S+\s+\S+\s+\(?\s*)\d+")
 
 
@@ -76,9 +77,10 @@ def canonical_record(record):
     ttl, priority, regions = record.get("ttl"), record.get("priority"), record.get("regions")
     if not (isinstance(name, str) and isinstance(kind, str) and kind and isinstance(content, str)):
         raise ZoneProblem("a record without a string name, type and content")
-    if len(content.encode("utf-8", "surrogatepass")) > MAX_CONTENT or len(name) > 253 or len(kind) > 16:
-        raise ZoneProblem(f"a record's content is longer than {MAX_CONTENT} bytes" if len(content) > MAX_CONTENT
-                          else "a record's name or type is too long")
+    if len(content.encode("utf-8", "surrogatepass")) > MAX_CONTENT:
+        raise ZoneProblem(f"a record's content is longer than {MAX_CONTENT} bytes")
+    if len(name) > 253 or len(kind) > 16:
+        raise ZoneProblem("a record's name or type is too long")
     if type(ttl) is not int or not (priority is None or type(priority) is int):
         raise ZoneProblem(f"record {name or '@'} {kind}: ttl and priority must be numbers")
     regions = ["global"] if regions is None else regions
@@ -138,13 +140,14 @@ def records_digest(records):
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def describe_record(record, details=("ttl",)):
-    """`www A 192.0.2.7 ttl 600`; an MX or SRV shows its priority before the content."""
+def describe_record(record, with_ttl=True):
+    """`www A 192.0.2.7 ttl 600`; an MX or SRV shows its priority before the content,
+    a long content (a DKIM key) is cut at SHOWN_CONTENT characters."""
     priority = f"{record['priority']} " if record["priority"] is not None else ""
-    text = f"{record['name'] or '@'} {record['type']} {priority}{record['content']}"
-    for detail in details:
-        text += f" {detail} {record[detail]}" if detail != "regions" else f" regions {','.join(record['regions'])}"
-    return text
+    content = record["content"]
+    content = content if len(content) <= SHOWN_CONTENT else content[:SHOWN_CONTENT] + "..."
+    text = f"{record['name'] or '@'} {record['type']} {priority}{content}"
+    return text + f" ttl {record['ttl']}" if with_ttl else text
 
 
 def plan_records(wanted, current):
@@ -193,8 +196,8 @@ def change_lines(create, update, delete, words=("+", "~", "-")):
         details = ", ".join(f"{field} {found[field]} -> {value}" if field != "regions" else
                             f"regions {','.join(found[field])} -> {','.join(value)}"
                             for field, value in changed.items())
-        lines.append(f"{words[1]} {describe_record(found, ())} {details}")
-    lines += [f"{words[2]} {describe_record(canonical_record(record), ())}" for record in delete]
+        lines.append(f"{words[1]} {describe_record(found, with_ttl=False)} {details}")
+    lines += [f"{words[2]} {describe_record(canonical_record(record), with_ttl=False)}" for record in delete]
     return lines
 
 

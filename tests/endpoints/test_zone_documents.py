@@ -192,3 +192,13 @@ def test_restore_keeps_upstream_only_records_unless_told_and_skips_files_that_ar
     assert [method for method, _, _ in zones.fake.writes] == ["DELETE"]
     again = {item["path"]: item["status"] for item in write_documents(zones.endpoint(), staging, delete=True)}
     assert again == {"example.com.json": "present", "example.com.zone": "present", "notes.txt": "skipped"}
+
+
+def test_a_long_content_is_cut_in_the_reason():
+    key = "v=DKIM1; k=rsa; p=" + "A" * 400
+    ours = json.dumps({"zone": "example.com", "records": [], "system_records": []}).encode()
+    theirs = json.dumps({"zone": "example.com", "system_records": [], "records": [
+        {"name": "mail._domainkey", "type": "TXT", "content": key, "ttl": 3600, "priority": None,
+         "regions": ["global"]}]}).encode()
+    assert ZONE_DOCUMENTS.difference("example.com.json", ours, theirs) == \
+        f"+ mail._domainkey TXT {key[:80]}... ttl 3600"
