@@ -38,8 +38,6 @@ def pull(tmp_path):
 
 def assert_every_zone_whole(tmp_path):
     """Each zone file present is one the service rendered whole: a JSON document."""
-
-
     for path in tree_digests(tmp_path / "dns"):
         assert path.endswith((".json", ".zone")), path
         if path.endswith(".json"):
