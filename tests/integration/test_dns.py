@@ -155,3 +155,26 @@ def test_push_damage_upstream_then_restore_to_cloud_matches_again_and_a_second_r
         assert verified.json()["datasets"][0]["counts"]["ok"] == 4
         assert syncer("restore", "dns", "--to", "cloud", "--delete", "--json").json()["counts"] == {"present": 4}
         assert len(fake.writes) == writes + 2  # the two deletes, then nothing
+
+
+def test_syncer_auth_dnsimple_stores_a_checked_token_and_doctor_checks_it_with_whoami(tmp_path):
+    with dnsimple.FakeDNSimple() as fake:
+        syncer = dns_site(tmp_path, fake)
+        credentials = write_secret(tmp_path / "secrets" / "dnsimple.env", "# kept by syncer auth\n")
+
+        def auth(token):  # the token on standard input, as a script hands it over
+            return run_syncer("auth", "dnsimple", "dns", policies=tmp_path / "policies", state=tmp_path / "state",
+                              input=token + "\n")
+
+        refused = auth("revoked-dnsimple-token")
+        assert refused.exit_code == 3 and "DNSIMPLE_TOKEN" in refused.stderr, refused.output
+        assert "revoked-dnsimple-token" not in refused.output
+        assert credentials.read_text() == "# kept by syncer auth\n"
+        stored = auth(dnsimple.TOKEN)
+        assert stored.exit_code == 0, stored.output
+        assert "account 1010" in stored.output and dnsimple.TOKEN not in stored.output
+        assert credentials.read_text() == f"# kept by syncer auth\nDNSIMPLE_TOKEN={dnsimple.TOKEN}\n"
+        doctor = syncer("doctor", "dns", "--json")
+        [authority] = [check for check in doctor.json()["checks"] if check["check"] == "authority"]
+        assert authority["status"] == "pass" and "account 1010 (ops@example.com)" in authority["detail"]
+        assert fake.count_requests("GET", "/v2/whoami") == 3  # the refused check, the stored one, doctor's
