@@ -17,7 +17,7 @@ demo: venv restic
 test: venv-test restic chromium
 	$(BIN)/ruff check .
 	$(BIN)/python packaging/check_wheels.py
-	$(BIN)/python -m pytest -q -m "not faults"
+	$(BIN)/python -m pytest -q -m "not faults" -n auto --dist loadfile
 
 # The full fault-injection suite (kills, a flaky uplink, full disks, races, fuzzing),
 # then its figures: fault, times injected, recovered without help, bytes lost.
