@@ -186,13 +186,15 @@ def test_cache_keys_are_per_directory_and_relative(db, tmp_path):
     assert db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))["x"][1] is None
 
 
-def compared(db):
-    """{path: (row, status)}: StateDB.compare's raw rows, each judged as verify does."""
+def compared(db, authority):
+    """{path: (row, status)}: StateDB.compare's raw rows, each judged as verify does
+    against the local authority at `authority`."""
     from syncer.actions.verify import judge_row
+    from syncer.endpoints.local import LocalEndpoint
 
     rows = list(db.compare("data"))
     assert len({row[0] or row[5] for row in rows}) == len(rows), "a path came back twice"
-    return {row[0] or row[5]: (row, judge_row(None, None, row).status) for row in rows}
+    return {row[0] or row[5]: (row, judge_row(LocalEndpoint(authority), None, row).status) for row in rows}
 
 
 def test_compare_reports_each_category_once(db, tmp_path):
@@ -204,7 +206,7 @@ def test_compare_reports_each_category_once(db, tmp_path):
     db.upsert_files("data", AUTHORITY, [{"path": "no-checksum", "size": 1}])
     write_tree(local, {"no-checksum": "6"})
     scan_tree(db, "data", LOCAL, local)
-    rows = compared(db)
+    rows = compared(db, authority)
     assert {path: status for path, (_, status) in rows.items()} == {
         "same": "ok", "differs": "changed", "only-here": "extra_local", "only-there": "missing_local",
         "size": "changed", "no-checksum": "unverifiable"}
@@ -219,7 +221,7 @@ def test_compare_with_every_authority_row_matched_still_lists_extras(db, tmp_pat
     authority = write_tree(tmp_path / "authority", {"a": "1"})
     scan_tree(db, "data", LOCAL, local)
     scan_tree(db, "data", AUTHORITY, authority)
-    assert {path: status for path, (_, status) in compared(db).items()} == {"a": "ok", "b": "extra_local"}
+    assert {path: status for path, (_, status) in compared(db, authority).items()} == {"a": "ok", "b": "extra_local"}
 
 
 def test_a_failing_walker_process_falls_back_to_walking_here(db, tmp_path, monkeypatch):
