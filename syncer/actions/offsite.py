@@ -8,15 +8,22 @@ password can check a restore. It lives in <manifest root>/manifests/<dataset>/, 
 same on every board whatever its state directory (restic finds the parent snapshot by
 its paths), and holds nothing that changes unless the dataset does: an unchanged
 dataset is an unchanged snapshot.
+
+Beside it, in policy/, push keeps the dataset's policy file as written and the
+policies folder's syncer.yaml, so `syncer recover` can rebuild a board from the
+repository alone. Credentials files are named there, never copied.
 """
 
 import json
+import logging
 import os
 from pathlib import Path
 
 from syncer.errors import OperationalError, UsageError
 from syncer.index.db import default_state_dir
 from syncer.index.hashing import HashPool
+from syncer.log import mask
+from syncer.policy.load import GLOBAL_FILE_NAMES
 from syncer.restic.argv import dataset_tag
 from syncer.restic.repository import ResticRepository, build_context
 from syncer.verdict import CHANGED, EXTRA_LOCAL, OK, UNVERIFIABLE, Copy, judge
@@ -24,6 +31,8 @@ from syncer.verdict import CHANGED, EXTRA_LOCAL, OK, UNVERIFIABLE, Copy, judge
 MANIFEST_NAME = "syncer-manifest.jsonl"
 SYSTEM_MANIFEST_ROOT = Path("/var/lib/syncer-offsite")
 MANIFEST_VERSION = 1
+POLICY_FOLDER = "policy"  # beside the manifest: the policy file and syncer.yaml
+log = logging.getLogger("syncer.offsite")
 
 
 def require_offsite(policy):
@@ -94,6 +103,38 @@ def write_manifest(db, policy, directory):
         os.fsync(handle.fileno())
     os.replace(partial, path)
     return path, totals[0], totals[1]
+
+
+def write_policy_copy(policy, directory):
+    """Keep `policy`'s file as written, and its folder's syncer.yaml, in
+    `directory`/policy/, leaving unchanged files untouched (an unchanged snapshot).
+    A value syncer knows as a secret (a notify URL written in the file) is masked:
+    the snapshot never holds one. Return the folder."""
+    folder = directory / POLICY_FOLDER
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sources = [policy.source] + [policy.source.parent / name for name in GLOBAL_FILE_NAMES
+                                 if (policy.source.parent / name).is_file()][:1]
+    kept = set()
+    for source in sources:
+        text = source.read_text(encoding="utf-8")
+        if mask(text) != text:
+            log.warning("%s: %s holds a secret (a notify URL); the copy kept in the snapshot has it masked as ***",
+                        policy.name, source.name)
+            text = mask(text)
+        kept.add(source.name)
+        path = folder / source.name
+        if holds_lines(path, [text]):
+            continue
+        partial = folder / (source.name + ".partial")
+        with open(partial, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    for stale in folder.iterdir():  # a renamed policy file, a syncer.yaml removed since
+        if stale.name not in kept:
+            stale.unlink()
+    return folder
 
 
 def read_manifest(path):

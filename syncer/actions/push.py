@@ -6,7 +6,13 @@ import logging
 import time
 
 from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
-from syncer.actions.offsite import manifest_directory, open_repository, require_offsite, write_manifest
+from syncer.actions.offsite import (
+    manifest_directory,
+    open_repository,
+    require_offsite,
+    write_manifest,
+    write_policy_copy,
+)
 from syncer.endpoints.factory import checksum_algorithm
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
 from syncer.index.db import LOCAL
@@ -43,6 +49,7 @@ def push_dataset(policy, db, progress=None, init=False):
         stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,))
         manifest, files, size = write_manifest(db, policy, manifest_directory(policy))
         log.info("%s: manifest of %d files (%.1f MiB) in %s", policy.name, files, size / 2**20, manifest)
+        write_policy_copy(policy, manifest.parent)
         tag, host = dataset_tag(policy.name), policy.restic_host
         paths = [policy.path, manifest.parent]
         excludes = restic_excludes(policy.path, policy.exclude)

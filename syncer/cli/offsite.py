@@ -154,6 +154,64 @@ def audit_offsite(dataset, as_json):
     return report["datasets"]
 
 
+@cli.command()
+@global_options
+@click.option("--repository", "repositories", multiple=True, required=True, metavar="REPO",
+              help="A restic repository to recover from (repeatable: the newest snapshot of each dataset wins).")
+@click.option("--password-file", required=True, type=click.Path(dir_okay=False),
+              help="The repositories' password file (mode 600).")
+@click.option("--env-file", type=click.Path(dir_okay=False),
+              help="A KEY=VALUE file (mode 600) for restic's backend: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY...")
+@click.option("--dataset", "names", multiple=True, metavar="NAME", help="Only this dataset (repeatable).")
+@click.option("--root", type=click.Path(file_okay=False),
+              help="Put policies and datasets below this folder instead of at their own paths.")
+@click.option("--force", is_flag=True, help="Replace policies that differ and datasets that are not empty.")
+@click.option("--dry-run", is_flag=True, help="Show what would be restored and where, and how long; write nothing.")
+@json_option
+def recover(repositories, password_file, env_file, names, root, force, dry_run, as_json):
+    """Rebuild this machine from offsite repositories alone: every dataset's policy and data.
+
+    Each dataset is restored through a staging folder and checked against its
+    snapshot's manifest before it is moved into place. Run again after an interruption,
+    it skips what is done and checked."""
+    from syncer.actions.recover import plan_recover, run_recover
+
+    current = settings()
+    addresses = [absolute_repository(address) for address in repositories]
+    policies_dir = current.policies_dir or recover_policies_dir()
+    if dry_run:
+        report = plan_recover(addresses, password_file, env_file, current.resolved_state_dir(), names, root,
+                              policies_dir)
+        print_json(report) if as_json else render_recover_plan(report)
+    else:
+        report = run_recover(addresses, password_file, env_file, current.db(), policies_dir, names, root, force)
+        if as_json:
+            print_json({key: report[key] for key in ("datasets", "rto_seconds", "missing_credentials",
+                                                     "next_steps")})
+        else:
+            render_recover(report)
+    return report["datasets"]
+
+
+def absolute_repository(address):
+    """A local repository path made absolute (the context may run elsewhere); any
+    backend URL (s3:, sftp:, rest:...) kept as given."""
+    from pathlib import Path
+
+    if ":" in address.split("/")[0] or address.startswith("/"):
+        return address
+    return str(Path(address).absolute())
+
+
+def recover_policies_dir():
+    """Where recovered policies go without --policies: /etc/syncer/policies for root,
+    else ./policies."""
+    import os
+    from pathlib import Path
+
+    return Path("/etc/syncer/policies") if os.geteuid() == 0 else Path("policies").absolute()
+
+
 def offsite_policies(current, dataset=None):
     """The policies with an offsite section (the named one, which must have it).
     Paths on this machine are not checked: these commands work from a laptop."""
@@ -267,3 +325,43 @@ def format_seconds(seconds):
     if seconds >= 60:
         return time.strftime("%H:%M:%S", time.gmtime(seconds))
     return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+
+
+def render_recover_plan(report):
+    out = console()
+    for row in report["datasets"]:
+        notes = [note for note, present in (("policy exists: kept without --force", row["policy_exists"]),
+                                            ("target not empty: refused without --force", row["target_non_empty"]))
+                 if present]
+        out.print(f"[bold]{safe_text(row['name'], markup=True)}[/bold]: snapshot {row['snapshot'][:8]} "
+                  f"({format_seconds(row['age_seconds'])} old) from {safe_text(row['repository'], markup=True)} "
+                  f"-> {safe_text(safe_name(row['target']), markup=True)}: {row['files']} files, "
+                  f"{human_bytes(row['bytes'])}, about {format_seconds(row['projected_seconds'])} "
+                  f"({safe_text(row['projection_basis'], markup=True)})"
+                  + "".join(f"; [yellow]{note}[/yellow]" for note in notes))
+    out.print(f"dry run: nothing written; projected recovery time {format_seconds(report['projected_rto_seconds'])}")
+
+
+def render_recover(report):
+    out = console()
+    for row in report["datasets"]:
+        name = safe_text(row["name"], markup=True)
+        if row.get("skipped"):
+            out.print(f"[bold]{name}[/bold]: already recovered and checked in "
+                      f"{safe_text(safe_name(row['target']), markup=True)} (snapshot {row['snapshot'][:8]})")
+            continue
+        verdict = "[green]passed[/green]" if row.get("passed") else "[red]FAILED[/red]"
+        throughput = f" ({row['throughput_mib_s']:.1f} MiB/s)" if row.get("throughput_mib_s") else ""
+        out.print(f"[bold]{name}[/bold]: snapshot {row['snapshot'][:8]} from "
+                  f"{safe_text(row['repository'], markup=True)} -> {safe_text(safe_name(row['target']), markup=True)}"
+                  f": {row['files']} files, {human_bytes(row['bytes'])} in {format_seconds(row['seconds'])}"
+                  f"{throughput}: {verdict}")
+        if row.get("error"):
+            out.print(f"  {safe_text(row['error'], markup=True)}")
+    passed = sum(1 for row in report["datasets"] if row.get("passed"))
+    out.print(f"recovered {passed} of {plural(len(report['datasets']), 'dataset')} in "
+              f"{format_seconds(report['rto_seconds'])} (RTO); policies in "
+              f"{safe_text(safe_name(report['policies_dir']), markup=True)}")
+    out.print("left to do:")
+    for number, step in enumerate(report["next_steps"], start=1):
+        out.print(f"  {number}. {safe_text(step, markup=True)}")

@@ -26,14 +26,21 @@ def build_context(policy, state_dir):
     offsite = policy.offsite
     if offsite is None:
         raise UsageError(f"dataset {policy.name} has no offsite section in {policy.file_label}")
-    problem = check_credentials_file(Path(offsite.password_file))
+    return repository_context(offsite.repository, offsite.password_file, offsite.env_file, state_dir,
+                              f"{policy.file_label}: offsite")
+
+
+def repository_context(repository, password_file, env_file, state_dir, label):
+    """Return the ResticContext of `repository` opened with `password_file` (and the
+    KEY=VALUE `env_file`, if any); `label` names where they were given, for messages.
+    Raise OperationalError if a file is missing, CredentialError if it is readable by others."""
+    problem = check_credentials_file(Path(password_file))
     if problem:
         problem = problem.replace("credentials file", "file")
-        raise credentials_error(offsite.password_file, f"{policy.file_label}: offsite.password_file: {problem}")
-    env = read_credentials(Path(offsite.env_file)) if offsite.env_file else {}
-    return ResticContext(repository=offsite.repository, password_file=Path(offsite.password_file),
-                         cache_dir=Path(state_dir) / "restic-cache", env=env,
-                         label=f"{policy.file_label}: offsite")
+        raise credentials_error(password_file, f"{label}.password_file: {problem}")
+    env = read_credentials(Path(env_file)) if env_file else {}
+    return ResticContext(repository=repository, password_file=Path(password_file),
+                         cache_dir=Path(state_dir) / "restic-cache", env=env, label=label)
 
 
 @dataclass
@@ -173,6 +180,22 @@ class ResticRepository:
             return found.pop()
         ids = [snapshot["id"] for snapshot in self.snapshots() if snapshot["id"].startswith(short_id)]
         return ids[0] if len(ids) == 1 else short_id
+
+    def dump_folder(self, snapshot_id, path, limit):
+        """Return {name: bytes} of the regular files directly inside the folder `path` of
+        `snapshot_id` (restic dumps a folder as a tar archive), each at most `limit` bytes."""
+        import tarfile
+
+        with tempfile.TemporaryFile() as archive:
+            self.run(build.dump_argv(snapshot_id, path), stdout_file=archive)
+            archive.seek(0)
+            found = {}
+            with tarfile.open(fileobj=archive, mode="r:") as tar:
+                for member in tar:
+                    parent, _, name = member.name.rpartition("/")
+                    if member.isreg() and member.size <= limit and "/" + parent == path.rstrip("/"):
+                        found[name] = tar.extractfile(member).read()
+            return found
 
     def dump(self, snapshot_id, path, destination):
         """Write the file `path` of `snapshot_id` to the local file `destination`."""
