@@ -35,24 +35,34 @@ def assess(protection):
 
 
 def run_audit(policies, db=None):
-    """Audit each dataset's offsite bucket. Return the report: exit 1 when
-    any warning is raised."""
+    """Audit each dataset's offsite bucket and its copies' (under "copies"). Return
+    the report: exit 1 when any warning is raised."""
     from syncer.endpoints.offsite_s3 import read_bucket_protection
+
+    def audit(name, repository, env_file):
+        parsed = parse_s3_repository(repository)
+        if parsed is None:
+            return {"name": name, "repository": repository, "audited": False,
+                    "reason": "not an s3: repository; nothing to audit", "warnings": [], "exit_code": EXIT_OK}
+        endpoint_url, bucket, prefix = parsed
+        credentials = read_credentials(env_file) if env_file else {}
+        protection = read_bucket_protection(endpoint_url, bucket, credentials, env_file)
+        warnings = assess(protection)
+        for warning in warnings:
+            log.warning("%s: bucket %s: %s", name, bucket, warning)
+        return {"name": name, "repository": repository, "audited": True, "bucket": bucket,
+                "prefix": prefix, **protection, "warnings": warnings,
+                "exit_code": EXIT_FINDINGS if warnings else EXIT_OK}
 
     def work(policy):
         require_offsite(policy)
-        parsed = parse_s3_repository(policy.offsite.repository)
-        if parsed is None:
-            return {"name": policy.name, "repository": policy.offsite.repository, "audited": False,
-                    "reason": "not an s3: repository; nothing to audit", "warnings": [], "exit_code": EXIT_OK}
-        endpoint_url, bucket, prefix = parsed
-        credentials = read_credentials(policy.offsite.env_file) if policy.offsite.env_file else {}
-        protection = read_bucket_protection(endpoint_url, bucket, credentials, policy.offsite.env_file)
-        warnings = assess(protection)
-        for warning in warnings:
-            log.warning("%s: bucket %s: %s", policy.name, bucket, warning)
-        return {"name": policy.name, "repository": policy.offsite.repository, "audited": True, "bucket": bucket,
-                "prefix": prefix, **protection, "warnings": warnings,
-                "exit_code": EXIT_FINDINGS if warnings else EXIT_OK}
+        row = audit(policy.name, policy.offsite.repository, policy.offsite.env_file)
+        # each copy is audited the same way: a copy the board's keys can erase protects little
+        copies = [audit(policy.name, copy.repository, copy.env_file) for copy in policy.offsite.copies]
+        for copy in copies:
+            del copy["name"]
+        row["copies"] = copies
+        row["exit_code"] = max([row["exit_code"]] + [copy["exit_code"] for copy in copies])
+        return row
 
     return for_each_dataset(policies, work)

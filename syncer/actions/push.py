@@ -1,11 +1,12 @@
 """push: back a dataset up to its offsite restic repository, with its manifest,
-then apply retention (and prune when it is due)."""
+then apply retention (and prune when it is due), then copy to offsite.copies."""
 
 import json
 import logging
 import time
 
 from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
+from syncer.actions.copies import copy_to_copies
 from syncer.actions.offsite import (
     manifest_directory,
     open_repository,
@@ -28,8 +29,9 @@ UNREADABLE_SHOWN = 50
 
 
 def run_push(policies, db, progress=None, init=False):
-    """Push each policy's dataset. Return the report: exit 1 when restic could
-    not read some files (the snapshot exists without them), 3 when a push failed.
+    """Push each policy's dataset, then copy its snapshots to offsite.copies. Return the
+    report: exit 1 when restic could not read some files (the snapshot exists without
+    them) or a copy failed (the push stands), 3 when a push failed.
     With `init`, a missing repository is created even if syncer pushed to it before."""
     def work(policy):
         require_offsite(policy)
@@ -74,14 +76,16 @@ def push_dataset(policy, db, progress=None, init=False):
             full_id = newest_kept  # forget's output already named it: no extra restic call
         else:
             full_id = repository.cached_snapshot_id(snapshot) if snapshot else None
+        copies = copy_to_copies(policy, db, repository, manifest, tag, host, init) if policy.offsite.copies else []
+        findings = result.unreadable or not all(copy["ok"] for copy in copies)
         outcome.update(
-            name=policy.name, repository=repository.context.display, snapshot=full_id,
+            name=policy.name, repository=repository.context.display, snapshot=full_id, copies=copies,
             files=stats.files, bytes=stats.bytes, manifest_files=files,
             files_new=summary.get("files_new"), files_changed=summary.get("files_changed"),
             files_unmodified=summary.get("files_unmodified"), bytes_added=summary.get("data_added"),
             bytes_processed=summary.get("total_bytes_processed"), duration=summary.get("total_duration"),
             unreadable=[{"path": path, "reason": reason} for path, reason in result.unreadable],
-            **retention, exit_code=EXIT_FINDINGS if result.unreadable else EXIT_OK)
+            **retention, exit_code=EXIT_FINDINGS if findings else EXIT_OK)
     return dict(outcome)
 
 

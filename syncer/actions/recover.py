@@ -9,13 +9,14 @@ interruption skips it.
 """
 
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.actions.drill import PROJECTION_DRILLS, estimate_restore, project_restore, recent_drills
-from syncer.actions.offsite import MANIFEST_NAME, POLICY_FOLDER, fetch_manifest, snapshot_layout
+from syncer.actions.offsite import MANIFEST_NAME, POLICY_FOLDER, read_manifest, snapshot_layout
 from syncer.actions.restore import is_non_empty, restore_snapshot
 from syncer.errors import EXIT_OK, OperationalError, UsageError
 from syncer.fsio import write_file
@@ -91,12 +92,17 @@ def describe_dataset(name, repository, snapshot, workspace, root):
     """Read the dataset's manifest and policy copy from `snapshot`. Return the plan
     {name, repository, snapshot, target, files, bytes, age_seconds, policy_files,
     manifest_seconds, largest}."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workspace))
+    data_root, manifest = snapshot_layout(snapshot, name)
     started = time.monotonic()
-    data_root, entries = fetch_manifest(repository, snapshot, name, workspace)[0::2]
+    # one restic run reads the manifest and the policy copy beside it
+    repository.dump_folder(snapshot["id"], manifest.rsplit("/", 1)[0], folder)
     manifest_seconds = time.monotonic() - started
-    manifest_size = (Path(workspace) / MANIFEST_NAME).stat().st_size
-    manifest_folder = snapshot_layout(snapshot, name)[1].rsplit("/", 1)[0]
-    policy_files = repository.dump_folder(snapshot["id"], f"{manifest_folder}/{POLICY_FOLDER}", POLICY_LIMIT)
+    manifest_size = (folder / MANIFEST_NAME).stat().st_size if (folder / MANIFEST_NAME).is_file() else 0
+    entries = read_manifest(folder / MANIFEST_NAME)[1]
+    policy_files = {path.name: path.read_bytes() for path in (folder / POLICY_FOLDER).glob("*")
+                    if path.is_file() and path.stat().st_size <= POLICY_LIMIT}
+    shutil.rmtree(folder, ignore_errors=True)
     if not [file for file in policy_files if file not in GLOBAL_FILE_NAMES]:
         raise OperationalError(f"snapshot {snapshot['short_id']} of {name} holds no policy file (pushed by a syncer "
                                f"before recover existed); restore it with a policy: syncer restore {name} --to DIR")
@@ -164,6 +170,7 @@ def missing_credentials(policy_files):
         named = [getattr(policy.authority, "credentials", None)]
         if policy.offsite:
             named += [policy.offsite.password_file, policy.offsite.env_file]
+            named += [name for copy in policy.offsite.copies for name in (copy.password_file, copy.env_file)]
         missing |= {str(name) for name in named if name and not Path(name).exists()}
     return sorted(missing)
 

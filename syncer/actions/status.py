@@ -1,7 +1,7 @@
 """status: one row per dataset from the state database; reads nothing else.
 
 Each row: local files and bytes, the last run of every action (when, result, how
-long), the newest snapshot's age (the recovery point), open findings, the share of
+long), the newest snapshot's age (the recovery point) and each copy's, open findings, the share of
 bytes verified by checksum, the projected restore time from the last drill, and which
 scheduled actions are stale (no completed run within twice their schedule interval).
 A row's exit code is 1 with open findings, a stale action, or an action whose last run
@@ -18,6 +18,7 @@ from syncer.policy.settings import cron_interval
 
 ACTIONS = ("pull", "verify", "push", "check", "drill", "scrub")
 STALE_FACTOR = 2
+COPY_RUNS_READ = 50  # pushes looked back through for each copy's last success
 
 
 def run_status(policies, db, now=None):
@@ -62,6 +63,7 @@ def dataset_status(policy, db, now):
             "newest_snapshot": snapshot,
             "rpo_seconds": snapshot and snapshot["age_seconds"], "drill": drill,
             "projected_restore_seconds": drill and drill.get("projected_restore_seconds"),
+            "copies": copies_status(policy, db, now),
             "exit_code": EXIT_FINDINGS if unhealthy else EXIT_OK}
 
 
@@ -81,6 +83,34 @@ def newest_snapshot(db, dataset, now):
     at = summary.get("snapshot_time") if isinstance(summary.get("snapshot_time"), (int, float)) else None
     at = at or push["finished_at"]
     return {"at": at, "age_seconds": round(now - at), "id": snapshot_id}
+
+
+def copies_status(policy, db, now):
+    """Return, per repository of offsite.copies, the newest snapshot push copied there
+    and checked: {"repository", "snapshot", "at", "age_seconds"} (its recovery point),
+    at and age None when no copy succeeded yet; "last_error" when the last one failed."""
+    from datetime import datetime
+
+    from syncer.index.runs import recent_completed_runs
+    from syncer.log import mask
+    from syncer.restic.runner import mask_url
+
+    copies = policy.offsite.copies if policy.offsite else []
+    if not copies:
+        return []
+    runs = recent_completed_runs(db, policy.name, "push", COPY_RUNS_READ)
+    rows = []
+    for copy in copies:
+        address = mask(mask_url(copy.repository))
+        attempts = [row for run in runs for row in run["summary"].get("copies") or () if row["repository"] == address]
+        done = next((row for row in attempts if row.get("ok") and row.get("snapshot_time")), None)
+        at = done and datetime.fromisoformat(done["snapshot_time"][:26].rstrip("Z") + "+00:00").timestamp()
+        row = {"repository": address, "snapshot": done and done["snapshot"], "at": at,
+               "age_seconds": round(now - at) if at else None}
+        if attempts and not attempts[0].get("ok"):
+            row["last_error"] = attempts[0].get("error")
+        rows.append(row)
+    return rows
 
 
 def last_drill(db, dataset, local_bytes):

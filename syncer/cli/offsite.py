@@ -79,6 +79,8 @@ def check(dataset, read_data_subset, as_json):
 @click.option("--to", "target", required=True, type=click.Path(file_okay=False),
               help="Where to restore: a directory, `cloud` (the authority) or s3://BUCKET/PREFIX.")
 @click.option("--snapshot", default="latest", show_default=True, help="Snapshot ID (or a prefix of one).")
+@click.option("--from", "source", metavar="N|REPO",
+              help="Read from a copy: its number in offsite.copies (1 is the first) or its repository.")
 @click.option("--include", "includes", multiple=True, metavar="GLOB",
               help="Only restore paths matching this glob, relative to the dataset (repeatable).")
 @click.option("--force", is_flag=True, help="Replace a non-empty target.")
@@ -90,16 +92,18 @@ def check(dataset, read_data_subset, as_json):
 @click.option("--delete", is_flag=True,
               help="With --to cloud for DNS zones: also delete the records only the zone upstream holds.")
 @json_option
-def restore(dataset, target, snapshot, includes, force, in_place, dry_run, credentials_file, endpoint_url, delete,
-            as_json):
+def restore(dataset, target, snapshot, source, includes, force, in_place, dry_run, credentials_file, endpoint_url,
+            delete, as_json):
     """Restore a dataset from its offsite repository to a path, checked against the manifest.
 
     `--to cloud` puts it back into the dataset's authority, `--to s3://BUCKET/PREFIX`
     into any S3-compatible bucket: only what is missing or differs is uploaded."""
+    from syncer.actions.copies import copy_policy
     from syncer.actions.restore import run_restore
 
     current = settings()
     (policy,) = offsite_policies(current, dataset)
+    policy = copy_policy(policy, source)
     if target == "cloud" or target.startswith("s3://"):
         from syncer.cli.cloud import restore_to_cloud
 
@@ -124,18 +128,22 @@ def restore(dataset, target, snapshot, includes, force, in_place, dry_run, crede
 @click.argument("dataset")
 @click.option("--sample", metavar="N|PCT|SIZE", help="How much to restore: 20 files, 5%, or 500M (default 16 files).")
 @click.option("--full", is_flag=True, help="Restore and check every file.")
+@click.option("--from", "source", metavar="N|REPO",
+              help="Read from a copy: its number in offsite.copies (1 is the first) or its repository.")
 @click.option("--seed", type=int, hidden=True, help="Seed for the random sample (tests).")
 @json_option
-def drill(dataset, sample, full, seed, as_json):
+def drill(dataset, sample, full, source, seed, as_json):
     """Restore a sample (or everything) into a temporary directory and check it."""
     from syncer.actions.drill import run_drill
     from syncer.errors import UsageError
 
     if sample and full:
         raise UsageError("--sample and --full exclude each other")
+    from syncer.actions.copies import copy_policy
+
     current = settings()
     (policy,) = offsite_policies(current, dataset)
-    report = run_drill(policy, current.db(), sample=sample, full=full, seed=seed)
+    report = run_drill(copy_policy(policy, source), current.db(), sample=sample, full=full, seed=seed)
     print_json(report) if as_json else render_drill(report)
     return [report]
 
@@ -261,6 +269,10 @@ def render_push(report):
                   f"{row['files_new']} new, {row['files_changed']} changed, {human_bytes(row['bytes_added'])} "
                   f"added in {row['duration'] or 0:.1f}s; retention forgot {row.get('forgotten', 0)}"
                   f"{', pruned' if row.get('pruned') else ''}")
+        for copy in row.get("copies", []):
+            state = (f"snapshot {copy['snapshot'][:8]} copied and checked" if copy["ok"]
+                     else "[red]copy FAILED[/red] (the push stands; see the error above)")
+            out.print(f"  copy {safe_text(copy['repository'], markup=True)}: {state} in {copy['seconds']:.1f}s")
         for entry in row["unreadable"][:20]:
             out.print(f"  [yellow]unreadable[/yellow] {safe_text(safe_name(entry['path']), markup=True)} "
                       f"({safe_text(entry['reason'], markup=True)})")
@@ -317,6 +329,10 @@ def render_audit(report):
                       f"object lock {lock_text}, {plural(len(row['lifecycle']), 'lifecycle rule')}")
             for warning in row["warnings"]:
                 out.print(f"  [yellow]warning[/yellow]: {warning}")
+        for copy in row.get("copies", []):
+            where = f"bucket {copy['bucket']}" if copy["audited"] else copy["reason"]
+            out.print(f"  copy {safe_text(copy['repository'], markup=True)}: {safe_text(where, markup=True)}"
+                      + "".join(f"\n    [yellow]warning[/yellow]: {warning}" for warning in copy["warnings"]))
 
 
 def format_seconds(seconds):

@@ -211,7 +211,18 @@ def stale_details(row):
                       "interval") for action in row.get("stale", [])]
 
 
-STATUS_DETAILS = [files_details, findings_details, recovery_details, drill_details, action_details, stale_details]
+def copies_details(row):
+    """Each copy's recovery point (offsite.copies): its newest snapshot's age."""
+    lines = []
+    for copy in row.get("copies", []):
+        age = human_age(copy["age_seconds"]) if copy["age_seconds"] is not None else "no snapshot copied yet"
+        failed = f"; last copy failed: {copy['last_error']}" if copy.get("last_error") else ""
+        lines.append(("copy", f"{copy['repository']}: newest snapshot {age}{failed}"))
+    return lines
+
+
+STATUS_DETAILS = [files_details, findings_details, recovery_details, copies_details, drill_details, action_details,
+                  stale_details]
 
 
 def utc_time(timestamp):

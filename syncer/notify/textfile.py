@@ -20,6 +20,7 @@ METRICS = {
     "syncer_checksum_coverage_ratio": ("gauge", "Share of the local bytes verified by checksum."),
     "syncer_newest_snapshot_timestamp_seconds": ("gauge", "When the newest offsite snapshot was made."),
     "syncer_newest_snapshot_age_seconds": ("gauge", "Age of the newest offsite snapshot when this file was written."),
+    "syncer_copy_snapshot_age_seconds": ("gauge", "Age of the newest snapshot push copied to a copy repository."),
     "syncer_drill_throughput_bytes_per_second": ("gauge", "Restore throughput measured by the last drill."),
     "syncer_projected_restore_seconds": ("gauge", "Projected full-restore time from the last drill's throughput."),
     "syncer_textfile_written_timestamp_seconds": ("gauge", "When syncer wrote this file."),
@@ -66,6 +67,9 @@ def render_metrics(report, now=None):
         snapshot = row.get("newest_snapshot") or {}
         add("syncer_newest_snapshot_timestamp_seconds", dataset, snapshot.get("at"))
         add("syncer_newest_snapshot_age_seconds", dataset, snapshot.get("at") and now - snapshot["at"])
+        for copy in row.get("copies", []):
+            add("syncer_copy_snapshot_age_seconds", {**dataset, "repository": copy["repository"]},
+                copy["at"] and now - copy["at"])
         drill = row.get("drill") or {}
         throughput = drill.get("throughput_mib_s")
         add("syncer_drill_throughput_bytes_per_second", dataset, throughput and throughput * 2**20)

@@ -251,6 +251,14 @@ Schedule = TypedDict("Schedule", dict.fromkeys(SCHEDULED_ACTIONS, Annotated[Text
 Retention.__pydantic_config__ = Schedule.__pydantic_config__ = ConfigDict(extra="forbid", strict=True)
 
 
+class OffsiteCopy(Model):
+    """A second restic repository that push copies each new snapshot to (3-2-1)."""
+
+    repository: Annotated[str, BeforeValidator(repository)]
+    password_file: CredentialsFile
+    env_file: CredentialsFile | None = None
+
+
 class Offsite(Model):
     """The restic repository the dataset is backed up to."""
 
@@ -263,6 +271,7 @@ class Offsite(Model):
     read_data_subset: Annotated[Text, AfterValidator(subset)] | None = None
     exists: bool = False  # the repository exists already: push never creates it
     manifest_root: LocalPath | None = None  # push keeps the manifest in <this>/manifests/<dataset>
+    copies: list[OffsiteCopy] = []  # push copies its snapshots to each with `restic copy`
 
 
 class Notify(Model):

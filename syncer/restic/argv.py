@@ -108,6 +108,29 @@ def restore_argv(snapshot_id, target, includes=(), include_file=None, json_outpu
     return argv
 
 
+def copy_argv(tag, host):
+    """Copy every snapshot of one dataset (its tag and host) that the destination lacks
+    yet: restic copy skips the ones it already copied, so a copy that failed once
+    catches up at the next push. The source travels in copy_source_environment."""
+    return ["copy", "--tag", tag, "--host", host]
+
+
+def init_copy_argv():
+    """Create a copy repository with the source's chunker parameters, so files
+    deduplicate across both (restic's --copy-chunker-params)."""
+    return ["init", "--copy-chunker-params"]
+
+
+def copy_source_environment(repository, password_file, from_repo):
+    """The environment naming the source repository of `restic copy` and `init
+    --copy-chunker-params`: RESTIC_FROM_REPOSITORY and RESTIC_FROM_PASSWORD_FILE from
+    restic 0.14 on (`from_repo`, versions "copy_from_repo"), RESTIC_REPOSITORY2 and
+    RESTIC_PASSWORD_FILE2 before. Never argv: an address may hold a password."""
+    if from_repo:
+        return {"RESTIC_FROM_REPOSITORY": repository, "RESTIC_FROM_PASSWORD_FILE": str(password_file)}
+    return {"RESTIC_REPOSITORY2": repository, "RESTIC_PASSWORD_FILE2": str(password_file)}
+
+
 def dump_argv(snapshot_id, path):
     return ["dump", snapshot_id, str(path)]
 

@@ -3,6 +3,7 @@ one runner, with the stale-lock retry and the output parsing in one place."""
 
 import logging
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,21 +182,29 @@ class ResticRepository:
         ids = [snapshot["id"] for snapshot in self.snapshots() if snapshot["id"].startswith(short_id)]
         return ids[0] if len(ids) == 1 else short_id
 
-    def dump_folder(self, snapshot_id, path, limit):
-        """Return {name: bytes} of the regular files directly inside the folder `path` of
-        `snapshot_id` (restic dumps a folder as a tar archive), each at most `limit` bytes."""
+    def dump_folder(self, snapshot_id, path, destination):
+        """Write the regular files below the folder `path` of `snapshot_id` into the local
+        folder `destination`, keeping their relative paths (restic dumps a folder as a tar
+        archive, spooled to a temporary file). Return their relative paths."""
         import tarfile
 
+        prefix = path.strip("/") + "/"
+        written = []
         with tempfile.TemporaryFile() as archive:
             self.run(build.dump_argv(snapshot_id, path), stdout_file=archive)
             archive.seek(0)
-            found = {}
             with tarfile.open(fileobj=archive, mode="r:") as tar:
                 for member in tar:
-                    parent, _, name = member.name.rpartition("/")
-                    if member.isreg() and member.size <= limit and "/" + parent == path.rstrip("/"):
-                        found[name] = tar.extractfile(member).read()
-            return found
+                    relative = member.name[len(prefix):] if member.name.startswith(prefix) else ""
+                    parts = relative.split("/")
+                    if not member.isreg() or not relative or any(part in ("", ".", "..") for part in parts):
+                        continue
+                    local = Path(destination, *parts)
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as source, open(local, "wb") as handle:
+                        shutil.copyfileobj(source, handle, 1 << 20)
+                    written.append(relative)
+        return written
 
     def dump(self, snapshot_id, path, destination):
         """Write the file `path` of `snapshot_id` to the local file `destination`."""

@@ -9,12 +9,13 @@ import re
 from syncer.errors import ResticError
 
 # feature -> the first restic release that has it
-# (0.14 lacks them all: syncer then measures the restore itself, batches --include, and
+# (0.14 lacks all but copy_from_repo: syncer then measures the restore itself, batches --include, and
 # reads restic's messages where 0.17 has an exit code of its own.)
 FEATURES = {
     "restore_json": (0, 17, 0),          # restore --json reports progress and a summary
     "restore_include_file": (0, 17, 0),  # restore --include-file instead of many --include
     "dedicated_exit_codes": (0, 17, 0),  # DEDICATED_EXIT_CODES below instead of exit 1
+    "copy_from_repo": (0, 14, 0),        # copy/init name the source --from-repo (RESTIC_FROM_*), not --repo2
 }
 # What restic's dedicated exit codes mean, from the release that has "dedicated_exit_codes"
 # on; older releases exit 1 for all three and say which in a message.

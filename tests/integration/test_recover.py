@@ -23,6 +23,7 @@ FILES = {
     "site": {"index.html": b"<html></html>", "img/logo.png": os.urandom(40_000)},
 }
 SYNCER_YAML = "metrics:\n  textfile: metrics/syncer.prom\n"
+COPY_PASSWORD = "usb-copy-password-7a1c"
 
 
 class Board:
@@ -34,8 +35,10 @@ class Board:
         self.keys = folder / "keys"
         self.repository = f"s3:{s3_server.url}/{OFFSITE_BUCKET}/restic"
         self.password_file = write_secret(self.keys / "restic.pass", PASSWORD + "\n")
+        self.copy = folder / "usb" / "restic"
+        self.copy_password_file = write_secret(self.keys / "usb.pass", COPY_PASSWORD + "\n")
         self.env_file = write_secret(self.keys / "offsite.env", s3_server.credentials_text())
-        self.secrets = [PASSWORD, s3_server.secret_key, s3_server.access_key, bunny.ACCESS_KEY]
+        self.secrets = [PASSWORD, COPY_PASSWORD, s3_server.secret_key, s3_server.access_key, bunny.ACCESS_KEY]
         self.trees = {}
 
     def data(self, name):
@@ -46,10 +49,10 @@ class Board:
                           "--env-file", self.env_file, *arguments, policies=self.policies,
                           state=state or self.folder / "new-state", **options)
 
-    def restic(self, *arguments, binary=False):
+    def restic(self, *arguments, binary=False, copy=False):
         environment = {key: value for key, value in os.environ.items() if not key.startswith(("RESTIC_", "AWS_"))}
-        environment.update(self.s3_server.env(), RESTIC_REPOSITORY=self.repository,
-                           RESTIC_PASSWORD_FILE=str(self.password_file),
+        environment.update(self.s3_server.env(), RESTIC_REPOSITORY=str(self.copy) if copy else self.repository,
+                           RESTIC_PASSWORD_FILE=str(self.copy_password_file if copy else self.password_file),
                            RESTIC_CACHE_DIR=str(self.folder / "restic-cache"))
         done = subprocess.run([require_tool("restic"), *arguments], capture_output=True, env=environment,
                               timeout=120)
@@ -68,7 +71,8 @@ def write_board(board):
         board.fake.put_file(f"site/{key}", body)
     authority_photos = write_tree(board.folder / "nas" / "photos", FILES["photos"])
     offsite = {"repository": board.repository, "password_file": "restic.pass", "env_file": "offsite.env",
-               "manifest_root": str(board.folder / "board" / "manifests")}
+               "manifest_root": str(board.folder / "board" / "manifests"),
+               "copies": [{"repository": str(board.copy), "password_file": "usb.pass"}]}
     authorities = {
         "photos": {"type": "local", "path": str(authority_photos)},
         "docs": {"type": "s3", "bucket": BUCKET, "prefix": "docs", "endpoint_url": board.s3_server.url,
@@ -85,6 +89,10 @@ def write_board(board):
     write_credentials(board, board.policies)
     pushed = run_syncer("push", "--json", policies=board.policies, state=board.folder / "board" / "state")
     assert pushed.exit_code == 0, pushed.output
+    for row in pushed.json()["datasets"]:
+        (copy,) = row["copies"]
+        assert copy["ok"] is True and copy["repository"] == str(board.copy), copy
+    assert "init --copy-chunker-params" in pushed.stderr
     board.written = {path.name: path.read_bytes() for path in board.policies.glob("*.yaml")}
 
 
@@ -93,6 +101,7 @@ def write_credentials(board, folder):
     write_secret(folder / "offsite.env", board.s3_server.credentials_text())
     write_secret(folder / "s3.env", board.s3_server.credentials_text())
     write_secret(folder / "bunny.env", f"BUNNY_ACCESS_KEY={bunny.ACCESS_KEY}\n")
+    write_secret(folder / "usb.pass", COPY_PASSWORD + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +122,16 @@ def test_every_snapshot_carries_its_policy_and_syncer_yaml_and_no_secret(board):
     import json
     import tarfile
 
-    snapshots = json.loads(board.restic("snapshots", "--json"))
-    assert sorted(tag for snapshot in snapshots for tag in snapshot["tags"]) == \
-        ["syncer:docs", "syncer:photos", "syncer:site"]
-    for snapshot in snapshots:
-        archive = board.restic("dump", snapshot["id"], "/", binary=True)
+    main = json.loads(board.restic("snapshots", "--json"))
+    copied = json.loads(board.restic("snapshots", "--json", copy=True))
+    for snapshots in (main, copied):
+        assert sorted(tag for snapshot in snapshots for tag in snapshot["tags"]) == \
+            ["syncer:docs", "syncer:photos", "syncer:site"]
+    # the copy was created with the main repository's chunker parameters: deduplication carries over
+    configs = [json.loads(board.restic("cat", "config", copy=copy)) for copy in (False, True)]
+    assert configs[0]["chunker_polynomial"] == configs[1]["chunker_polynomial"]
+    for snapshot in main + copied:
+        archive = board.restic("dump", snapshot["id"], "/", binary=True, copy=snapshot in copied)
         for secret in board.secrets:
             assert secret.encode() not in archive, (snapshot["tags"], "holds a secret")
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
@@ -168,15 +182,12 @@ def test_the_board_is_recovered_from_the_repository_alone_then_verifies(board, t
     assert (new_policies / "syncer.yaml").read_text() == SYNCER_YAML
     assert report["rto_seconds"] >= sum(row["seconds"] for row in rows.values())
     assert report["missing_credentials"] == sorted(str(new_policies / name) for name in
-                                                   ("bunny.env", "offsite.env", "restic.pass", "s3.env"))
+                                                   ("bunny.env", "offsite.env", "restic.pass", "s3.env",
+                                                    "usb.pass"))
     assert report["next_steps"][1:] == [f"syncer --policies {new_policies} doctor",
                                         f"syncer --policies {new_policies} systemd install"]
     for secret in board.secrets:
         assert secret not in result.output
-
-    again = board.recover("--root", root, "--json")  # done and checked: nothing is redone
-    assert again.exit_code == 0, again.output
-    assert all(row["skipped"] for row in again.json()["datasets"])
 
     # The owner puts the credentials back and points the policies at the new paths.
     write_credentials(board, new_policies)
@@ -191,31 +202,11 @@ def test_the_board_is_recovered_from_the_repository_alone_then_verifies(board, t
     assert {row["name"] for row in verified.json()["datasets"]} == set(FILES)
 
 
-def test_a_policy_or_target_in_the_way_is_kept_without_force(board, tmp_path):
-    root = tmp_path / "root"
-    new_policies = root / board.policies.relative_to("/")
-    write_policy(new_policies, "photos", {"path": "/elsewhere", "authority": {"type": "local", "path": "/x"}})
-    write_tree(root / board.data("docs").relative_to("/"), {"mine.txt": b"keep me"})
-    result = board.recover("--root", root, "--json")
-    assert result.exit_code == 2, result.output
-    rows = {row["name"]: row for row in result.json()["datasets"]}
-    assert rows["photos"]["passed"] is False and "--force" in rows["photos"]["error"]
-    assert rows["docs"]["passed"] is False and "not empty" in rows["docs"]["error"]
-    assert rows["site"]["passed"] is True
-    assert "/elsewhere" in (new_policies / "photos.yaml").read_text()
-    assert recovered_tree(root, board, "docs") == {"mine.txt": b"keep me"}
-
-    forced = board.recover("--root", root, "--force", "--json")
-    assert forced.exit_code == 0, forced.output
-    assert (new_policies / "photos.yaml").read_bytes() == board.written["photos.yaml"]
-    assert recovered_tree(root, board, "docs") == board.trees["docs"]
-
-
 def test_a_recover_killed_mid_way_finishes_when_run_again(board, tmp_path):
     root, state = tmp_path / "root", tmp_path / "state"
     command = [sys.executable, "-m", "syncer", "--policies", str(board.policies), "--state-dir", str(state),
                "recover", "--repository", board.repository, "--password-file", str(board.password_file),
-               "--env-file", str(board.env_file), "--root", str(root)]
+               "--env-file", str(board.env_file), "--root", str(root), "--dataset", "docs", "--dataset", "photos"]
     environment = {key: value for key, value in os.environ.items() if not key.startswith("SYNCER_")}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment,
                                start_new_session=True)
@@ -229,10 +220,42 @@ def test_a_recover_killed_mid_way_finishes_when_run_again(board, tmp_path):
     process.wait(10)
     assert not (data / "photos").exists()  # the staging folder never reached the target
 
-    again = board.recover("--root", root, "--json", state=state)
+    again = board.recover("--root", root, "--dataset", "docs", "--dataset", "photos", "--json", state=state)
     assert again.exit_code == 0, again.output
     rows = {row["name"]: row for row in again.json()["datasets"]}
     assert rows["docs"]["skipped"] is True and rows["photos"]["skipped"] is False
-    for name in FILES:
+    for name in ("docs", "photos"):
         assert recovered_tree(root, board, name) == board.trees[name], name
     assert not [entry for entry in data.iterdir() if "syncer-restore" in entry.name]
+
+
+def test_zz_the_board_is_recovered_from_the_copy_once_the_main_repository_is_gone(board, tmp_path):
+    """Runs last: it deletes the main repository."""
+    client = board.s3_server.client()
+    for item in client.list_objects_v2(Bucket=OFFSITE_BUCKET).get("Contents", []):
+        client.delete_object(Bucket=OFFSITE_BUCKET, Key=item["Key"])
+    root = tmp_path / "root"
+    new_policies = root / board.policies.relative_to("/")
+    write_policy(new_policies, "photos", {"path": "/elsewhere", "authority": {"type": "local", "path": "/x"}})
+    write_tree(root / board.data("docs").relative_to("/"), {"mine.txt": b"keep me"})
+
+    def recover(*arguments):
+        return run_syncer("recover", "--repository", board.copy, "--password-file", board.copy_password_file,
+                          "--root", root, "--json", *arguments, policies=board.policies, state=tmp_path / "state")
+
+    kept = recover()  # a policy that differs and a non-empty target are kept without --force
+    assert kept.exit_code == 2, kept.output
+    rows = {row["name"]: row for row in kept.json()["datasets"]}
+    assert rows["photos"]["passed"] is False and "--force" in rows["photos"]["error"]
+    assert rows["docs"]["passed"] is False and "not empty" in rows["docs"]["error"]
+    assert rows["site"]["passed"] is True and rows["site"]["repository"] == str(board.copy)
+    assert "/elsewhere" in (new_policies / "photos.yaml").read_text()
+    assert recovered_tree(root, board, "docs") == {"mine.txt": b"keep me"}
+
+    forced = recover("--force")
+    assert forced.exit_code == 0, forced.output
+    rows = {row["name"]: row for row in forced.json()["datasets"]}
+    assert rows["site"]["skipped"] is True and not rows["photos"]["skipped"]
+    assert (new_policies / "photos.yaml").read_bytes() == board.written["photos.yaml"]
+    for name in FILES:
+        assert recovered_tree(root, board, name) == board.trees[name], name
