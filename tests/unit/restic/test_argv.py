@@ -66,3 +66,18 @@ def test_escape_glob_makes_a_path_match_itself():
 ])
 def test_parse_s3_repository(repository, expected):
     assert argv.parse_s3_repository(repository) == expected
+
+
+def test_copy_takes_one_dataset_and_names_its_source_in_the_environment_only():
+    assert argv.copy_argv("syncer:photos", "photos") == ["copy", "--tag", "syncer:photos", "--host", "photos"]
+    assert argv.init_copy_argv() == ["init", "--copy-chunker-params"]
+    assert argv.copy_source_environment("s3:h/b", "/k/main.pass", from_repo=True) == {
+        "RESTIC_FROM_REPOSITORY": "s3:h/b", "RESTIC_FROM_PASSWORD_FILE": "/k/main.pass"}
+    assert argv.copy_source_environment("s3:h/b", "/k/main.pass", from_repo=False) == {
+        "RESTIC_REPOSITORY2": "s3:h/b", "RESTIC_PASSWORD_FILE2": "/k/main.pass"}
+
+
+def test_the_copy_source_names_follow_the_version_table():
+    from syncer.restic.versions import has_feature
+
+    assert has_feature((0, 14, 0), "copy_from_repo") and not has_feature((0, 13, 1), "copy_from_repo")

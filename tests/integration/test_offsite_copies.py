@@ -1,0 +1,69 @@
+"""offsite.copies: push copies each snapshot to a second repository; a copy that fails
+is a finding that never undoes the push; status, metrics, restore/drill --from and
+audit-offsite know the copies."""
+
+import json
+import os
+
+from tests.integration.offsite_support import make_dataset, tree_bytes
+from tests.integration.test_notify import Receiver
+from tests.support import write_secret
+
+FILES = {f"photos/{number}.jpg": os.urandom(30_000 + number) for number in range(4)} | {"a.txt": b"alpha"}
+
+
+def with_copies(tmp_path, copies):
+    copy_password = write_secret(tmp_path / "secrets" / "copy.pass", "copy-password-d41f\n")
+    listed = [dict(copy, password_file=str(copy_password)) for copy in copies]
+    return make_dataset(tmp_path, FILES, extra={"copies": listed})
+
+
+def test_a_failed_copy_is_a_finding_the_push_stands_and_status_shows_each_copy(tmp_path):
+    (tmp_path / "not-a-folder").write_text("a file where the second copy's folder should be")
+    good, bad = str(tmp_path / "usb"), str(tmp_path / "not-a-folder" / "restic")
+    dataset = with_copies(tmp_path, [{"repository": good}, {"repository": bad}])
+    (dataset.root / "metrics").mkdir()
+    receiver = Receiver()
+    (dataset.policies / "syncer.yaml").write_text(f"metrics:\n  textfile: {dataset.root / 'metrics' / 's.prom'}\n"
+                                                  f"notify:\n  webhook: {receiver.url}/hook-5ecret\n")
+    pushed = dataset.syncer("job", "push", "--json")
+    receiver.server.shutdown()
+    assert pushed.exit_code == 1, pushed.output
+    (sent,) = [json.loads(request["body"]) for request in receiver.take() if request["body"]]
+    assert "photos" in json.dumps(sent)  # the finding was notified
+    # syncer.yaml names the webhook, a secret: the copy kept in the snapshot has it masked
+    assert "holds a secret" in pushed.stderr and "hook-5ecret" not in pushed.output
+    (row,) = pushed.json()["datasets"]
+    assert row["snapshot"] and [copy["ok"] for copy in row["copies"]] == [True, False]
+    assert row["copies"][1]["repository"] == bad and "copy to" in pushed.stderr
+    assert json.loads(dataset.restic("snapshots", "--json").stdout)  # the main repository has the snapshot
+
+    status = dataset.syncer("status", "--json")
+    copies = status.json()["datasets"][0]["copies"]
+    assert copies[0]["repository"] == good and 0 <= copies[0]["age_seconds"] < 600
+    assert copies[1]["age_seconds"] is None and copies[1]["last_error"]
+    assert "copy: photos" in dataset.syncer("status").stdout
+    metrics = (dataset.root / "metrics" / "s.prom").read_text()
+    assert f'syncer_copy_snapshot_age_seconds{{dataset="photos",repository="{good}"}}' in metrics
+
+    restored = dataset.syncer("restore", "photos", "--from", "1", "--to", tmp_path / "back", "--json")
+    assert restored.exit_code == 0, restored.output
+    assert tree_bytes(tmp_path / "back") == tree_bytes(dataset.data)
+    drilled = dataset.syncer("drill", "photos", "--from", good, "--sample", "2", "--json")
+    assert drilled.exit_code == 0 and drilled.json()["passed"] is True, drilled.output
+    unknown = dataset.syncer("drill", "photos", "--from", "3")
+    assert unknown.exit_code == 2 and "no such copy" in unknown.stderr
+    assert "copy-password-d41f" not in pushed.output + status.output + restored.output + drilled.output
+
+
+def test_audit_offsite_covers_an_s3_copy(tmp_path, s3_server):
+    s3_server.client().create_bucket(Bucket="copy-audit")
+    env = write_secret(tmp_path / "secrets" / "copy.env", s3_server.credentials_text())
+    dataset = with_copies(tmp_path, [{"repository": f"s3:{s3_server.url}/copy-audit/restic", "env_file": str(env)}])
+    audited = dataset.syncer("audit-offsite", "--json")
+    assert audited.exit_code == 1, audited.output
+    (row,) = audited.json()["datasets"]
+    assert row["audited"] is False  # the main repository is a local folder
+    (copy,) = row["copies"]
+    assert copy["bucket"] == "copy-audit" and any("delete every snapshot" in text for text in copy["warnings"])
+    assert s3_server.secret_key not in audited.output
