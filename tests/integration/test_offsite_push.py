@@ -27,7 +27,7 @@ def test_push_then_restore_is_byte_identical(tmp_path):
     assert pushed.exit_code == 0, pushed.output
     row = pushed.json()["datasets"][0]
     assert "does not exist yet: creating it (restic init)" in pushed.stderr
-    assert len(row["snapshot"]) == 64 and row["files_new"] == len(FILES) + 2  # + the manifest, 2019/.cache/x
+    assert len(row["snapshot"]) == 64 and row["files_new"] == len(FILES) + 3  # + the manifest, the policy file, 2019/.cache/x
     assert row["unreadable"] == []
 
     listed = json.loads(dataset.restic("snapshots", "--json").stdout)
@@ -211,7 +211,7 @@ def test_an_unchanged_dataset_gives_the_same_snapshot_tree_whatever_the_state_di
     rows = [pushed.json()["datasets"][0] for pushed in pushes]
     for row in rows[1:]:
         assert (row["files_new"], row["files_changed"]) == (0, 0), row
-        assert row["files_unmodified"] == len(FILES) + 1  # the data and the manifest: restic found the parent
+        assert row["files_unmodified"] == len(FILES) + 2  # the data, manifest and policy file: restic found the parent
     listed = {snapshot["id"]: snapshot for snapshot in json.loads(dataset.restic("snapshots", "--json").stdout)}
     assert [listed[row["snapshot"]].get("parent") for row in rows[1:]] == [rows[0]["snapshot"], rows[1]["snapshot"]]
     paths = listed[rows[0]["snapshot"]]["paths"]
