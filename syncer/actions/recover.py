@@ -247,18 +247,23 @@ def run_recover(addresses, password_file, env_file, db, policies_dir, names=(), 
 def plan_recover(addresses, password_file, env_file, state_dir, names=(), root=None, policies_dir=None):
     """The --dry-run of run_recover: what would be restored and where, with sizes and
     a projected time (from the drills recorded in the state database at `state_dir`
-    when it has them, else from a timed sample). Writes nothing: restic's cache and
-    the sample go to a temporary folder, removed after."""
+    when it has them, else from a timed sample), the RTO counting the reading of the
+    repositories recover does first. Writes nothing: restic's cache and the sample go
+    to a temporary folder, removed after."""
     started = time.monotonic()
     db = read_only_database(Path(state_dir) / "state.db")
     with tempfile.TemporaryDirectory(prefix="syncer-recover-plan-") as workspace:
         repositories = open_repositories(addresses, password_file, env_file, workspace)
         found = find_datasets(repositories)
-        rows = []
+        rows, reading = [], time.monotonic() - started
         for name in choose_datasets(found, names):
             repository, snapshot = found[name]
+            described = time.monotonic()
             plan = describe_dataset(name, repository, snapshot, workspace, root)
+            reading += time.monotonic() - described  # recover reads the same before restoring
             projection, basis = project(plan, repository, db, workspace)
+            # restore itself lists the snapshot and reads the manifest again: two more restic start-ups
+            projection = projection and round(projection + 2 * plan["manifest_run"][0], 1)
             policy_name = next(file for file in plan["policy_files"] if file not in GLOBAL_FILE_NAMES)
             policy_path = under_root(Path(policies_dir).absolute(), root) / policy_name
             rows.append({"name": name, "repository": plan["repository"], "snapshot": plan["snapshot"],
@@ -267,7 +272,8 @@ def plan_recover(addresses, password_file, env_file, state_dir, names=(), root=N
                          "policy_exists": policy_path.exists(), "target_non_empty": is_non_empty(Path(plan["target"])),
                          "projected_seconds": projection, "projection_basis": basis, "exit_code": EXIT_OK})
     projected = [row["projected_seconds"] for row in rows if row["projected_seconds"] is not None]
-    return {"dry_run": True, "datasets": rows, "projected_rto_seconds": round(sum(projected), 1) if projected else None,
+    return {"dry_run": True, "datasets": rows,
+            "projected_rto_seconds": round(reading + sum(projected), 1) if projected else None,
             "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -292,7 +298,6 @@ def project(plan, repository, db, workspace):
     """Return (projected restore seconds, basis): from the dataset's recorded drills, or
     from restoring its largest file (up to SAMPLE_LIMIT) into `workspace`, timed."""
     earlier = recent_drills(db, plan["name"], PROJECTION_DRILLS) if db else []
-
     if earlier:
         projection = project_restore(None, earlier, plan["bytes"])
         return projection["projected_restore_seconds"], f"{plural(projection['projection_drills'], 'drill')}"
