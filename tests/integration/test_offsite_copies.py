@@ -42,7 +42,7 @@ def test_a_failed_copy_is_a_finding_the_push_stands_and_status_shows_each_copy(t
     copies = status.json()["datasets"][0]["copies"]
     assert copies[0]["repository"] == good and 0 <= copies[0]["age_seconds"] < 600
     assert copies[1]["age_seconds"] is None and copies[1]["last_error"]
-    assert "copy: photos" in dataset.syncer("status").stdout
+    assert f"copy: {good}: newest snapshot" in dataset.syncer("status").stdout
     metrics = (dataset.root / "metrics" / "s.prom").read_text()
     assert f'syncer_copy_snapshot_age_seconds{{dataset="photos",repository="{good}"}}' in metrics
 

@@ -27,7 +27,7 @@ def test_push_then_restore_is_byte_identical(tmp_path):
     assert pushed.exit_code == 0, pushed.output
     row = pushed.json()["datasets"][0]
     assert "does not exist yet: creating it (restic init)" in pushed.stderr
-    assert len(row["snapshot"]) == 64 and row["files_new"] == len(FILES) + 3  # + the manifest, the policy file, 2019/.cache/x
+    assert len(row["snapshot"]) == 64 and row["files_new"] == len(FILES) + 3  # + manifest, policy, 2019/.cache/x
     assert row["unreadable"] == []
 
     listed = json.loads(dataset.restic("snapshots", "--json").stdout)
