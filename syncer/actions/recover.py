@@ -31,16 +31,17 @@ POLICY_LIMIT = 1 << 20  # a policy file is far smaller: anything bigger is not o
 SAMPLE_LIMIT = 16 << 20  # the largest file --dry-run times when no drill was recorded
 
 
-def open_repositories(addresses, password_file, env_file, state_dir):
-    """Return a ResticRepository per address, all opened with the same password and env
-    files. Raise UsageError/OperationalError for a missing or too open file."""
+def open_repositories(sources, env_file, state_dir):
+    """Return a ResticRepository per (address, password file) of `sources`, all with the
+    same env file. Raise UsageError/OperationalError for a missing or too open file."""
     return [ResticRepository(repository_context(address, password_file, env_file, state_dir, "--repository"))
-            for address in addresses]
+            for address, password_file in sources]
 
 
 def find_datasets(repositories):
     """Return {dataset: (repository, newest snapshot)} over every repository: the
-    newest snapshot of each syncer:* tag wins. Raise ResticError when a repository
+    newest snapshot of each syncer:* tag wins (on a tie, a copy keeping its
+    original's time, the repository given first). Raise ResticError when a repository
     cannot be opened (wrong password, missing, unreachable)."""
     found = {}
     for repository in repositories:
@@ -68,10 +69,10 @@ def under_root(path, root):
     return Path(root).absolute() / path.relative_to(path.anchor) if root else path
 
 
-def restore_policy_for(name, repository, snapshot, target, policy_file, password_file, env_file):
+def restore_policy_for(name, repository, snapshot, target, policy_file, env_file):
     """The policy restore_snapshot works from: the dataset's name and restic host, the
     repository it was found in with recover's own password, and `target` as its path."""
-    offsite = {"repository": repository.context.repository, "password_file": str(password_file),
+    offsite = {"repository": repository.context.repository, "password_file": str(repository.context.password_file),
                "host": snapshot.get("hostname") or name}
     if env_file:
         offsite["env_file"] = str(env_file)
@@ -208,18 +209,19 @@ def recover_dataset(plan, policy, db, force, policies_dir):
     return dict(outcome)
 
 
-def run_recover(addresses, password_file, env_file, db, policies_dir, names=(), root=None, force=False):
-    """Recover the datasets `names` (all when empty) from the repositories at
-    `addresses` onto this machine. Return the report {"datasets", "rto_seconds",
+def run_recover(sources, env_file, db, policies_dir, names=(), root=None, force=False):
+    """Recover the datasets `names` (all when empty) from the repositories of `sources`
+    ((address, password file) pairs) onto this machine. Return the report {"datasets", "rto_seconds",
     "missing_credentials", "next_steps"}; each row's exit_code is 1 when a file failed
     its check, 2 for a refused target or policy. Raise ResticError (exit 3) when a
     repository cannot be opened."""
     started = time.monotonic()
     policies_dir = under_root(Path(policies_dir).absolute(), root)
-    repositories = open_repositories(addresses, password_file, env_file, db.state_dir)
+    repositories = open_repositories(sources, env_file, db.state_dir)
     found = find_datasets(repositories)
     chosen = choose_datasets(found, names)
-    log.info("recover: %s in %s: %s", plural(len(found), "dataset"), ", ".join(addresses), ", ".join(sorted(found)))
+    log.info("recover: %s in %s: %s", plural(len(found), "dataset"), ", ".join(address for address, _ in sources),
+             ", ".join(sorted(found)))
     with tempfile.TemporaryDirectory(prefix="syncer-recover-") as workspace:
         plans = [describe_dataset(name, *found[name], workspace, root) for name in chosen]
     place_global_settings(plans, policies_dir, force)
@@ -228,7 +230,7 @@ def run_recover(addresses, password_file, env_file, db, policies_dir, names=(), 
         repository = next(each for each in repositories if each.context.display == plan["repository"])
         policy_name = next(name for name in plan["policy_files"] if name not in GLOBAL_FILE_NAMES)
         policies.append(restore_policy_for(plan["name"], repository, found[plan["name"]][1], plan["target"],
-                                           policies_dir / policy_name, password_file, env_file))
+                                           policies_dir / policy_name, env_file))
     by_name = {plan["name"]: plan for plan in plans}
     report = for_each_dataset(policies, lambda policy: recover_dataset(by_name[policy.name], policy, db, force,
                                                                        policies_dir))
@@ -244,7 +246,7 @@ def run_recover(addresses, password_file, env_file, db, policies_dir, names=(), 
     return report
 
 
-def plan_recover(addresses, password_file, env_file, state_dir, names=(), root=None, policies_dir=None):
+def plan_recover(sources, env_file, state_dir, names=(), root=None, policies_dir=None):
     """The --dry-run of run_recover: what would be restored and where, with sizes and
     a projected time (from the drills recorded in the state database at `state_dir`
     when it has them, else from a timed sample), the RTO counting the reading of the
@@ -253,7 +255,7 @@ def plan_recover(addresses, password_file, env_file, state_dir, names=(), root=N
     started = time.monotonic()
     db = read_only_database(Path(state_dir) / "state.db")
     with tempfile.TemporaryDirectory(prefix="syncer-recover-plan-") as workspace:
-        repositories = open_repositories(addresses, password_file, env_file, workspace)
+        repositories = open_repositories(sources, env_file, workspace)
         found = find_datasets(repositories)
         rows, reading = [], time.monotonic() - started
         for name in choose_datasets(found, names):
@@ -281,11 +283,13 @@ def read_only_database(path):
     """The state database at `path` opened read-only (a dry run writes nothing, not even
     its journal), or None when there is none that opens."""
     import sqlite3
+    from urllib.parse import quote
 
     if not path.is_file():
         return None
     try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        # immutable: not even the -shm/-wal files a read-only open of a WAL database creates
+        connection = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro&immutable=1", uri=True)
         connection.execute("SELECT 1 FROM runs LIMIT 1")
         return connection
     except sqlite3.Error as error:

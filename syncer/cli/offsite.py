@@ -166,8 +166,8 @@ def audit_offsite(dataset, as_json):
 @global_options
 @click.option("--repository", "repositories", multiple=True, required=True, metavar="REPO",
               help="A restic repository to recover from (repeatable: the newest snapshot of each dataset wins).")
-@click.option("--password-file", required=True, type=click.Path(dir_okay=False),
-              help="The repositories' password file (mode 600).")
+@click.option("--password-file", "password_files", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="The password file (mode 600): one for every --repository, or one per --repository, in order.")
 @click.option("--env-file", type=click.Path(dir_okay=False),
               help="A KEY=VALUE file (mode 600) for restic's backend: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY...")
 @click.option("--dataset", "names", multiple=True, metavar="NAME", help="Only this dataset (repeatable).")
@@ -175,8 +175,10 @@ def audit_offsite(dataset, as_json):
               help="Put policies and datasets below this folder instead of at their own paths.")
 @click.option("--force", is_flag=True, help="Replace policies that differ and datasets that are not empty.")
 @click.option("--dry-run", is_flag=True, help="Show what would be restored and where, and how long; write nothing.")
+@click.option("--from", "source", metavar="N|REPO",
+              help="Read only from this one of the --repository given: its number (1 is the first) or address.")
 @json_option
-def recover(repositories, password_file, env_file, names, root, force, dry_run, as_json):
+def recover(repositories, password_files, env_file, names, root, force, dry_run, source, as_json):
     """Rebuild this machine from offsite repositories alone: every dataset's policy and data.
 
     Each dataset is restored through a staging folder and checked against its
@@ -185,20 +187,51 @@ def recover(repositories, password_file, env_file, names, root, force, dry_run, 
     from syncer.actions.recover import plan_recover, run_recover
 
     current = settings()
-    addresses = [absolute_repository(address) for address in repositories]
+    sources = chosen_repositories(paired_passwords([absolute_repository(address) for address in repositories],
+                                                   password_files), source)
     policies_dir = current.policies_dir or recover_policies_dir()
     if dry_run:
-        report = plan_recover(addresses, password_file, env_file, current.resolved_state_dir(), names, root,
+        report = plan_recover(sources, env_file, current.resolved_state_dir(), names, root,
                               policies_dir)
         print_json(report) if as_json else render_recover_plan(report)
     else:
-        report = run_recover(addresses, password_file, env_file, current.db(), policies_dir, names, root, force)
+        report = run_recover(sources, env_file, current.db(), policies_dir, names, root, force)
         if as_json:
             print_json({key: report[key] for key in ("datasets", "rto_seconds", "missing_credentials",
                                                      "next_steps")})
         else:
             render_recover(report)
     return report["datasets"]
+
+
+def paired_passwords(addresses, password_files):
+    """Return [(address, password file)]: one password file for all, or one each.
+    Raise UsageError for any other count."""
+    from syncer.errors import UsageError
+
+    if len(password_files) == 1:
+        return [(address, password_files[0]) for address in addresses]
+    if len(password_files) != len(addresses):
+        raise UsageError(f"{len(password_files)} --password-file for {len(addresses)} --repository: give one for "
+                         f"all, or one per --repository in the same order")
+    return list(zip(addresses, password_files))
+
+
+def chosen_repositories(sources, source):
+    """The (address, password file) pairs recover reads: all of `sources`, or the one
+    `source` names (its number, 1 for the first, or its address). Raise UsageError
+    for another."""
+    from syncer.errors import UsageError
+
+    if not source:
+        return sources
+    if source.isdigit() and 1 <= int(source) <= len(sources):
+        return [sources[int(source) - 1]]
+    chosen = [pair for pair in sources if pair[0] == absolute_repository(source)]
+    if chosen:
+        return chosen[:1]
+    listed = ", ".join(f"{number} ({address})" for number, (address, _) in enumerate(sources, 1))
+    raise UsageError(f"--from {source}: not one of the --repository given: {listed}")
 
 
 def absolute_repository(address):

@@ -67,3 +67,33 @@ def test_audit_offsite_covers_an_s3_copy(tmp_path, s3_server):
     (copy,) = row["copies"]
     assert copy["bucket"] == "copy-audit" and any("delete every snapshot" in text for text in copy["warnings"])
     assert s3_server.secret_key not in audited.output
+
+
+def test_recover_projects_from_recorded_drills_writes_nothing_and_reads_the_copy_with_from(tmp_path):
+    copy = str(tmp_path / "usb")
+    dataset = with_copies(tmp_path, [{"repository": copy}])
+    assert dataset.syncer("push").exit_code == 0
+    drilled = dataset.syncer("drill", "photos", "--json")
+    assert drilled.exit_code == 0, drilled.output
+    before = {path.name: path.read_bytes() for path in dataset.state.glob("state.db*")}
+
+    def recover(*arguments):  # the copy has its own password: one --password-file per --repository
+        return dataset.syncer("recover", "--repository", dataset.repository, "--repository", copy, "--password-file",
+                              dataset.password_file, "--password-file", tmp_path / "secrets" / "copy.pass",
+                              "--root", tmp_path / "new", "--json", *arguments)
+
+    planned = recover("--dry-run")
+    assert planned.exit_code == 0, planned.output
+    (row,) = planned.json()["datasets"]
+    assert row["repository"] == dataset.repository  # the copy keeps the snapshot's time: the first given wins
+    assert row["projection_basis"] == "1 drill" and row["projected_seconds"] > 0
+    assert {path.name: path.read_bytes() for path in dataset.state.glob("state.db*")} == before
+    assert not (tmp_path / "new").exists()
+
+    copied = recover("--from", "2")  # the copy alone
+    assert copied.exit_code == 0, copied.output
+    (row,) = copied.json()["datasets"]
+    assert row["repository"] == copy and row["passed"] is True
+    assert tree_bytes(tmp_path / "new" / dataset.data.relative_to("/")) == tree_bytes(dataset.data)
+    wrong = recover("--from", "3")
+    assert wrong.exit_code == 2 and "not one of the --repository" in wrong.stderr
