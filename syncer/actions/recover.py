@@ -110,7 +110,7 @@ def describe_dataset(name, repository, snapshot, workspace, root):
     sizes = [entry.get("size") or 0 for entry in entries.values()]
     sample = max((entry for entry in entries.values() if (entry.get("size") or 0) <= SAMPLE_LIMIT),
                  key=lambda entry: entry.get("size") or 0, default=None)
-    return {"name": name, "repository": repository.context.display, "snapshot": snapshot["id"],
+    return {"name": name, "repository": repository.context.display, "snapshot": snapshot["id"], "listed": snapshot,
             "target": str(under_root(data_root, root)), "source_path": data_root, "files": len(entries),
             "bytes": sum(sizes), "age_seconds": round(age_seconds(snapshot)), "policy_files": policy_files,
             "manifest_run": (manifest_seconds, manifest_size),
@@ -198,7 +198,7 @@ def recover_dataset(plan, policy, db, force, policies_dir):
                     exit_code=EXIT_OK)
     with recorded_run(db, plan["name"], "recover") as outcome:
         started = time.monotonic()
-        restored = restore_snapshot(policy, db, target, plan["snapshot"], force=force)
+        restored = restore_snapshot(policy, db, target, plan["listed"], force=force)
         seconds = time.monotonic() - started
         passed = restored["exit_code"] == EXIT_OK
         outcome.update(row, seconds=round(seconds, 3), passed=passed, skipped=False, policy=str(policy_file),
@@ -264,8 +264,8 @@ def plan_recover(sources, env_file, state_dir, names=(), root=None, policies_dir
             plan = describe_dataset(name, repository, snapshot, workspace, root)
             reading += time.monotonic() - described  # recover reads the same before restoring
             projection, basis = project(plan, repository, db, workspace)
-            # restore itself lists the snapshot and reads the manifest again: two more restic start-ups
-            projection = projection and round(projection + 2 * plan["manifest_run"][0], 1)
+            # restore itself reads the manifest again: one more restic start-up
+            projection = projection and round(projection + plan["manifest_run"][0], 1)
             policy_name = next(file for file in plan["policy_files"] if file not in GLOBAL_FILE_NAMES)
             policy_path = under_root(Path(policies_dir).absolute(), root) / policy_name
             rows.append({"name": name, "repository": plan["repository"], "snapshot": plan["snapshot"],

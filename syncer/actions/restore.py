@@ -50,7 +50,8 @@ def run_restore(policy, db, target, snapshot="latest", includes=(), force=False,
 
 
 def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=False, in_place=False):
-    """Restore `policy`'s dataset from `snapshot` to `target`. Return the report; when a
+    """Restore `policy`'s dataset from `snapshot` ("latest", an ID prefix, or a snapshot
+    object restic listed) to `target`. Return the report; when a
     name would escape the target or a restored file does not match the manifest, it
     says why under "error", with exit code 1.
 
@@ -74,7 +75,8 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
     guard = dataset_lock(db.state_dir, policy.name) if same_path(target, policy.path) else nullcontext()
     with guard, recorded_run(db, policy.name, "restore") as outcome:
         repository = open_repository(policy, db.state_dir)
-        chosen = find_snapshot(repository, policy, snapshot)
+        # recover hands the snapshot it listed already: one restic run less per dataset
+        chosen = snapshot if isinstance(snapshot, dict) else find_snapshot(repository, policy, snapshot)
         staging = staging_directory(target)
         remove_stale_staging(staging)
         shutil.rmtree(staging, ignore_errors=True)

@@ -18,7 +18,7 @@ def with_copies(tmp_path, copies):
     return make_dataset(tmp_path, FILES, extra={"copies": listed})
 
 
-def test_a_failed_copy_is_a_finding_the_push_stands_and_status_shows_each_copy(tmp_path):
+def test_a_failed_copy_is_a_finding_the_push_stands_and_status_restore_drill_recover_know_the_copies(tmp_path):
     (tmp_path / "not-a-folder").write_text("a file where the second copy's folder should be")
     good, bad = str(tmp_path / "usb"), str(tmp_path / "not-a-folder" / "restic")
     dataset = with_copies(tmp_path, [{"repository": good}, {"repository": bad}])
@@ -54,31 +54,10 @@ def test_a_failed_copy_is_a_finding_the_push_stands_and_status_shows_each_copy(t
     unknown = dataset.syncer("drill", "photos", "--from", "3")
     assert unknown.exit_code == 2 and "no such copy" in unknown.stderr
     assert "copy-password-d41f" not in pushed.output + status.output + restored.output + drilled.output
-
-
-def test_audit_offsite_covers_an_s3_copy(tmp_path, s3_server):
-    s3_server.client().create_bucket(Bucket="copy-audit")
-    env = write_secret(tmp_path / "secrets" / "copy.env", s3_server.credentials_text())
-    dataset = with_copies(tmp_path, [{"repository": f"s3:{s3_server.url}/copy-audit/restic", "env_file": str(env)}])
-    audited = dataset.syncer("audit-offsite", "--json")
-    assert audited.exit_code == 1, audited.output
-    (row,) = audited.json()["datasets"]
-    assert row["audited"] is False  # the main repository is a local folder
-    (copy,) = row["copies"]
-    assert copy["bucket"] == "copy-audit" and any("delete every snapshot" in text for text in copy["warnings"])
-    assert s3_server.secret_key not in audited.output
-
-
-def test_recover_projects_from_recorded_drills_writes_nothing_and_reads_the_copy_with_from(tmp_path):
-    copy = str(tmp_path / "usb")
-    dataset = with_copies(tmp_path, [{"repository": copy}])
-    assert dataset.syncer("push").exit_code == 0
-    drilled = dataset.syncer("drill", "photos", "--json")
-    assert drilled.exit_code == 0, drilled.output
     before = {path.name: path.read_bytes() for path in dataset.state.glob("state.db*")}
 
     def recover(*arguments):  # the copy has its own password: one --password-file per --repository
-        return dataset.syncer("recover", "--repository", dataset.repository, "--repository", copy, "--password-file",
+        return dataset.syncer("recover", "--repository", dataset.repository, "--repository", good, "--password-file",
                               dataset.password_file, "--password-file", tmp_path / "secrets" / "copy.pass",
                               "--root", tmp_path / "new", "--json", *arguments)
 
@@ -93,7 +72,20 @@ def test_recover_projects_from_recorded_drills_writes_nothing_and_reads_the_copy
     copied = recover("--from", "2")  # the copy alone
     assert copied.exit_code == 0, copied.output
     (row,) = copied.json()["datasets"]
-    assert row["repository"] == copy and row["passed"] is True
+    assert row["repository"] == good and row["passed"] is True
     assert tree_bytes(tmp_path / "new" / dataset.data.relative_to("/")) == tree_bytes(dataset.data)
     wrong = recover("--from", "3")
     assert wrong.exit_code == 2 and "not one of the --repository" in wrong.stderr
+
+
+def test_audit_offsite_covers_an_s3_copy(tmp_path, s3_server):
+    s3_server.client().create_bucket(Bucket="copy-audit")
+    env = write_secret(tmp_path / "secrets" / "copy.env", s3_server.credentials_text())
+    dataset = with_copies(tmp_path, [{"repository": f"s3:{s3_server.url}/copy-audit/restic", "env_file": str(env)}])
+    audited = dataset.syncer("audit-offsite", "--json")
+    assert audited.exit_code == 1, audited.output
+    (row,) = audited.json()["datasets"]
+    assert row["audited"] is False  # the main repository is a local folder
+    (copy,) = row["copies"]
+    assert copy["bucket"] == "copy-audit" and any("delete every snapshot" in text for text in copy["warnings"])
+    assert s3_server.secret_key not in audited.output
