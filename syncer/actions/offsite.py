@@ -111,6 +111,8 @@ def write_policy_copy(policy, directory):
     A value syncer knows as a secret (a notify URL written in the file) is masked:
     the snapshot never holds one. Return the folder."""
     folder = directory / POLICY_FOLDER
+    if policy.source is None:  # a policy built in code, not read from a file: nothing to keep
+        return folder
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     sources = [policy.source] + [policy.source.parent / name for name in GLOBAL_FILE_NAMES
                                  if (policy.source.parent / name).is_file()][:1]

@@ -18,7 +18,7 @@ from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.actions.drill import PROJECTION_DRILLS, estimate_restore, project_restore, recent_drills
 from syncer.actions.offsite import MANIFEST_NAME, POLICY_FOLDER, read_manifest, snapshot_layout
 from syncer.actions.restore import is_non_empty, restore_snapshot
-from syncer.errors import EXIT_OK, OperationalError, UsageError
+from syncer.errors import EXIT_OK, OperationalError, SyncerError, UsageError, exit_code_of
 from syncer.fsio import write_file
 from syncer.log import plural
 from syncer.policy.load import GLOBAL_FILE_NAMES, load_policy_file
@@ -211,10 +211,10 @@ def recover_dataset(plan, policy, db, force, policies_dir):
 
 def run_recover(sources, env_file, db, policies_dir, names=(), root=None, force=False):
     """Recover the datasets `names` (all when empty) from the repositories of `sources`
-    ((address, password file) pairs) onto this machine. Return the report {"datasets", "rto_seconds",
-    "missing_credentials", "next_steps"}; each row's exit_code is 1 when a file failed
-    its check, 2 for a refused target or policy. Raise ResticError (exit 3) when a
-    repository cannot be opened."""
+    ((address, password file) pairs) onto this machine. Return the report {"datasets",
+    "rto_seconds", "missing_credentials", "next_steps"}; each row's exit_code is 1 when
+    a file failed its check, 2 for a refused target or policy, 3 when its snapshot could
+    not be read. Raise ResticError (exit 3) when a repository cannot be opened."""
     started = time.monotonic()
     policies_dir = under_root(Path(policies_dir).absolute(), root)
     repositories = open_repositories(sources, env_file, db.state_dir)
@@ -222,9 +222,21 @@ def run_recover(sources, env_file, db, policies_dir, names=(), root=None, force=
     chosen = choose_datasets(found, names)
     log.info("recover: %s in %s: %s", plural(len(found), "dataset"), ", ".join(address for address, _ in sources),
              ", ".join(sorted(found)))
+    plans, unreadable = [], []
     with tempfile.TemporaryDirectory(prefix="syncer-recover-") as workspace:
-        plans = [describe_dataset(name, *found[name], workspace, root) for name in chosen]
-    place_global_settings(plans, policies_dir, force)
+        for name in chosen:
+            try:
+                plans.append(describe_dataset(name, *found[name], workspace, root))
+            except SyncerError as error:  # that dataset alone: the others are recovered
+                log.error("%s: %s", name, error)
+                unreadable.append({"name": name, "repository": found[name][0].context.display,
+                                   "snapshot": found[name][1]["id"], "target": None, "files": None, "bytes": None,
+                                   "seconds": None, "passed": False, "error": str(error),
+                                   "exit_code": exit_code_of(error)})
+    try:
+        place_global_settings(plans, policies_dir, force)
+    except UsageError as error:  # not a dataset's: each policy still names its credentials
+        log.warning("%s", error)
     policies = []
     for plan in plans:
         repository = next(each for each in repositories if each.context.display == plan["repository"])
@@ -239,6 +251,7 @@ def run_recover(sources, env_file, db, policies_dir, names=(), root=None, force=
             plan = by_name[row["name"]]
             row.update({key: plan[key] for key in ("repository", "snapshot", "target", "files", "bytes")},
                        seconds=None, passed=False)
+    report["datasets"] = sorted(report["datasets"] + unreadable, key=lambda row: row["name"])
     recovered = [policies_dir / policy.file_label for policy in policies if (policies_dir / policy.file_label).exists()]
     missing = missing_credentials(recovered)
     report.update(rto_seconds=round(time.monotonic() - started, 1), missing_credentials=missing,
@@ -261,7 +274,13 @@ def plan_recover(sources, env_file, state_dir, names=(), root=None, policies_dir
         for name in choose_datasets(found, names):
             repository, snapshot = found[name]
             described = time.monotonic()
-            plan = describe_dataset(name, repository, snapshot, workspace, root)
+            try:
+                plan = describe_dataset(name, repository, snapshot, workspace, root)
+            except SyncerError as error:  # that dataset alone: the others are listed
+                log.error("%s: %s", name, error)
+                rows.append({"name": name, "repository": repository.context.display, "snapshot": snapshot["id"],
+                             "error": str(error), "exit_code": exit_code_of(error)})
+                continue
             reading += time.monotonic() - described  # recover reads the same before restoring
             projection, basis = project(plan, repository, db, workspace)
             # restore itself reads the manifest again: one more restic start-up
@@ -273,7 +292,7 @@ def plan_recover(sources, env_file, state_dir, names=(), root=None, policies_dir
                          "age_seconds": plan["age_seconds"], "policy": str(policy_path),
                          "policy_exists": policy_path.exists(), "target_non_empty": is_non_empty(Path(plan["target"])),
                          "projected_seconds": projection, "projection_basis": basis, "exit_code": EXIT_OK})
-    projected = [row["projected_seconds"] for row in rows if row["projected_seconds"] is not None]
+    projected = [row["projected_seconds"] for row in rows if row.get("projected_seconds") is not None]
     return {"dry_run": True, "datasets": rows,
             "projected_rto_seconds": round(reading + sum(projected), 1) if projected else None,
             "seconds": round(time.monotonic() - started, 1)}

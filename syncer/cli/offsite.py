@@ -379,6 +379,9 @@ def format_seconds(seconds):
 def render_recover_plan(report):
     out = console()
     for row in report["datasets"]:
+        if row.get("error"):  # its snapshot could not be read (said above, on stderr)
+            out.print(f"[bold]{safe_text(row['name'], markup=True)}[/bold]: [red]cannot be recovered[/red]")
+            continue
         notes = [note for note, present in (("policy exists: kept without --force", row["policy_exists"]),
                                             ("target not empty: refused without --force", row["target_non_empty"]))
                  if present]
@@ -400,13 +403,15 @@ def render_recover(report):
                       f"{safe_text(safe_name(row['target']), markup=True)} (snapshot {row['snapshot'][:8]})")
             continue
         verdict = "[green]passed[/green]" if row.get("passed") else "[red]FAILED[/red]"
+        if row.get("target") is None:  # its snapshot could not be read (said above, on stderr)
+            out.print(f"[bold]{name}[/bold]: snapshot {row['snapshot'][:8]} from "
+                      f"{safe_text(row['repository'], markup=True)}: {verdict}")
+            continue
         throughput = f" ({row['throughput_mib_s']:.1f} MiB/s)" if row.get("throughput_mib_s") else ""
         out.print(f"[bold]{name}[/bold]: snapshot {row['snapshot'][:8]} from "
                   f"{safe_text(row['repository'], markup=True)} -> {safe_text(safe_name(row['target']), markup=True)}"
                   f": {row['files']} files, {human_bytes(row['bytes'])} in {format_seconds(row['seconds'])}"
                   f"{throughput}: {verdict}")
-        if row.get("error"):
-            out.print(f"  {safe_text(row['error'], markup=True)}")
     passed = sum(1 for row in report["datasets"] if row.get("passed"))
     out.print(f"recovered {passed} of {plural(len(report['datasets']), 'dataset')} in "
               f"{format_seconds(report['rto_seconds'])} (RTO); policies in "

@@ -61,13 +61,23 @@ def test_a_failed_copy_is_a_finding_the_push_stands_and_status_restore_drill_rec
                               dataset.password_file, "--password-file", tmp_path / "secrets" / "copy.pass",
                               "--root", tmp_path / "new", "--json", *arguments)
 
+    # a snapshot syncer push did not make (no manifest, no policy) fails alone
+    legacy = dataset.restic("backup", "--tag", "syncer:legacy", "--host", "legacy", str(dataset.data / "photos"))
+    assert legacy.returncode == 0, legacy.stderr
     planned = recover("--dry-run")
-    assert planned.exit_code == 0, planned.output
-    (row,) = planned.json()["datasets"]
+    assert planned.exit_code == 3, planned.output
+    row, broken = planned.json()["datasets"][::-1]
+    assert broken["name"] == "legacy" and "not made by syncer push" in broken["error"]
     assert row["repository"] == dataset.repository  # the copy keeps the snapshot's time: the first given wins
     assert row["projection_basis"] == "1 drill" and row["projected_seconds"] > 0
     assert {path.name: path.read_bytes() for path in dataset.state.glob("state.db*")} == before
     assert not (tmp_path / "new").exists()
+
+    refused = recover("--dataset", "legacy")
+    assert refused.exit_code == 3, refused.output
+    (broken,) = refused.json()["datasets"]
+    assert broken["passed"] is False and "not made by syncer push" in broken["error"]
+    assert "Traceback" not in refused.output + planned.output
 
     copied = recover("--from", "2")  # the copy alone
     assert copied.exit_code == 0, copied.output
