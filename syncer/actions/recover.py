@@ -34,7 +34,8 @@ SAMPLE_LIMIT = 16 << 20  # the largest file --dry-run times when no drill was re
 def open_repositories(sources, env_file, state_dir):
     """Return a ResticRepository per (address, password file) of `sources`, all with the
     same env file. Raise UsageError/OperationalError for a missing or too open file."""
-    return [ResticRepository(repository_context(address, password_file, env_file, state_dir, "--repository"))
+    return [ResticRepository(repository_context(address, password_file, env_file, state_dir, f"--repository {address}",
+                                                "--password-file"))
             for address, password_file in sources]
 
 

@@ -31,14 +31,15 @@ def build_context(policy, state_dir):
                               f"{policy.file_label}: offsite")
 
 
-def repository_context(repository, password_file, env_file, state_dir, label):
+def repository_context(repository, password_file, env_file, state_dir, label, password_label=None):
     """Return the ResticContext of `repository` opened with `password_file` (and the
-    KEY=VALUE `env_file`, if any); `label` names where they were given, for messages.
+    KEY=VALUE `env_file`, if any); `label` names where they were given, for messages
+    (`password_label` where the password file was, default <label>.password_file).
     Raise OperationalError if a file is missing, CredentialError if it is readable by others."""
     problem = check_credentials_file(Path(password_file))
     if problem:
         problem = problem.replace("credentials file", "file")
-        raise credentials_error(password_file, f"{label}.password_file: {problem}")
+        raise credentials_error(password_file, f"{password_label or label + '.password_file'}: {problem}")
     env = read_credentials(Path(env_file)) if env_file else {}
     return ResticContext(repository=repository, password_file=Path(password_file),
                          cache_dir=Path(state_dir) / "restic-cache", env=env, label=label)
