@@ -54,9 +54,11 @@ def copy_repository(policy, copy, main, state_dir):
     return ResticRepository(dataclasses.replace(context, env={**main.context.env, **context.env, **source}))
 
 
-def copy_to_copies(policy, db, main, manifest, tag, host, init=False):
+def copy_to_copies(policy, db, main, manifest, tag, host, init=False, prune=False):
     """Copy the dataset's snapshots from `main` to each of its copies and check that
-    each copy's newest snapshot holds `manifest` (the file just pushed). Return one
+    each copy's newest snapshot holds `manifest` (the file just pushed). Each copy
+    forgets what offsite.retention forgets, and is pruned with `prune` (when the main
+    repository was). Return one
     row per copy: {"repository", "ok", "snapshot", "snapshot_time", "seconds"} or,
     when it failed, {"repository", "ok": False, "error"}."""
     rows = []
@@ -65,7 +67,7 @@ def copy_to_copies(policy, db, main, manifest, tag, host, init=False):
         repository = None
         try:
             repository = copy_repository(policy, copy, main, db.state_dir)
-            row = copy_dataset(policy, db, repository, manifest, tag, host, init)
+            row = copy_dataset(policy, db, repository, manifest, tag, host, init, prune)
         except SyncerError as error:
             address = repository.context.display if repository else copy.repository
             log.error("%s: copy to %s failed (the push itself stands): %s", policy.name, address, error)
@@ -74,7 +76,7 @@ def copy_to_copies(policy, db, main, manifest, tag, host, init=False):
     return rows
 
 
-def copy_dataset(policy, db, repository, manifest, tag, host, init):
+def copy_dataset(policy, db, repository, manifest, tag, host, init, prune=False):
     address = repository.context.display
     log.info("%s: restic copy to %s", policy.name, address)
     try:
@@ -83,8 +85,11 @@ def copy_dataset(policy, db, repository, manifest, tag, host, init):
         create_copy(repository, policy, db, init, missing)
         repository.run(build.copy_argv(tag, host))
     db.record_push(address)
-    if policy.offsite.retention:  # the copy keeps what the main repository keeps (pruned by hand: restic prune)
-        repository.forget(tag, host, policy.offsite.retention)
+    if policy.offsite.retention:  # the copy keeps what the main repository keeps
+        _, removed = repository.forget(tag, host, policy.offsite.retention)
+        if prune and removed:
+            log.info("%s: pruning copy %s (the main repository was pruned)", policy.name, address)
+            repository.prune()
     newest = dataset_snapshots(repository, policy)[-1:]
     if not newest:
         raise OperationalError(f"copy {address} holds no snapshot of {policy.name} after restic copy")

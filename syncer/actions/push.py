@@ -76,7 +76,8 @@ def push_dataset(policy, db, progress=None, init=False):
             full_id = newest_kept  # forget's output already named it: no extra restic call
         else:
             full_id = repository.cached_snapshot_id(snapshot) if snapshot else None
-        copies = copy_to_copies(policy, db, repository, manifest, tag, host, init) if policy.offsite.copies else []
+        copies = (copy_to_copies(policy, db, repository, manifest, tag, host, init, retention["pruned"])
+                  if policy.offsite.copies else [])
         findings = result.unreadable or not all(copy["ok"] for copy in copies)
         outcome.update(
             name=policy.name, repository=repository.context.display, snapshot=full_id, copies=copies,

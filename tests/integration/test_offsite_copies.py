@@ -4,6 +4,7 @@ audit-offsite know the copies."""
 
 import json
 import os
+import subprocess
 
 from tests.integration.offsite_support import make_dataset, tree_bytes
 from tests.integration.test_notify import Receiver
@@ -12,16 +13,17 @@ from tests.support import write_secret
 FILES = {f"photos/{number}.jpg": os.urandom(30_000 + number) for number in range(4)} | {"a.txt": b"alpha"}
 
 
-def with_copies(tmp_path, copies):
+def with_copies(tmp_path, copies, **offsite):
     copy_password = write_secret(tmp_path / "secrets" / "copy.pass", "copy-password-d41f\n")
     listed = [dict(copy, password_file=str(copy_password)) for copy in copies]
-    return make_dataset(tmp_path, FILES, extra={"copies": listed})
+    return make_dataset(tmp_path, FILES, extra={"copies": listed, **offsite})
 
 
 def test_a_failed_copy_is_a_finding_the_push_stands_and_status_restore_drill_recover_know_the_copies(tmp_path):
     (tmp_path / "not-a-folder").write_text("a file where the second copy's folder should be")
     good, bad = str(tmp_path / "usb"), str(tmp_path / "not-a-folder" / "restic")
-    dataset = with_copies(tmp_path, [{"repository": good}, {"repository": bad}])
+    dataset = with_copies(tmp_path, [{"repository": good}, {"repository": bad}], retention={"keep_last": 1},
+                          prune="always")
     (dataset.root / "metrics").mkdir()
     receiver = Receiver()
     (dataset.policies / "syncer.yaml").write_text(f"metrics:\n  textfile: {dataset.root / 'metrics' / 's.prom'}\n"
@@ -86,6 +88,20 @@ def test_a_failed_copy_is_a_finding_the_push_stands_and_status_restore_drill_rec
     assert tree_bytes(tmp_path / "new" / dataset.data.relative_to("/")) == tree_bytes(dataset.data)
     wrong = recover("--from", "3")
     assert wrong.exit_code == 2 and "not one of the --repository" in wrong.stderr
+
+    (dataset.data / "a.txt").write_bytes(b"changed")  # a second push: the copy forgets and prunes as the main does
+    again = dataset.syncer("push", "--json")
+    assert again.exit_code == 1 and again.json()["datasets"][0]["pruned"] is True, again.output
+    assert "pruning copy" in again.stderr
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("RESTIC_")}
+    environment.update(RESTIC_REPOSITORY=good, RESTIC_PASSWORD_FILE=str(tmp_path / "secrets" / "copy.pass"),
+                       RESTIC_CACHE_DIR=str(tmp_path / "restic-cache"))
+    listed = subprocess.run(["restic", "snapshots", "--json", "--tag", "syncer:photos"], capture_output=True,
+                            text=True, env=environment, timeout=120)
+    assert [snapshot["time"] for snapshot in json.loads(listed.stdout)] == \
+        [snapshot["time"] for snapshot in json.loads(dataset.restic("snapshots", "--json", "--tag",
+                                                                    "syncer:photos").stdout)]
+    assert len(json.loads(listed.stdout)) == 1
 
 
 def test_audit_offsite_covers_an_s3_copy(tmp_path, s3_server):
