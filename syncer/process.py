@@ -143,3 +143,26 @@ def group_exists(group):
     except PermissionError:
         return True
     return True
+
+
+def process_alive(pid):
+    """Return whether a process `pid` runs on this machine (a zombie, dead but not yet
+    reaped by its parent, does not)."""
+    if not process_exists(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return process_exists(pid)
+
+
+def process_exists(pid):
+    """Return whether `pid` names a process, a zombie included (what a signal reaches)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True

@@ -19,6 +19,7 @@ from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
     check_files,
+    clear_stale_locks,
     fetch_manifest,
     find_snapshot,
     open_repository,
@@ -123,6 +124,7 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
     min_bytes = 0 if sample else DEFAULT_SAMPLE_BYTES
     with recorded_run(db, policy.name, "drill") as outcome:
         repository = open_repository(policy, db.state_dir)
+        clear_stale_locks(repository, db, policy.name)
         workspace = Path(tempfile.mkdtemp(prefix=f"syncer-drill-{policy.name}-"))
         failures = []
         try:

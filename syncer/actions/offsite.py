@@ -17,21 +17,28 @@ repository alone. Credentials files are named there, never copied.
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from syncer.errors import OperationalError, UsageError
 from syncer.index.db import default_state_dir
 from syncer.index.hashing import HashPool
+from syncer.index.runs import close_killed, killed_runs
 from syncer.log import mask
 from syncer.policy.load import GLOBAL_FILE_NAMES
+from syncer.process import process_exists
 from syncer.restic.argv import dataset_tag
 from syncer.restic.repository import ResticRepository, build_context
+from syncer.restic.runner import RepositoryMissing
 from syncer.verdict import CHANGED, EXTRA_LOCAL, OK, UNVERIFIABLE, Copy, judge
 
 MANIFEST_NAME = "syncer-manifest.jsonl"
 SYSTEM_MANIFEST_ROOT = Path("/var/lib/syncer-offsite")
 MANIFEST_VERSION = 1
 POLICY_FOLDER = "policy"  # beside the manifest: the policy file and syncer.yaml
+# The actions that run restic, so that one killed may have left a lock in the repository.
+RESTIC_ACTIONS = ("push", "prune", "check", "restore", "drill")
+REAP_WAIT_SECONDS = 10
 log = logging.getLogger("syncer.offsite")
 
 
@@ -44,6 +51,43 @@ def open_repository(policy, state_dir):
     """Return the ResticRepository of `policy`. Raise UsageError/CredentialError as
     build_context does."""
     return ResticRepository(build_context(policy, state_dir))
+
+
+def clear_stale_locks(repository, db, dataset):
+    """Before working on `repository`: when a run of `dataset` was killed before it
+    could record its end, or the repository holds a lock of this host whose process is
+    gone, run `restic unlock` (stale locks only, never --remove-all). A lock left by a
+    killed restic does not stop the next backup, but it stops every later check and
+    prune, syncer's own and a user's. A repository that does not exist yet has none."""
+    killed = killed_runs(db, dataset, RESTIC_ACTIONS)
+    try:
+        dead = repository.dead_local_locks()
+    except RepositoryMissing:
+        return
+    if not killed and not dead:
+        log.debug("%s: no stale lock of this host in %s", dataset, repository.context.display)
+        return
+    if killed:
+        log.warning("%s: an earlier %s was killed before it finished", dataset,
+                    " and ".join(sorted({run["action"] for run in killed})))
+    if dead:
+        log.warning("%s: %s holds a lock of this host whose restic is gone (%s)", dataset,
+                    repository.context.display,
+                    ", ".join(f"PID {lock['pid']} since {str(lock.get('time', '?'))[:19]}" for lock in dead))
+        # restic tells a dead holder by signalling its PID, which a killed restic not yet
+        # reaped by its new parent still answers: give the reaper a moment.
+        wait_until_reaped([lock["pid"] for lock in dead])
+    log.warning("%s: clearing stale locks in %s (restic unlock)", dataset, repository.context.display)
+    repository.unlock()
+    close_killed(db, killed, "killed before it finished (no record of its end); the next run cleared the stale "
+                             "restic locks")
+
+
+def wait_until_reaped(pids, seconds=REAP_WAIT_SECONDS):
+    """Wait up to `seconds` until none of `pids` is left, not even as a zombie."""
+    deadline = time.monotonic() + seconds
+    while any(process_exists(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def default_manifest_root():

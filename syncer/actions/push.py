@@ -8,6 +8,7 @@ import time
 from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
 from syncer.actions.copies import copy_to_copies
 from syncer.actions.offsite import (
+    clear_stale_locks,
     manifest_directory,
     open_repository,
     require_offsite,
@@ -45,6 +46,7 @@ def push_dataset(policy, db, progress=None, init=False):
     with recorded_run(db, policy.name, "push") as outcome:
         require_on_this_machine(policy, "path", "offsite")
         repository = open_repository(policy, db.state_dir)
+        clear_stale_locks(repository, db, policy.name)
         log.info("%s: indexing %s for the manifest", policy.name, policy.path)
         # the digest verify keeps, so the index is refreshed without re-hashing under another algorithm
         algorithm = checksum_algorithm(policy.authority.type)

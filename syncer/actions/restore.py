@@ -17,6 +17,7 @@ from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
     check_files,
+    clear_stale_locks,
     expected_digest,
     fetch_manifest,
     find_snapshot,
@@ -75,6 +76,7 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
     guard = dataset_lock(db.state_dir, policy.name) if same_path(target, policy.path) else nullcontext()
     with guard, recorded_run(db, policy.name, "restore") as outcome:
         repository = open_repository(policy, db.state_dir)
+        clear_stale_locks(repository, db, policy.name)
         # recover hands the snapshot it listed already: one restic run less per dataset
         chosen = snapshot if isinstance(snapshot, dict) else find_snapshot(repository, policy, snapshot)
         staging = staging_directory(target)

@@ -3,7 +3,7 @@
 import logging
 
 from syncer.actions.common import for_each_dataset, recorded_run
-from syncer.actions.offsite import dataset_snapshots, open_repository, require_offsite
+from syncer.actions.offsite import clear_stale_locks, dataset_snapshots, open_repository, require_offsite
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
 
 log = logging.getLogger("syncer.offsite")
@@ -37,6 +37,7 @@ def run_check(policies, db, read_data_subset=None):
             return dict(checked[key], name=policy.name, same_as=checked[key]["name"])
         with recorded_run(db, policy.name, "check") as outcome:
             repository = open_repository(policy, db.state_dir)
+            clear_stale_locks(repository, db, policy.name)
             log.info("%s: restic check of %s%s", policy.name, repository.context.display,
                      f" reading {subset} of the data" if subset else "")
             ok, lines = repository.check(subset)

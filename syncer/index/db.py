@@ -319,8 +319,10 @@ class StateDB:
         return dict(cursor.fetchall())
 
     def start_run(self, dataset, action):
+        # The PID, until the run's summary replaces it, tells a run still going from one killed.
         cursor = self.connection.execute(
-            "INSERT INTO runs (dataset, action, started_at) VALUES (?,?,?)", (dataset, action, time.time()))
+            "INSERT INTO runs (dataset, action, started_at, summary) VALUES (?,?,?,?)",
+            (dataset, action, time.time(), json.dumps({"pid": os.getpid()})))
         return cursor.lastrowid
 
     def finish_run(self, run_id, result, exit_code, summary):

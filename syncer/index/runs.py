@@ -4,6 +4,8 @@ before it, and closing the records of steps a stopping daemon abandoned."""
 import json
 import time
 
+from syncer.process import process_alive
+
 RUN_COLUMNS = ("id", "dataset", "action", "started_at", "finished_at", "result", "exit_code", "summary")
 
 
@@ -56,3 +58,20 @@ def abandon_unfinished(db, dataset, action, since):
     db.execute("UPDATE runs SET finished_at=?, result='interrupted', summary=? WHERE dataset=? AND action=? "
                "AND started_at>=? AND finished_at IS NULL",
                (time.time(), json.dumps({"error": "abandoned: the daemon was stopped"}), dataset, action, since))
+
+
+def killed_runs(db, dataset, actions):
+    """Return the runs of `dataset` among `actions` that never finished and whose
+    process is gone: killed (kill -9, a power cut) before they could record an end."""
+    cursor = db.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE dataset=? AND finished_at IS NULL "
+                        f"AND action IN ({', '.join('?' * len(actions))})", (dataset, *actions))
+    runs = [as_run(row) for row in cursor]
+    return [run for run in runs
+            if isinstance(run["summary"].get("pid"), int) and not process_alive(run["summary"]["pid"])]
+
+
+def close_killed(db, runs, note):
+    """Close the records of `runs` (from killed_runs) as 'interrupted', saying `note`."""
+    for run in runs:
+        db.execute("UPDATE runs SET finished_at=?, result='interrupted', summary=? WHERE id=? AND finished_at IS NULL",
+                   (time.time(), json.dumps({"error": note}), run["id"]))

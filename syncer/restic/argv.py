@@ -52,6 +52,16 @@ def unlock_argv():
     return ["unlock"]
 
 
+def list_locks_argv():
+    """The IDs of the locks in the repository; listing takes no lock itself."""
+    return ["list", "locks", "--no-lock"]
+
+
+def cat_lock_argv(lock_id):
+    """One lock as JSON: time, exclusive, hostname, username, pid."""
+    return ["cat", "lock", lock_id, "--no-lock"]
+
+
 def backup_argv(paths, tag, host, excludes=()):
     argv = ["backup", "--json", "--tag", tag, "--host", host]
     for pattern in excludes:

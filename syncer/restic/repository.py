@@ -1,15 +1,18 @@
 """A restic repository as syncer uses it: each operation is an argv builder plus the
 one runner, with the stale-lock retry and the output parsing in one place."""
 
+import json
 import logging
 import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from syncer.errors import UsageError
 from syncer.policy.credentials import check_credentials_file, credentials_error, read_credentials
+from syncer.process import process_alive
 from syncer.restic import argv as build
 from syncer.restic.runner import RepositoryLocked, ResticContext, ResticFailed, run_restic, supports
 
@@ -105,6 +108,31 @@ class ResticRepository:
 
     def init(self):
         self.run(build.init_argv())
+
+    def unlock(self):
+        """Remove stale locks: restic's own test (this host and a dead PID, or not
+        refreshed for 30 minutes), never --remove-all, which would break a live run."""
+        run_restic(self.context, build.unlock_argv())
+
+    def locks(self):
+        """Return the repository's locks as restic shows them ({"id", "time",
+        "exclusive", "hostname", "pid", ...}). A lock removed while listed is left out."""
+        found = []
+        for lock_id in run_restic(self.context, build.list_locks_argv()).stdout.split():
+            try:
+                shown = json.loads(run_restic(self.context, build.cat_lock_argv(lock_id)).stdout)
+            except (ResticFailed, ValueError):
+                continue  # its owner removed it meanwhile
+            if isinstance(shown, dict):
+                found.append(dict(shown, id=lock_id))
+        return found
+
+    def dead_local_locks(self):
+        """Return the locks held by this host for a process that no longer runs: what a
+        killed restic leaves behind, and what blocks the next check or prune."""
+        host = socket.gethostname()
+        return [lock for lock in self.locks()
+                if lock.get("hostname") == host and isinstance(lock.get("pid"), int) and not process_alive(lock["pid"])]
 
     def backup(self, paths, tag, host, excludes=(), on_status=None):
         """Back up `paths` in one snapshot. Return BackupResult; unreadable files (exit 3)

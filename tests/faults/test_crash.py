@@ -18,6 +18,7 @@ import random
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -110,13 +111,14 @@ class World:
                               env=environment, timeout=120)
 
     def assert_restic_check(self):
-        """The next ordinary `syncer check` succeeds (a lock left by a killed restic is
-        cleared, never worked around), and then `restic check` itself passes: it takes
-        the exclusive lock, so it fails on any stale lock that is still there."""
-        checked = self.syncer("check", "ds")
-        assert checked.exit_code == 0, f"syncer check after the fault: {checked.output}"
+        """After the next ordinary run, a plain `restic check` passes at once: it takes
+        the exclusive lock, so it fails on any stale lock a killed restic left behind
+        (the next run must have cleared it, never worked around it). Then the
+        ordinary `syncer check` succeeds too."""
         checked = self.restic("check")
         assert checked.returncode == 0, checked.stdout + checked.stderr
+        synced = self.syncer("check", "ds")
+        assert synced.exit_code == 0, f"syncer check after the fault: {synced.output}"
         return checked
 
     def restored_snapshot(self, target):
@@ -221,6 +223,31 @@ def crash_push(tmp_path, kills, seed):
         lost += bytes_lost(tree_digests(world.data), restored)
         recovered += 1
     record("kill -9 during push (restic child included)", kills, recovered, lost)
+    assert lost == 0
+
+
+def test_a_push_killed_while_restic_holds_its_lock_leaves_no_lock_behind(tmp_path):
+    """The power cut lands while restic's backup holds its repository lock: the next
+    push clears that stale lock (restic unlock), so a plain `restic check` passes."""
+    world = World(tmp_path, SEED)
+    assert world.syncer("push").exit_code == 0
+    write_files(world.data, {f"big/{number}.bin": os.urandom(8 * 2**20) for number in range(4)})
+    push = world.spawn("push")
+    locks = world.repository / "locks"
+    deadline = time.monotonic() + 60
+    while not any(locks.iterdir()) and push.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert push.process.poll() is None, "the push ended before restic's lock could be seen"
+    result = kill_at(push, 0)
+    assert result.exit_code == -signal.SIGKILL and any(locks.iterdir()), "the kill did not land inside the lock"
+    after = world.syncer("push", "-v")
+    assert after.exit_code == 0, after.output
+    assert "restic unlock" in after.stderr, after.stderr
+    left = [world.restic("cat", "lock", path.name, "--no-lock").stdout for path in locks.iterdir()]
+    assert not left, f"the next push left the dead restic's lock in the repository: {left} {after.stderr}"
+    world.assert_restic_check()
+    lost = bytes_lost(tree_digests(world.data), world.restored_snapshot(tmp_path / "restored"))
+    record("kill -9 while restic backup holds its lock", 1, 1, lost)
     assert lost == 0
 
 
