@@ -40,6 +40,7 @@ def copy_policy(policy, choice):
                                                 "env_file": found.env_file, "copies": []})
     chosen = policy.model_copy(update={"offsite": offsite})
     chosen._source, chosen._credential_names = policy.source, policy.credential_names
+    chosen._restic = policy.restic_binary
     return chosen
 
 
@@ -48,7 +49,8 @@ def copy_repository(policy, copy, main, state_dir):
     `restic copy` in its environment. restic reads one set of backend keys (AWS_*) for
     both: the copy's env_file values win where both name one."""
     context = repository_context(copy.repository, copy.password_file, copy.env_file, state_dir,
-                                 f"{policy.file_label}: offsite.copies[{copy.repository}]")
+                                 f"{policy.file_label}: offsite.copies[{copy.repository}]",
+                                 binary=main.context.binary)
     source = build.copy_source_environment(main.context.repository, main.context.password_file,
                                            supports("copy_from_repo", context.binary))
     return ResticRepository(dataclasses.replace(context, env={**main.context.env, **context.env, **source}))

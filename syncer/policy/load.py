@@ -69,10 +69,15 @@ def read_policies(directory, check_paths=False, state_dir=None):
     files = policy_files(directory)
     if not files:
         raise PolicyError([f"{directory}: no policy files (*.yaml) found"])
+    try:
+        binary, settings_problems = restic_binary(load_global_settings(directory)), []
+    except PolicyError as error:  # reported after the datasets' problems
+        binary, settings_problems = restic_binary(GlobalSettings()), error.problems
     for path in files:
         policy, file_problems = load_policy_file(path, check_paths=False)
         problems += [f"{path.name}: {problem}" for problem in file_problems]
         if policy:
+            policy._restic = binary
             policies.append(policy)
     if check_paths:  # every file's, before any is left out below: check-policies reports everything
         machine = {policy.source: check_machine(policy) for policy in policies}
@@ -94,11 +99,14 @@ def read_policies(directory, check_paths=False, state_dir=None):
     policies = [policy for policy in policies if policy.name in names_apart]
     if check_paths:
         policies = [policy for policy in policies if not machine[policy.source]]
-    try:
-        load_global_settings(directory)
-    except PolicyError as error:
-        problems += error.problems
+    problems += settings_problems
     return policies, problems
+
+
+def restic_binary(settings):
+    """The restic syncer runs: SYNCER_RESTIC, else syncer.yaml's `restic:`, else `restic`
+    on PATH. A name without a slash is looked up on PATH when restic is started."""
+    return os.environ.get("SYNCER_RESTIC") or settings.restic or "restic"
 
 
 def real_path(path):
@@ -348,9 +356,19 @@ def check_machine(policy, parts=MACHINE_PARTS, missing_only=False):
             if key.startswith("offsite"):  # a password and an environment, not credentials files
                 problem = problem.replace("credentials file", "file")
             problems.append(f"{key}: {problem}")
-    if "offsite" in parts and policy.offsite and not shutil.which("restic"):
-        problems.append("offsite: the restic binary was not found on PATH (apt-get install -y restic)")
+    if "offsite" in parts:
+        problems += check_restic(policy)
     return problems
+
+
+def check_restic(policy):
+    """Return the problem with the restic binary `policy`'s offsite section needs, if any."""
+    if not policy.offsite or shutil.which(policy.restic_binary):
+        return []
+    if policy.restic_binary == "restic":
+        return ["offsite: the restic binary was not found on PATH (apt-get install -y restic)"]
+    return [f"offsite: the restic binary {policy.restic_binary} (syncer.yaml restic: or SYNCER_RESTIC) was not "
+            f"found or is not executable"]
 
 
 def select_policies(policies, names):

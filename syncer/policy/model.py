@@ -333,6 +333,7 @@ class Policy(Model):
     pull: Pull | None = None
     _source: Path = PrivateAttr(None)  # the policy file
     _credential_names: tuple = PrivateAttr(())
+    _restic: str = PrivateAttr("restic")  # the restic binary (syncer.yaml's restic:, SYNCER_RESTIC)
 
     @field_validator("name", mode="before")
     @classmethod
@@ -344,6 +345,7 @@ class Policy(Model):
     # Credentials files named without a folder: under systemd they are read from
     # $CREDENTIALS_DIRECTORY, so the unit must LoadCredential= them.
     credential_names = property(lambda self: self._credential_names)
+    restic_binary = property(lambda self: self._restic)
 
     @property
     def restic_host(self):
@@ -371,6 +373,7 @@ class GlobalSettings(Model):
     metrics: Metrics = Metrics()
     report: Report = Report()
     daemon: DaemonTiming = DaemonTiming()
+    restic: Text | None = None  # the restic binary: a path, or a name looked up on PATH (default: restic)
     metrics_textfile = property(lambda self: self.metrics.textfile)
     jitter = property(lambda self: self.daemon.jitter)
     misfire_grace = property(lambda self: self.daemon.misfire_grace)

@@ -225,7 +225,9 @@ def start_restic(argv, on_output, on_errors, **options):
     try:
         return run_process(argv, on_output=on_output, on_errors=on_errors, logger=log, own_group=False, **options)
     except FileNotFoundError:
-        raise ResticError("the restic binary was not found on PATH (apt-get install -y restic)")
+        if argv[0] == "restic":
+            raise ResticError("the restic binary was not found on PATH (apt-get install -y restic)")
+        raise ResticError(f"the restic binary {argv[0]} (syncer.yaml restic: or SYNCER_RESTIC) was not found")
     except OSError as error:
         raise ResticError(f"restic could not be started: {error.strerror}")
 

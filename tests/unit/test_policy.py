@@ -104,6 +104,28 @@ def test_restic_binary_missing_is_reported(tmp_path, monkeypatch):
         "x.yaml: offsite: the restic binary was not found on PATH (apt-get install -y restic)"]
 
 
+def test_the_restic_binary_comes_from_syncer_yaml_or_syncer_restic(tmp_path, monkeypatch):
+    from syncer.policy.load import read_policies
+    from syncer.restic.repository import build_context
+
+    password = write_secret(tmp_path / "restic.pass", "pw")
+    write_policy(tmp_path / "p", "x", good(tmp_path, offsite={"repository": str(tmp_path / "repo"),
+                                                             "password_file": str(password)}))
+    [policy] = load_policies(tmp_path / "p")
+    assert policy.restic_binary == "restic"
+    binary = write_secret(tmp_path / "bin" / "restic-0.18", "#!/bin/sh\n")
+    binary.chmod(0o755)
+    (tmp_path / "p" / "syncer.yaml").write_text(f"restic: {binary}\n")
+    [policy] = load_policies(tmp_path / "p")
+    assert policy.restic_binary == str(binary)
+    assert build_context(policy, tmp_path / "state").binary == str(binary)
+    monkeypatch.setenv("SYNCER_RESTIC", str(tmp_path / "bin" / "missing"))
+    policies, problems = read_policies(tmp_path / "p", check_paths=True)
+    assert policies == [] and problems == [
+        f"x.yaml: offsite: the restic binary {tmp_path}/bin/missing (syncer.yaml restic: or SYNCER_RESTIC) was "
+        "not found or is not executable"]
+
+
 def test_bad_cron_and_retention(tmp_path):
     password = write_secret(tmp_path / "restic.pass", "pw")
     document = good(tmp_path, schedule={"verify": "61 * * * *", "push": "daily"},

@@ -3,7 +3,7 @@
 import pytest
 
 from syncer.errors import ResticError
-from syncer.restic.runner import detect_version
+from syncer.restic.runner import detect_version, restic_version
 from syncer.restic.versions import FEATURES, has_feature, parse_version
 
 
@@ -31,9 +31,12 @@ def test_the_version_is_read_through_the_restic_door(tmp_path):
     assert detect_version(binary) == (0, 17, 1)
 
 
-def test_a_missing_restic_is_a_clear_error(tmp_path):
-    with pytest.raises(ResticError, match="restic binary was not found on PATH"):
+def test_a_missing_restic_is_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(ResticError, match="restic binary .*/nowhere/restic .*was not found"):
         detect_version(str(tmp_path / "nowhere" / "restic"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(ResticError, match="restic binary was not found on PATH"):
+        restic_version("restic")
 
 
 def test_output_that_is_not_restics_is_refused(tmp_path):
