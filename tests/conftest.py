@@ -2,7 +2,11 @@ import os
 
 import pytest
 
-from tests.support import start_s3_server
+from tests.support import RESTIC, restic_under_test, start_s3_server
+
+
+def pytest_report_header(config):
+    return f"restic under test: {restic_under_test()} ({RESTIC})"
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,24 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+# The restic under test: restic on PATH (Debian 12's 0.14), or the binary TEST_RESTIC
+# names (`make test` runs the tests marked restic_versions again with Debian 13's 0.18).
+# syncer gets it as a user would, through SYNCER_RESTIC.
+RESTIC = os.environ.get("TEST_RESTIC") or "restic"
+
+
+def restic_setting():
+    """The environment that makes syncer run the restic under test."""
+    return {"SYNCER_RESTIC": RESTIC} if RESTIC != "restic" else {}
+
+
+def restic_under_test():
+    """Return "restic X.Y.Z" of the restic under test, or why it cannot be told."""
+    try:
+        done = subprocess.run([require_tool("restic"), "version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"restic ({error})"
+    return " ".join(done.stdout.split()[:2]) or "restic (unknown version)"
 
 
 @dataclass
@@ -39,6 +57,7 @@ def run_syncer(*arguments, policies=None, state=None, env=None, timeout=300, cwd
     if state is not None:
         command += ["--state-dir", str(state)]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SYNCER_")}
+    environment.update(restic_setting())
     environment.update(env or {})
     done = subprocess.run(command + [str(a) for a in arguments], capture_output=True, text=True,
                           env=environment, timeout=timeout, cwd=cwd, input=input or "")
@@ -91,7 +110,12 @@ def wait_for_port(port, seconds=30, process=None):
 
 
 def require_tool(name):
-    """Return the path of `name`; fail (never skip) naming the tool when it is missing."""
+    """Return the path of `name`; fail (never skip) naming the tool when it is missing.
+    "restic" is the restic under test."""
+    if name == "restic" and RESTIC != "restic":
+        if not os.access(RESTIC, os.X_OK):
+            raise AssertionError(f"TEST_RESTIC={RESTIC} is not an executable restic (`make restic-0.18` fetches it)")
+        return RESTIC
     path = shutil.which(name) or (shutil.which(name, path=str(Path(sys.executable).parent)))
     if not path:
         raise AssertionError(f"this test needs `{name}` on PATH; `make test` installs it")

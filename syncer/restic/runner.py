@@ -163,7 +163,7 @@ def describe_failure(kind, context, command, exit_status, stderr_lines):
 def masked_command(context, arguments):
     """The command line as it may be logged: repository address with any
     user:password@ removed, and every registered secret masked."""
-    return mask(f"RESTIC_REPOSITORY={mask_url(context.repository)} restic {shlex.join(arguments)}")
+    return mask(f"RESTIC_REPOSITORY={mask_url(context.repository)} {shlex.join([context.binary, *arguments])}")
 
 
 def mask_url(address):

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import REPO, Result, group_members
+from tests.support import REPO, Result, group_members, restic_setting
 
 RESULTS = Path(os.environ.get("SYNCER_FAULTS_RESULTS", REPO / ".faults" / "results.jsonl"))
 SEED = int(os.environ.get("SYNCER_FAULTS_SEED", "20261124"))
@@ -31,6 +31,7 @@ def syncer_command(arguments, policies=None, state=None):
 
 def syncer_environment(env=None):
     environment = {k: v for k, v in os.environ.items() if not k.startswith("SYNCER_")}
+    environment.update(restic_setting())
     environment.update(env or {})
     return environment
 

@@ -34,7 +34,7 @@ from tests.faults.support import (
     spawn_syncer,
     tree_digests,
 )
-from tests.support import require_tool, write_policy, write_secret
+from tests.support import RESTIC, require_tool, write_policy, write_secret
 
 PASSWORD = "fault-suite-password-7c1d"
 QUICK, FULL = 1, 12  # kills per action in the quick slice and in `make faults`
@@ -226,6 +226,7 @@ def crash_push(tmp_path, kills, seed):
     assert lost == 0
 
 
+@pytest.mark.restic_versions
 def test_a_push_killed_while_restic_holds_its_lock_leaves_no_lock_behind(tmp_path):
     """The power cut lands while restic's backup holds its repository lock: the next
     push clears that stale lock (restic unlock), so a plain `restic check` passes."""
@@ -242,7 +243,7 @@ def test_a_push_killed_while_restic_holds_its_lock_leaves_no_lock_behind(tmp_pat
     assert result.exit_code == -signal.SIGKILL and any(locks.iterdir()), "the kill did not land inside the lock"
     after = world.syncer("push", "-v")
     assert after.exit_code == 0, after.output
-    assert "restic unlock" in after.stderr, after.stderr
+    assert f"{RESTIC} unlock" in after.stderr, after.stderr  # syncer ran the restic under test
     left = [world.restic("cat", "lock", path.name, "--no-lock").stdout for path in locks.iterdir()]
     assert not left, f"the next push left the dead restic's lock in the repository: {left} {after.stderr}"
     world.assert_restic_check()
@@ -251,6 +252,7 @@ def test_a_push_killed_while_restic_holds_its_lock_leaves_no_lock_behind(tmp_pat
     assert lost == 0
 
 
+@pytest.mark.restic_versions
 def test_kill_push_quick(tmp_path):
     crash_push(tmp_path, QUICK, SEED)
 
@@ -361,6 +363,7 @@ def crash_restore(tmp_path, kills, seed, in_place):
     assert lost == 0
 
 
+@pytest.mark.restic_versions
 def test_kill_restore_quick(tmp_path):
     crash_restore(tmp_path, QUICK, SEED, in_place=False)
 

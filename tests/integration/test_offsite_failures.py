@@ -19,6 +19,7 @@ FILES = {f"album/{number:02d}.jpg": os.urandom(60_000 + number) for number in ra
     "readme.txt": b"hello\n", "deep/er/still.bin": os.urandom(120_000)}
 
 
+@pytest.mark.restic_versions
 def test_drill_passes_then_fails_after_a_pack_file_is_corrupted(tmp_path):
     dataset = make_dataset(tmp_path, FILES)
     assert dataset.syncer("push").exit_code == 0
@@ -47,6 +48,7 @@ def test_drill_passes_then_fails_after_a_pack_file_is_corrupted(tmp_path):
     assert "Traceback" not in bad.output + full.output + checked.output
 
 
+@pytest.mark.restic_versions
 def test_wrong_password_exits_3_with_a_clear_message_and_no_secret(tmp_path):
     dataset = make_dataset(tmp_path, FILES)
     assert dataset.syncer("push").exit_code == 0
@@ -219,6 +221,7 @@ def test_drill_fails_when_restored_files_differ_from_the_authority(tmp_path):
     assert "album/03.jpg: matches the manifest but differs from the authority" in shown.stdout
 
 
+@pytest.mark.restic_versions
 def test_a_repository_pushed_to_before_is_never_created_again(tmp_path):
     dataset = make_dataset(tmp_path, FILES)
     first = dataset.syncer("push")

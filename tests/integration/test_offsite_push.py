@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 
+import pytest
 import yaml
 
 from tests.integration.offsite_support import PASSWORD, make_dataset, tree_bytes
@@ -20,6 +21,7 @@ FILES = {
 }
 
 
+@pytest.mark.restic_versions
 def test_push_then_restore_is_byte_identical(tmp_path):
     excluded = {"work.tmp": b"scratch", ".cache/thumbs/1.bin": b"thumb", "2019/.cache/x": b"nested cache"}
     dataset = make_dataset(tmp_path, FILES | excluded, exclude=["*.tmp", ".cache/**"])
@@ -121,6 +123,7 @@ def test_run_verifies_then_pushes_and_verify_compares_with_the_snapshot(tmp_path
     assert (after["matching"], after["differing"], after["not_in_snapshot"]) == (len(FILES) - 1, 1, 0)
 
 
+@pytest.mark.restic_versions
 def test_snapshots_check_and_drill_need_nothing_from_the_board(tmp_path):
     dataset = make_dataset(tmp_path, FILES)
     assert dataset.syncer("push").exit_code == 0

@@ -60,6 +60,7 @@ def test_bunny_restore_uploads_only_what_is_missing_or_differs(tmp_path):
         assert not list((tmp_path / "state" / "restore-cloud").iterdir())  # staging removed
 
 
+@pytest.mark.restic_versions
 def test_restore_to_any_s3_bucket(tmp_path, s3_server):
     with bunny.FakeBunny(zone="files") as fake:
         fake.put_file("backup/x/y.bin", b"\x00\x01" * 5000)

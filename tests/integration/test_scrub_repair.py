@@ -164,6 +164,7 @@ def test_an_interrupted_repair_leaves_no_half_file(tmp_path):
     assert not list((tmp_path / "local").glob(".syncer-tmp-*"))
 
 
+@pytest.mark.restic_versions
 def test_repaired_from_the_snapshot_when_the_authority_copy_is_bad_too(tmp_path):
     from tests.integration.offsite_support import PASSWORD, make_dataset
 

@@ -132,7 +132,7 @@ def test_the_password_and_repository_stay_out_of_argv_and_the_log(tmp_path, capl
     assert (tmp_path / "restic.env").read_text().strip() == str(tmp_path / "password")
     assert "hunter2-door" not in str(caught.value) and "***" in str(caught.value)
     assert "hunter2-door" not in caplog.text
-    assert f"RESTIC_REPOSITORY={tmp_path / 'repo'} restic snapshots --json" in caplog.text
+    assert f"RESTIC_REPOSITORY={tmp_path / 'repo'} {tmp_path / 'restic'} snapshots --json" in caplog.text
 
 
 def test_restic_dump_writes_stdout_to_the_file(tmp_path):
