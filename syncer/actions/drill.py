@@ -30,6 +30,7 @@ from syncer.actions.offsite import (
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, UsageError
 from syncer.index.db import AUTHORITY
 from syncer.restic.argv import dataset_tag, escape_glob
+from syncer.restic.repository import restore_summary
 from syncer.restic.runner import ResticFailed
 from syncer.verdict import CHANGED, Copy, judge
 
@@ -252,7 +253,12 @@ def restore_sample(repository, snapshot, dataset, workspace, target, spec, seed,
     started = time.monotonic()
     if chosen:
         try:
-            repository.restore(snapshot["id"], target, [escape_glob(f"{root.rstrip('/')}/{path}") for path in chosen])
+            result = repository.restore(snapshot["id"], target,
+                                        [escape_glob(f"{root.rstrip('/')}/{path}") for path in chosen])
+            summary = restore_summary(result)
+            if summary:
+                log.info("%s: restic restored %s files, %.1f MiB", dataset, summary.get("files_restored"),
+                         (summary.get("bytes_restored") or 0) / 2**20)
         except ResticFailed as error:  # damaged data: the per-file checks below say which
             log.warning("%s: restic restore reported errors: %s", dataset, error)
     return root, entries, chosen, time.monotonic() - started, manifest_run

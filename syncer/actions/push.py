@@ -29,20 +29,22 @@ PRUNE_INTERVALS = {"always": 0, "daily": 86400, "weekly": 7 * 86400, "monthly": 
 UNREADABLE_SHOWN = 50
 
 
-def run_push(policies, db, progress=None, init=False):
+def run_push(policies, db, progress=None, init=False, skip_if_unchanged=False):
     """Push each policy's dataset, then copy its snapshots to offsite.copies. Return the
     report: exit 1 when restic could not read some files (the snapshot exists without
     them) or a copy failed (the push stands), 3 when a push failed.
-    With `init`, a missing repository is created even if syncer pushed to it before."""
+    With `init`, a missing repository is created even if syncer pushed to it before.
+    With `skip_if_unchanged` (a push the watcher triggered), a dataset where nothing
+    changed gets no new snapshot, on restic versions that can tell."""
     def work(policy):
         require_offsite(policy)
         with dataset_lock(db.state_dir, policy.name):
-            return push_dataset(policy, db, progress, init)
+            return push_dataset(policy, db, progress, init, skip_if_unchanged)
 
     return for_each_dataset(policies, work, action="push")
 
 
-def push_dataset(policy, db, progress=None, init=False):
+def push_dataset(policy, db, progress=None, init=False, skip_if_unchanged=False):
     with recorded_run(db, policy.name, "push") as outcome:
         require_on_this_machine(policy, "path", "offsite")
         repository = open_repository(policy, db.state_dir)
@@ -60,22 +62,28 @@ def push_dataset(policy, db, progress=None, init=False):
         on_status = progress and (lambda status: progress(policy.name, status))
         log.info("%s: restic backup to %s (tag %s, host %s)", policy.name, repository.context.display, tag, host)
         try:
-            result = repository.backup(paths, tag, host, excludes, on_status)
+            result = repository.backup(paths, tag, host, excludes, on_status, skip_if_unchanged)
         except RepositoryMissing as missing:
             create_repository(repository, policy, db, init, missing)
-            result = repository.backup(paths, tag, host, excludes, on_status)
+            result = repository.backup(paths, tag, host, excludes, on_status, skip_if_unchanged)
         db.record_push(repository.context.display)
         summary = result.summary
         snapshot = summary.get("snapshot_id")
-        log.info("%s: snapshot %s: %s new, %s changed files, %.1f MiB added in %.1fs", policy.name, snapshot,
-                 summary.get("files_new"), summary.get("files_changed"), (summary.get("data_added") or 0) / 2**20,
-                 summary.get("total_duration") or 0)
+        if result.skipped:
+            log.info("%s: nothing changed since the last snapshot: no new one (--skip-if-unchanged)", policy.name)
+        else:
+            log.info("%s: snapshot %s: %s new, %s changed files, %.1f MiB added in %.1fs", policy.name, snapshot,
+                     summary.get("files_new"), summary.get("files_changed"),
+                     (summary.get("data_added") or 0) / 2**20, summary.get("total_duration") or 0)
         for path, reason in result.unreadable[:UNREADABLE_SHOWN]:
             log.warning("%s: restic could not read %s (%s); it is not in the snapshot", policy.name, path, reason)
         retention = apply_retention(repository, policy, db, tag, host)
         newest_kept = retention.pop("snapshot_full_id", None)
-        if newest_kept and snapshot and newest_kept.startswith(snapshot):
+        if newest_kept and (result.skipped or snapshot and newest_kept.startswith(snapshot)):
             full_id = newest_kept  # forget's output already named it: no extra restic call
+        elif result.skipped:  # the newest snapshot still holds the dataset as it is
+            newest = repository.snapshots(tag, host)
+            full_id = newest[-1]["id"] if newest else None
         else:
             full_id = repository.cached_snapshot_id(snapshot) if snapshot else None
         copies = (copy_to_copies(policy, db, repository, manifest, tag, host, init, retention["pruned"])
@@ -86,7 +94,8 @@ def push_dataset(policy, db, progress=None, init=False):
             files=stats.files, bytes=stats.bytes, manifest_files=files,
             files_new=summary.get("files_new"), files_changed=summary.get("files_changed"),
             files_unmodified=summary.get("files_unmodified"), bytes_added=summary.get("data_added"),
-            bytes_processed=summary.get("total_bytes_processed"), duration=summary.get("total_duration"),
+            bytes_processed=summary.get("total_bytes_processed"),
+            duration=None if result.skipped else summary.get("total_duration"), unchanged=result.skipped,
             unreadable=[{"path": path, "reason": reason} for path, reason in result.unreadable],
             **retention, exit_code=EXIT_FINDINGS if findings else EXIT_OK)
     return dict(outcome)

@@ -32,6 +32,7 @@ from syncer.index.hashing import hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
 from syncer.restic.argv import escape_glob
+from syncer.restic.repository import restore_summary
 from syncer.verdict import Copy, judge
 
 log = logging.getLogger("syncer.restore")
@@ -92,7 +93,7 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
                 (staging / MANIFEST_NAME).unlink()
                 patterns = [restic_include(root, pattern) for pattern in includes] or [escape_glob(root)]
                 log.info("%s: restoring snapshot %s into %s", policy.name, chosen["short_id"], staging)
-                repository.restore(chosen["id"], staging, patterns)
+                restored = restore_summary(repository.restore(chosen["id"], staging, patterns))
             except OperationalError as error:
                 raise OperationalError(f"restore of {policy.name} into {staging.parent} failed; the target was "
                                        f"not touched: {error}")
@@ -117,7 +118,8 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
         else:
             outcome.update(name=policy.name, snapshot=chosen["id"], target=str(target), files_checked=checked,
                            unverified=unverified, files_written=written,
-                           mode="in-place" if in_place else "replace" if force else "new", exit_code=EXIT_OK)
+                           mode="in-place" if in_place else "replace" if force else "new",
+                           restic_summary=restored, exit_code=EXIT_OK)
             if replaced:
                 outcome.update(files_replaced=replaced, replaced_kept_in=str(keep))
         finally:

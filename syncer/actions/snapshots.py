@@ -5,6 +5,7 @@ import logging
 from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.actions.offsite import clear_stale_locks, dataset_snapshots, open_repository, require_offsite
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
+from syncer.log import plural
 
 log = logging.getLogger("syncer.offsite")
 
@@ -40,11 +41,16 @@ def run_check(policies, db, read_data_subset=None):
             clear_stale_locks(repository, db, policy.name)
             log.info("%s: restic check of %s%s", policy.name, repository.context.display,
                      f" reading {subset} of the data" if subset else "")
-            ok, lines = repository.check(subset)
+            result = repository.check(subset)
+            ok, broken = result.ok, result.broken_packs
             if not ok:
                 log.warning("%s: restic check found errors in %s", policy.name, repository.context.display)
+            if broken:
+                log.warning("%s: %s damaged in %s: %s", policy.name, plural(len(broken), "pack file"),
+                            repository.context.display, ", ".join(pack[:8] for pack in broken[:10]))
             outcome.update(name=policy.name, repository=repository.context.display, read_data_subset=subset,
-                           ok=ok, output=lines[-20:], exit_code=EXIT_OK if ok else EXIT_FINDINGS)
+                           ok=ok, broken_packs=broken, output=result.lines[-20:],
+                           exit_code=EXIT_OK if ok else EXIT_FINDINGS)
         checked[key] = dict(outcome)
         return dict(outcome)
 

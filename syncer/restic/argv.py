@@ -62,8 +62,12 @@ def cat_lock_argv(lock_id):
     return ["cat", "lock", lock_id, "--no-lock"]
 
 
-def backup_argv(paths, tag, host, excludes=()):
+def backup_argv(paths, tag, host, excludes=(), skip_if_unchanged=False):
+    """Back `paths` up in one snapshot; with `skip_if_unchanged` (restic 0.17+) none is
+    made when nothing changed since the parent snapshot."""
     argv = ["backup", "--json", "--tag", tag, "--host", host]
+    if skip_if_unchanged:
+        argv.append("--skip-if-unchanged")
     for pattern in excludes:
         argv += ["--exclude", pattern]
     return argv + ["--"] + [str(path) for path in paths]
@@ -93,11 +97,20 @@ def prune_argv():
     return ["prune"]
 
 
-def check_argv(read_data_subset=None):
+def check_argv(read_data_subset=None, json_output=False):
     argv = ["check"]
     if read_data_subset:
         argv += ["--read-data-subset", read_data_subset]
+    if json_output:
+        argv.append("--json")
     return argv
+
+
+def with_retry_lock(argv, wait):
+    """`argv` that waits up to `wait` (restic 0.16+'s --retry-lock, like "2m") for a
+    lock held by another run, before any "--" that ends the options."""
+    split = argv.index("--") if "--" in argv else len(argv)
+    return argv[:split] + ["--retry-lock", wait] + argv[split:]
 
 
 def restore_argv(snapshot_id, target, includes=(), include_file=None, json_output=False, tag=None, host=None):

@@ -19,6 +19,10 @@ from syncer.restic.runner import RepositoryLocked, ResticContext, ResticFailed, 
 log = logging.getLogger("syncer.restic")
 INCLUDES_PER_RUN = 500  # keeps argv well below the kernel's limit when --include-file is missing
 CHECK_FOUND_ERRORS = re.compile(r"repository contains errors", re.I)
+# restic 0.14's check names a damaged pack in these messages (0.18's check --json lists them).
+BROKEN_PACK = re.compile(r"(?:pack id does not match, want|pack) ([0-9a-f]{64})", re.I)
+# How long unattended commands wait for a lock another run holds (restic 0.16+).
+LOCK_WAIT = "2m"
 
 
 def build_context(policy, state_dir):
@@ -53,6 +57,37 @@ def repository_context(repository, password_file, env_file, state_dir, label, pa
 class BackupResult:
     summary: dict
     unreadable: list  # [(path, reason)] restic could not read (exit 3)
+
+    @property
+    def skipped(self):
+        """Nothing changed and --skip-if-unchanged made no snapshot."""
+        return not self.summary.get("snapshot_id")
+
+
+@dataclass
+class CheckResult:
+    ok: bool  # False when restic found errors in the repository
+    lines: list  # what restic said
+    broken_packs: list  # the IDs of the damaged pack files it named
+
+
+def broken_packs_of(messages, lines):
+    """Return the damaged pack IDs restic named: check --json's summary (0.18), else its
+    messages (0.14: "Pack ID does not match, want <id>", "pack <id> contains ...")."""
+    for message in messages or []:
+        if isinstance(message, dict) and message.get("message_type") == "summary":
+            return sorted(set(message.get("broken_packs") or []))
+    return sorted({match.group(1) for line in lines for match in BROKEN_PACK.finditer(line)})
+
+
+def restore_summary(result):
+    """Return restore --json's summary (files and bytes restored; restic 0.17+), or None."""
+    for message in reversed(result.messages if result else []):
+        if isinstance(message, dict) and message.get("message_type") == "summary":
+            return {key: message.get(key) for key in ("files_restored", "total_files", "bytes_restored",
+                                                      "total_bytes", "files_skipped", "seconds_elapsed")
+                    if key in message}
+    return None
 
 
 def parse_backup_summary(messages):
@@ -97,9 +132,12 @@ class ResticRepository:
     def __init__(self, context):
         self.context = context
 
-    def run(self, arguments, **options):
+    def run(self, arguments, wait_for_lock=False, **options):
         """Run restic; if a lock is in the way, clear locks left by dead processes with
-        `restic unlock` (never --remove-all) and try once more."""
+        `restic unlock` (never --remove-all) and try once more. With `wait_for_lock`
+        (unattended commands), restic 0.16+ first waits LOCK_WAIT for a live lock."""
+        if wait_for_lock and supports("retry_lock", self.context.binary):
+            arguments = build.with_retry_lock(arguments, LOCK_WAIT)
         try:
             return run_restic(self.context, arguments, **options)
         except RepositoryLocked as error:
@@ -135,10 +173,13 @@ class ResticRepository:
         return [lock for lock in self.locks()
                 if lock.get("hostname") == host and isinstance(lock.get("pid"), int) and not process_alive(lock["pid"])]
 
-    def backup(self, paths, tag, host, excludes=(), on_status=None):
+    def backup(self, paths, tag, host, excludes=(), on_status=None, skip_if_unchanged=False):
         """Back up `paths` in one snapshot. Return BackupResult; unreadable files (exit 3)
-        are listed, not hidden."""
-        result = self.run(build.backup_argv(paths, tag, host, excludes), json_output=True, on_status=on_status)
+        are listed, not hidden. With `skip_if_unchanged`, restic 0.17+ makes no snapshot
+        when nothing changed (older ones make one anyway)."""
+        skip = skip_if_unchanged and supports("skip_if_unchanged", self.context.binary)
+        result = self.run(build.backup_argv(paths, tag, host, excludes, skip), json_output=True,
+                          on_status=on_status, wait_for_lock=True)
         return BackupResult(parse_backup_summary(result.messages),
                             unreadable_files(result.errors, result.stderr) if result.partial else [])
 
@@ -152,7 +193,7 @@ class ResticRepository:
     def forget(self, tag, host, retention):
         """Apply `retention` to the snapshots with `tag` and `host`. Return (kept, removed)
         as lists of snapshot objects."""
-        result = self.run(build.forget_argv(tag, host, retention), json_output=True)
+        result = self.run(build.forget_argv(tag, host, retention), json_output=True, wait_for_lock=True)
         kept, removed = [], []
         for groups in result.messages:
             for group in groups if isinstance(groups, list) else [groups]:
@@ -161,18 +202,23 @@ class ResticRepository:
         return kept, removed
 
     def prune(self):
-        self.run(build.prune_argv())
+        self.run(build.prune_argv(), wait_for_lock=True)
 
     def check(self, read_data_subset=None):
-        """Run `restic check`. Return (ok, lines): ok is False when restic found errors
-        in the repository; other failures raise."""
+        """Run `restic check`. Return a CheckResult: ok is False when restic found errors
+        in the repository, with the damaged packs it named; other failures raise."""
+        json_output = supports("check_json", self.context.binary)
         try:
-            result = self.run(build.check_argv(read_data_subset))
+            result = self.run(build.check_argv(read_data_subset, json_output), wait_for_lock=True,
+                              json_output=json_output)
         except ResticFailed as error:
             if CHECK_FOUND_ERRORS.search(str(error)):
-                return False, [str(error)]
+                lines = [str(error)]
+                return CheckResult(False, lines, broken_packs_of(getattr(error, "messages", None),
+                                                                 getattr(error, "stderr", [])))
             raise
-        return True, [line for line in result.stdout.splitlines() if line.strip()]
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        return CheckResult(True, lines, broken_packs_of(result.messages, lines + result.stderr))
 
     def restore(self, snapshot_id, target, includes=()):
         """Restore `snapshot_id` below `target`, limited to restic `includes` patterns.

@@ -19,7 +19,13 @@ from pathlib import Path
 from syncer.errors import ResticError
 from syncer.log import mask, register_secret
 from syncer.process import TimedOut, run_process
-from syncer.restic.versions import dedicated_exit_meaning, has_feature, parse_version
+from syncer.restic.versions import (
+    DEDICATED_EXIT_CODES,
+    dedicated_exit_meaning,
+    describe_fallback,
+    has_feature,
+    parse_version,
+)
 
 log = logging.getLogger("syncer.restic")
 VERSION_TIMEOUT_SECONDS = 30
@@ -72,6 +78,8 @@ STDERR_HINTS = (
 NETWORK_ERRORS = ("connection refused", "no such host", "i/o timeout", "network is unreachable",
                   "no route to host", "connection reset", "tls handshake timeout", "server misbehaving",
                   "context deadline exceeded", "temporary failure in name resolution")
+# A meaning 0.14 gives only in a message -> the feature that gives it an exit code.
+HINTED_FEATURES = {meaning: feature for meaning, feature in DEDICATED_EXIT_CODES.values()}
 ERRORS = {
     "fatal": ResticFailed,
     "no_repository": RepositoryMissing,
@@ -204,8 +212,12 @@ def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_st
     kind = classify_exit(exit_status, "\n".join(stderr_lines), version)
     if kind in ("ok", "partial"):
         return ResticResult(exit_status, messages, "".join(text), stderr_lines, errors)
-    message = mask(describe_failure(kind, context, command, exit_status, stderr_lines))
-    raise ERRORS[kind](message, exit_status)
+    if exit_status == 1 and kind in HINTED_FEATURES:  # told from the message: say why at -v
+        say_if_missing(HINTED_FEATURES[kind], context.binary)
+    failure = ERRORS[kind](mask(describe_failure(kind, context, command, exit_status, stderr_lines)), exit_status)
+    failure.messages = messages  # what restic said on stdout before failing (check --json's summary)
+    failure.stderr = stderr_lines
+    raise failure
 
 
 def restic_version(binary="restic"):
@@ -241,6 +253,8 @@ def take_stderr(line, lines, errors):
         errors.append(document)
         log.warning("restic: %s: %s", document.get("item") or "?", describe_error(document))
         return
+    if isinstance(document, dict) and document.get("message_type") == "exit_error":  # --json's "Fatal: ..."
+        line = str(document.get("message") or "")
     lines.append(line)
     if line.strip():
         level = logging.WARNING if line.lower().startswith(("warning", "error")) else logging.DEBUG
@@ -292,5 +306,24 @@ def detect_version(binary="restic"):
 
 
 def supports(feature, binary="restic"):
-    """Return whether the installed restic has `feature` (a key of versions.FEATURES)."""
-    return has_feature(detect_version(binary), feature)
+    """Return whether the restic at `binary` has `feature` (a key of versions.FEATURES).
+    When it lacks it, say once (at -v) what syncer does instead. Raise ResticError when
+    restic cannot be run."""
+    version = detect_version(binary)
+    if has_feature(version, feature):
+        return True
+    if (binary, feature) not in FALLBACKS_SAID:
+        FALLBACKS_SAID.add((binary, feature))
+        log.debug("%s", describe_fallback(version, feature))
+    return False
+
+
+def say_if_missing(feature, binary):
+    """supports(), for a message only: a restic whose version cannot be told says nothing."""
+    try:
+        supports(feature, binary)
+    except ResticError:
+        pass
+
+
+FALLBACKS_SAID = set()

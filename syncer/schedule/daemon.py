@@ -144,7 +144,9 @@ class Daemon:
                         if changed_paths:
                             refresh_changes(policy, db, changed_paths)
                         log.info("%s %s: starting", dataset, action)
-                        results = RUNNERS[action]([policy], db)["datasets"]
+                        # a push the watcher triggered makes no snapshot when nothing changed after all
+                        options = {"skip_if_unchanged": True} if changed_paths else {}
+                        results = RUNNERS[action]([policy], db, **options)["datasets"]
                         log.info("%s %s: finished (exit %d)", dataset, action, exit_code_of(results))
                     except SyncerError as error:
                         log.error("%s %s: %s", dataset, action, error)

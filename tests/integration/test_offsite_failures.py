@@ -43,9 +43,13 @@ def test_drill_passes_then_fails_after_a_pack_file_is_corrupted(tmp_path):
     full = dataset.syncer("drill", "photos", "--full", "--json")
     assert full.exit_code == 1, full.output
     assert full.json()["passed"] is False and full.json()["failures"]
-    checked = dataset.syncer("check", "--read-data-subset", "100%")
+    checked = dataset.syncer("check", "--read-data-subset", "100%", "--json")
     assert checked.exit_code == 1, checked.output
     assert "Traceback" not in bad.output + full.output + checked.output
+    # restic 0.18's check --json names them; on 0.14 they are read from its messages
+    [result] = checked.json()["datasets"]
+    assert result["broken_packs"] == sorted(pack.name for pack in packs), checked.output
+    assert f"{len(packs)} pack file" in checked.stderr
 
 
 @pytest.mark.restic_versions

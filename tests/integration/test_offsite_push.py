@@ -3,13 +3,16 @@ with a local repository."""
 
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.integration.offsite_support import PASSWORD, make_dataset, tree_bytes
-from tests.support import require_tool, write_policy, write_secret
+from tests.support import REPO, require_tool, restic_setting, write_policy, write_secret
 
 FILES = {
     "2019/summer/IMG_0001.jpg": os.urandom(200_000),
@@ -61,6 +64,40 @@ def test_push_of_a_cloud_dataset_never_reads_the_services_credentials(tmp_path):
     pushed = dataset.syncer("push", "--json")
     assert pushed.exit_code == 0, pushed.output
     assert pushed.json()["datasets"][0]["files"] == 1
+
+
+@pytest.mark.restic_versions
+def test_a_push_the_watcher_triggers_makes_no_snapshot_when_nothing_changed(tmp_path, monkeypatch):
+    """restic 0.17+'s backup --skip-if-unchanged; 0.14 has none and makes a snapshot anyway."""
+    from syncer.actions.push import run_push
+    from syncer.index.db import StateDB
+    from syncer.policy import load_policies
+    from syncer.restic.runner import supports
+
+    for key, value in restic_setting().items():
+        monkeypatch.setenv(key, value)
+    # restic's snapshot holds the folders above the dataset too; /tmp changes all the
+    # time, so this dataset lives in the worktree's git-ignored .cache instead.
+    (REPO / ".cache").mkdir(exist_ok=True)
+    root = Path(tempfile.mkdtemp(prefix="test-skip-if-unchanged-", dir=REPO / ".cache"))
+    try:
+        dataset = make_dataset(root, FILES)
+        policies = load_policies(dataset.policies)
+        db = StateDB(dataset.state)
+        try:
+            [first] = run_push(policies, db)["datasets"]
+            [report] = run_push(policies, db, skip_if_unchanged=True)["datasets"]
+        finally:
+            db.close()
+        snapshots = json.loads(dataset.restic("snapshots", "--json").stdout)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert first["exit_code"] == 0 and first["unchanged"] is False, first
+    if supports("skip_if_unchanged", policies[0].restic_binary):
+        assert report["unchanged"] is True and [s["id"] for s in snapshots] == [report["snapshot"]], report
+    else:
+        assert report["unchanged"] is False and len(snapshots) == 2, report
+        assert report["snapshot"] == snapshots[-1]["id"]
 
 
 def test_second_push_after_a_small_change_adds_little(tmp_path):

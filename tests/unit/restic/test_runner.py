@@ -40,7 +40,7 @@ from syncer.restic.runner import (
     (10, "Fatal: repository does not exist: unable to open config file: i/o timeout", "unreachable"),
 ])
 def test_exit_status_table_with_restic_014_messages(status, stderr, kind):
-    assert classify_exit(status, stderr, (0, 17, 0)) == kind
+    assert classify_exit(status, stderr, (0, 17, 1)) == kind  # exit 12 means a wrong password from 0.17.1
 
 
 @pytest.mark.parametrize("status", [10, 11, 12])
