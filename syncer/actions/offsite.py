@@ -29,7 +29,7 @@ from syncer.policy.load import GLOBAL_FILE_NAMES
 from syncer.process import process_exists
 from syncer.restic.argv import dataset_tag
 from syncer.restic.repository import ResticRepository, build_context
-from syncer.restic.runner import RepositoryMissing
+from syncer.restic.runner import RepositoryMissing, mask_url
 from syncer.verdict import CHANGED, EXTRA_LOCAL, OK, UNVERIFIABLE, Copy, judge
 
 MANIFEST_NAME = "syncer-manifest.jsonl"
@@ -51,6 +51,12 @@ def open_repository(policy, state_dir):
     """Return the ResticRepository of `policy`. Raise UsageError/CredentialError as
     build_context does."""
     return ResticRepository(build_context(policy, state_dir))
+
+
+def repository_key(policy):
+    """The address of `policy`'s repository as the state database keeps it (no embedded
+    credentials)."""
+    return mask_url(policy.offsite.repository)
 
 
 def clear_stale_locks(repository, db, dataset):

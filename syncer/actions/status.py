@@ -10,6 +10,7 @@ failed or had findings (a failed push or drill): 0 means healthy to a monitor.
 
 import time
 
+from syncer.actions.snapshots import read_data_progress
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
 from syncer.index import integrity
 from syncer.index.db import LOCAL
@@ -64,6 +65,7 @@ def dataset_status(policy, db, now):
             "rpo_seconds": snapshot and snapshot["age_seconds"], "drill": drill,
             "projected_restore_seconds": drill and drill.get("projected_restore_seconds"),
             "copies": copies_status(policy, db, now),
+            "read_data": read_data_progress(db, policy),  # offsite.read_data's cycle, or None
             "exit_code": EXIT_FINDINGS if unhealthy else EXIT_OK}
 
 

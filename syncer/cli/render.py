@@ -221,8 +221,18 @@ def copies_details(row):
     return lines
 
 
+def read_data_details(row):
+    """offsite.read_data's cycle: how much of it is read, and when every pack last was."""
+    read_data = row.get("read_data")
+    if not read_data:
+        return []
+    last = read_data["last_full_read_at"]
+    full = f"every pack last read {human_age(time.time() - last)}" if last else "no full cycle yet"
+    return [("read data", f"{read_data['slices_read']}/{read_data['slices']} of this cycle; {full}")]
+
+
 STATUS_DETAILS = [files_details, findings_details, recovery_details, copies_details, drill_details, action_details,
-                  stale_details]
+                  stale_details, read_data_details]
 
 
 def utc_time(timestamp):

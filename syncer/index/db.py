@@ -50,6 +50,13 @@ CREATE TABLE IF NOT EXISTS repositories (
     first_push REAL NOT NULL,        -- push never re-creates a repository it has pushed to
     last_push REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS read_data (
+    repository TEXT PRIMARY KEY,     -- an offsite repository as shown
+    slices INTEGER NOT NULL,         -- t of check --read-data-subset=n/t
+    next_slice INTEGER NOT NULL,     -- n of the next check, 1..t
+    cycle_started REAL,              -- when slice 1 of the current cycle was read
+    last_full REAL                   -- when a cycle last ended: every pack read without an error
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS findings (
     dataset TEXT NOT NULL,
     path TEXT NOT NULL,

@@ -23,6 +23,9 @@ METRICS = {
     "syncer_copy_snapshot_age_seconds": ("gauge", "Age of the newest snapshot push copied to a copy repository."),
     "syncer_drill_throughput_bytes_per_second": ("gauge", "Restore throughput measured by the last drill."),
     "syncer_projected_restore_seconds": ("gauge", "Projected full-restore time from the last drill's throughput."),
+    "syncer_read_data_last_full_timestamp_seconds": ("gauge", "When check last read every pack of the repository "
+                                                              "(offsite.read_data's cycle ended without an error)."),
+    "syncer_read_data_cycle_done_ratio": ("gauge", "Share of the current offsite.read_data cycle already read."),
     "syncer_textfile_written_timestamp_seconds": ("gauge", "When syncer wrote this file."),
 }
 
@@ -74,6 +77,9 @@ def render_metrics(report, now=None):
         throughput = drill.get("throughput_mib_s")
         add("syncer_drill_throughput_bytes_per_second", dataset, throughput and throughput * 2**20)
         add("syncer_projected_restore_seconds", dataset, drill.get("projected_restore_seconds"))
+        read_data = row.get("read_data") or {}
+        add("syncer_read_data_last_full_timestamp_seconds", dataset, read_data.get("last_full_read_at"))
+        add("syncer_read_data_cycle_done_ratio", dataset, read_data.get("cycle_done"))
     add("syncer_textfile_written_timestamp_seconds", {}, now)
     lines = []
     for name, (kind, help_text) in METRICS.items():

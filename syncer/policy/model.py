@@ -259,6 +259,22 @@ class OffsiteCopy(Model):
     env_file: CredentialsFile | None = None
 
 
+class ReadData(Model):
+    """How `syncer check` reads every pack of the repository once per cycle: restic's
+    --read-data-subset=n/t, n advancing by one each check. Give the cycle as a duration
+    (t = the cycle / the interval of schedule.check) or as a number of checks (t)."""
+
+    cycle: duration("like 30d", allow_zero=False) | None = None
+    checks: Positive | None = None
+
+    @field_validator("checks")
+    @classmethod
+    def one_of_cycle_and_checks(cls, value, info):
+        if value is not None and info.data.get("cycle") is not None:
+            raise ValueError("give cycle or checks, not both")
+        return value
+
+
 class Offsite(Model):
     """The restic repository the dataset is backed up to."""
 
@@ -269,6 +285,7 @@ class Offsite(Model):
     prune: Literal["never", "always", "daily", "weekly", "monthly"] = "weekly"
     host: Text | None = None
     read_data_subset: Annotated[Text, AfterValidator(subset)] | None = None
+    read_data: ReadData | None = None  # every pack read once per cycle (instead of read_data_subset)
     exists: bool = False  # the repository exists already: push never creates it
     manifest_root: LocalPath | None = None  # push keeps the manifest in <this>/manifests/<dataset>
     copies: list[OffsiteCopy] = []  # push copies its snapshots to each with `restic copy`
@@ -323,7 +340,7 @@ class Policy(Model):
                                                          else value)] = ()
     authority: Authority
     offsite: Offsite | None = None
-    schedule: Schedule = {}
+    schedule: Schedule = Field({}, validate_default=True)  # validated empty too: read_data needs a check
     watch: bool = False
     watch_debounce: Duration = 600.0
     notify: Notify = Notify()
@@ -334,6 +351,18 @@ class Policy(Model):
     _source: Path = PrivateAttr(None)  # the policy file
     _credential_names: tuple = PrivateAttr(())
     _restic: str = PrivateAttr("restic")  # the restic binary (syncer.yaml's restic:, SYNCER_RESTIC)
+
+    @field_validator("schedule")
+    @classmethod
+    def a_read_data_cycle_needs_a_check_schedule(cls, value, info):
+        offsite = info.data.get("offsite")
+        read_data = offsite and offsite.read_data
+        if read_data and read_data.cycle is not None and "check" not in value:
+            raise ValueError("has no check: offsite.read_data.cycle needs one to tell how many checks a cycle holds "
+                             "(or give offsite.read_data.checks)")
+        if read_data and offsite.read_data_subset:
+            raise ValueError("offsite.read_data and offsite.read_data_subset exclude each other")
+        return value
 
     @field_validator("name", mode="before")
     @classmethod

@@ -264,3 +264,30 @@ def test_an_unchanged_dataset_gives_the_same_snapshot_tree_whatever_the_state_di
     for path in paths:
         nodes = [stored_node(dataset, row["snapshot"], path) for row in rows]
         assert nodes[0] == nodes[1] == nodes[2], path
+
+
+def test_check_reads_every_pack_once_per_read_data_cycle(tmp_path):
+    from syncer.notify.textfile import render_metrics
+
+    dataset = make_dataset(tmp_path, FILES, extra={"read_data": {"checks": 2}})
+    assert dataset.syncer("push").exit_code == 0
+    subsets, progress = [], []
+    for _ in range(3):
+        checked = dataset.syncer("check", "photos", "--json")
+        assert checked.exit_code == 0, checked.output
+        [row] = checked.json()["datasets"]
+        subsets.append(row["read_data_subset"])
+        progress.append(row["read_data"])
+    assert subsets == ["1/2", "2/2", "1/2"]  # every slice once, then a new cycle
+    assert [step["slices_read"] for step in progress] == [1, 0, 1]
+    assert progress[0]["last_full_read_at"] is None and progress[1]["last_full_read_at"] is not None
+    # a subset asked for on the command line is read as well, and leaves the cycle where it is
+    assert dataset.syncer("check", "photos", "--read-data-subset", "10%").exit_code == 0
+    status = dataset.syncer("status", "--json")
+    [row] = status.json()["datasets"]
+    assert row["read_data"] == progress[2], row["read_data"]
+    metrics = render_metrics(status.json())
+    assert 'syncer_read_data_cycle_done_ratio{dataset="photos"} 0.5' in metrics
+    assert "syncer_read_data_last_full_timestamp_seconds" in metrics
+    shown = dataset.syncer("status")
+    assert "read data: 1/2 of this cycle; every pack last read" in shown.stdout, shown.output
