@@ -26,8 +26,10 @@ test: venv-test restic restic-0.18 chromium
 
 # The full fault-injection suite (kills, a flaky uplink, full disks, races, fuzzing),
 # then its figures: fault, times injected, recovered without help, bytes lost.
-faults: venv-test restic
+faults: venv-test restic restic-0.18
 	$(BIN)/python -m pytest -q -m faults tests/faults
+	SYNCER_FAULTS_APPEND=1 TEST_RESTIC=$(abspath $(RESTIC_NEW)) \
+	  $(BIN)/python -m pytest -q -m "faults and restic_versions" tests/faults
 	$(BIN)/python -m tests.faults.figures
 
 lint: venv-test

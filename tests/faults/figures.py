@@ -10,28 +10,29 @@ from collections import OrderedDict
 
 from tests.faults.support import RESULTS
 
-HEADER = ("fault", "times injected", "recovered without help", "bytes lost")
+HEADER = ("fault", "restic", "times injected", "recovered without help", "bytes lost")
 
 
 def summarize(lines):
-    """Given JSON lines from support.record, return rows (fault, injected, recovered, lost)."""
+    """Given JSON lines from support.record, return rows (fault, restic version,
+    injected, recovered, lost): one per fault and restic version under test."""
     rows = OrderedDict()
     for line in lines:
         entry = json.loads(line)
-        row = rows.setdefault(entry["fault"], [0, 0, 0])
+        row = rows.setdefault((entry["fault"], entry.get("restic", "?")), [0, 0, 0])
         row[0] += entry["injected"]
         row[1] += entry["recovered"]
         row[2] += entry["bytes_lost"]
-    return [(fault, *numbers) for fault, numbers in rows.items()]
+    return [(*key, *numbers) for key, numbers in rows.items()]
 
 
 def render(rows):
     """Return the rows as a Markdown table (the README's Reliability section uses it)."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    for fault, injected, recovered, lost in rows:
-        lines.append(f"| {fault} | {injected} | {recovered} | {lost} |")
-    total = [sum(row[i] for row in rows) for i in (1, 2, 3)]
-    lines.append(f"| **total** | {total[0]} | {total[1]} | {total[2]} |")
+    for fault, restic, injected, recovered, lost in rows:
+        lines.append(f"| {fault} | {restic} | {injected} | {recovered} | {lost} |")
+    total = [sum(row[i] for row in rows) for i in (2, 3, 4)]
+    lines.append(f"| **total** | | {total[0]} | {total[1]} | {total[2]} |")
     return "\n".join(lines)
 
 
@@ -50,8 +51,8 @@ def main(argv=None):
         print("no fault figures recorded (run `make faults`)", file=sys.stderr)
         return 1
     print(render(rows))
-    lost = sum(row[3] for row in rows)
-    unrecovered = sum(row[1] - row[2] for row in rows)
+    lost = sum(row[4] for row in rows)
+    unrecovered = sum(row[2] - row[3] for row in rows)
     if lost or unrecovered:
         print(f"\n{lost} bytes lost, {unrecovered} fault(s) not recovered without help", file=sys.stderr)
         return 1

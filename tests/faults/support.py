@@ -2,6 +2,7 @@
 kill it, check the invariants that must hold after every fault, and record the
 figures (fault, times injected, recovered without help, bytes lost)."""
 
+import functools
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import REPO, Result, group_members, restic_setting
+from tests.support import REPO, Result, group_members, restic_setting, restic_under_test
 
 RESULTS = Path(os.environ.get("SYNCER_FAULTS_RESULTS", REPO / ".faults" / "results.jsonl"))
 SEED = int(os.environ.get("SYNCER_FAULTS_SEED", "20261124"))
@@ -190,12 +191,18 @@ def partial_files(root, known):
 
 # --- figures ------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
+def tested_restic_version():
+    """The version of the restic under test ("0.14.0"), for the figures' restic column."""
+    return restic_under_test().removeprefix("restic ").strip()
+
+
 def record(fault, injected=1, recovered=None, lost=0, note=""):
     """Append one line of figures: `injected` faults of kind `fault`, of which
     `recovered` were followed by a successful ordinary run without manual steps."""
     recovered = injected if recovered is None else recovered
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    line = {"fault": fault, "injected": injected, "recovered": recovered, "bytes_lost": lost,
-            "test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0], "note": note}
+    line = {"fault": fault, "restic": tested_restic_version(), "injected": injected, "recovered": recovered,
+            "bytes_lost": lost, "test": os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0], "note": note}
     with open(RESULTS, "a", encoding="utf-8") as out:
         out.write(json.dumps(line) + "\n")

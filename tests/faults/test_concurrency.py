@@ -132,6 +132,7 @@ def test_two_syncer_runs_at_once(stalled_s3_dataset):
     record("concurrency: two syncer run at once", 1, 1, 0)
 
 
+@pytest.mark.restic_versions
 @pytest.mark.faults
 def test_a_manual_verify_during_a_push(tmp_path):
     world = World(tmp_path, 11)

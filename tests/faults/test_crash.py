@@ -257,6 +257,7 @@ def test_kill_push_quick(tmp_path):
     crash_push(tmp_path, QUICK, SEED)
 
 
+@pytest.mark.restic_versions
 @pytest.mark.faults
 def test_kill_push_many_times(tmp_path):
     crash_push(tmp_path, FULL, SEED + 2)
@@ -370,6 +371,7 @@ def test_kill_restore_quick(tmp_path):
 
 @pytest.mark.faults
 @pytest.mark.parametrize("in_place", [False, True], ids=["new-target", "in-place"])
+@pytest.mark.restic_versions
 def test_kill_restore_many_times(tmp_path, in_place):
     crash_restore(tmp_path, FULL, SEED + 4, in_place)
 

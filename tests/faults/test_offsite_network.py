@@ -48,6 +48,7 @@ def assert_recovered(dataset, proxy):
     return lost
 
 
+@pytest.mark.restic_versions
 @pytest.mark.faults
 def test_push_rides_out_transient_resets(proxied_offsite):
     dataset, proxy = proxied_offsite
@@ -64,6 +65,7 @@ def test_push_rides_out_transient_resets(proxied_offsite):
     assert lost == 0
 
 
+@pytest.mark.restic_versions
 @pytest.mark.faults
 def test_push_through_a_connection_that_keeps_breaking(proxied_offsite):
     dataset, proxy = proxied_offsite
