@@ -356,3 +356,31 @@ def link_leaves(root, folder, text):
             return True
         pending.extendleft(reversed(target.split("/")))
     return False
+
+
+def interrupted_swaps(target):
+    """Return the `.<name>.syncer-old-<pid>` folders beside `target` whose restore is
+    gone: `restore --force` renames the old tree there, then the restored one to
+    `target`, then deletes the old one; killed in between, the old tree stays there
+    (and `target` may be missing)."""
+    from syncer.process import process_exists
+
+    prefix = f".{os.path.basename(os.path.normpath(target))}.syncer-old-"
+    parent = os.path.dirname(os.path.normpath(target)) or "."
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    return sorted(os.path.join(parent, name) for name in names
+                  if name.startswith(prefix) and name[len(prefix):].isdigit()
+                  and not process_exists(int(name[len(prefix):])))
+
+
+def describe_interrupted_swap(target, old):
+    """What a user needs to know about a folder interrupted_swaps() found, and how to finish."""
+    if os.path.lexists(target):
+        return (f"{old} is the tree a killed `syncer restore --force` replaced at {target}; its restore had put "
+                f"the new tree in place: check {target}, then delete it (rm -rf '{old}')")
+    return (f"{target} is missing and {old} holds its previous content: a `syncer restore --force` was killed "
+            f"between its two renames. To finish, run the restore again (syncer restore ... --to '{target}'), then "
+            f"delete '{old}'; to undo, put it back (mv '{old}' '{target}')")

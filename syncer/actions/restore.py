@@ -27,7 +27,13 @@ from syncer.actions.offsite import (
     require_offsite,
 )
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, OperationalError, SyncerError, UsageError
-from syncer.fsio import find_escaping_link, find_special_file, write_file
+from syncer.fsio import (
+    describe_interrupted_swap,
+    find_escaping_link,
+    find_special_file,
+    interrupted_swaps,
+    write_file,
+)
 from syncer.index.hashing import hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
@@ -66,6 +72,9 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
     if force and in_place:
         raise UsageError("--force and --in-place exclude each other")
     target = resolve_target(Path(target).absolute())
+    left_over = interrupted_swaps(target)
+    for old in left_over:
+        log.warning("%s: %s", policy.name, describe_interrupted_swap(target, old))
     if target.exists() and not target.is_dir():
         raise UsageError(f"restore target {target} exists and is not a directory")
     fresh_disk_entry = "lost+found" if target.is_dir() and os.path.ismount(target) else None
@@ -120,6 +129,8 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
                            unverified=unverified, files_written=written,
                            mode="in-place" if in_place else "replace" if force else "new",
                            restic_summary=restored, exit_code=EXIT_OK)
+            if left_over:  # never deleted by syncer: the user's data until they say otherwise
+                outcome.update(left_by_killed_restore=left_over)
             if replaced:
                 outcome.update(files_replaced=replaced, replaced_kept_in=str(keep))
         finally:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from syncer.errors import PolicyError, UsageError
+from syncer.fsio import describe_interrupted_swap, interrupted_swaps
 from syncer.policy.credentials import check_credentials_file
 from syncer.policy.model import AUTHORITY_TYPES, GlobalSettings, Policy
 
@@ -339,7 +340,9 @@ def check_machine(policy, parts=MACHINE_PARTS, missing_only=False):
     problems = []
     if "path" in parts:
         if not policy.path.exists():
-            problems.append(f"path: dataset path {policy.path} does not exist")
+            swaps = interrupted_swaps(policy.path)
+            problems.append(f"path: dataset path {policy.path} does not exist"
+                            + (f" ({describe_interrupted_swap(policy.path, swaps[-1])})" if swaps else ""))
         elif not policy.path.is_dir():
             problems.append(f"path: dataset path {policy.path} is not a directory")
     files = []

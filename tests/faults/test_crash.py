@@ -369,6 +369,40 @@ def test_kill_restore_quick(tmp_path):
     crash_restore(tmp_path, QUICK, SEED, in_place=False)
 
 
+def test_restore_force_killed_between_its_two_renames(tmp_path):
+    """`restore --force` over the dataset renames the old tree aside, then the restored
+    one into place. Killed between the two, the dataset's folder is missing and the old
+    tree sits in .data.syncer-old-<pid>: the next command says so and how to finish,
+    and syncer never deletes it."""
+    world = World(tmp_path, SEED)
+    assert world.syncer("push").exit_code == 0
+    snapshot = tree_digests(world.data)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    old = world.data.parent / f".{world.data.name}.syncer-old-{dead.pid}"
+    staging = world.data.parent / f".{world.data.name}.syncer-restore-{dead.pid}"
+    (staging / "half").mkdir(parents=True)
+    (staging / "half" / "restored.bin").write_bytes(b"a restored file")
+    world.data.rename(old)  # the first rename happened, the kill came before the second
+    verified = world.syncer("verify")
+    assert verified.exit_code == 3 and "Traceback" not in verified.output, verified.output
+    assert f"{world.data} is missing and {old} holds its previous content" in verified.stderr, verified.stderr
+    restored = world.syncer("restore", "ds", "--to", world.data, "--json")
+    assert restored.exit_code == 0, restored.output
+    assert "killed between its two renames" in restored.stderr and f"mv '{old}'" in restored.stderr
+    assert restored.json()["left_by_killed_restore"] == [str(old)]
+    assert tree_digests(world.data) == snapshot
+    assert tree_digests(old) == snapshot, "the old tree was touched"
+    assert not staging.exists(), "the killed restore's staging directory was left"
+    again = world.syncer("verify")
+    assert again.exit_code == 0, again.output
+    forced = world.syncer("restore", "ds", "--to", world.data, "--force")
+    assert forced.exit_code == 0 and f"rm -rf '{old}'" in forced.stderr, forced.output
+    lost = bytes_lost(snapshot, tree_digests(world.data)) + bytes_lost(snapshot, tree_digests(old))
+    record("restore --force killed between its two renames", 1, 1, lost)
+    assert lost == 0
+
+
 @pytest.mark.faults
 @pytest.mark.parametrize("in_place", [False, True], ids=["new-target", "in-place"])
 @pytest.mark.restic_versions
