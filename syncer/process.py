@@ -35,6 +35,10 @@ except OSError:
     prctl = None
 
 
+# The programs running through run_process, with whether each has a group of its own.
+RUNNING, RUNNING_LOCK = set(), threading.Lock()
+
+
 class TimedOut(Exception):
     """The program ran past its timeout; it and its process group were stopped."""
 
@@ -71,6 +75,9 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
         stderr=subprocess.PIPE if on_errors else subprocess.STDOUT,
         start_new_session=own_group, preexec_fn=die_with_parent)
     failures, readers = [], []  # failures: what a line handler raised, raised again here
+    child = (process, own_group)
+    with RUNNING_LOCK:
+        RUNNING.add(child)
     try:
         for stream, handler in ((process.stdout, on_output), (process.stderr, on_errors)):
             if stream is not None:
@@ -84,8 +91,27 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
     except BaseException:
         stop(process, INTERRUPT_SIGNALS, own_group)  # syncer itself is stopping: leave nothing behind
         raise
+    finally:
+        with RUNNING_LOCK:
+            RUNNING.discard(child)
     finish_reading(readers, failures)
     return exit_status
+
+
+def stop_running_children():
+    """Stop every program still running through this door, as an interrupt would (restic
+    removes its lock on SIGINT), and wait until each is gone: for a process about to
+    exit without waiting for the threads that started them (the daemon abandoning its
+    steps). Return how many there were."""
+    with RUNNING_LOCK:
+        children = list(RUNNING)
+    stoppers = [threading.Thread(target=stop, args=(process, INTERRUPT_SIGNALS, own_group))
+                for process, own_group in children]
+    for stopper in stoppers:
+        stopper.start()
+    for stopper in stoppers:
+        stopper.join()
+    return len(children)
 
 
 def start_reader(stream, handler, failures):

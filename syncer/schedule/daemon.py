@@ -29,6 +29,7 @@ from syncer.errors import SyncerError, exit_code_of
 from syncer.index.db import StateDB
 from syncer.index.runs import abandon_unfinished, last_started
 from syncer.policy.settings import cron_gaps, cron_trigger, watch_settings
+from syncer.process import stop_running_children
 from syncer.schedule.watch import PendingChanges, Watcher
 
 log = logging.getLogger("syncer.daemon")
@@ -239,9 +240,14 @@ class Daemon:
                          ", ".join(f"{d} {a}" for d, a in self.active))
                 self.active_lock.wait(max(0.0, min(5.0, deadline - time.monotonic())))
             abandoned = dict(self.active)
-        for (dataset, action), started in abandoned.items():
+        for dataset, action in abandoned:
             log.warning("%s %s: abandoned (still running after %.0fs); it will run again on schedule", dataset,
                         action, self.settings.stop_grace)
+        if abandoned:  # outside systemd nothing else stops them: no restic or git may outlive the daemon
+            stopped = stop_running_children()
+            if stopped:
+                log.info("stopped %d program(s) the abandoned steps were running", stopped)
+        for (dataset, action), started in abandoned.items():
             abandon_unfinished(self.db, dataset, action, started)
         self.db.close()
         log.info("daemon stopped")

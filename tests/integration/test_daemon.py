@@ -239,3 +239,44 @@ def test_sigterm_during_a_long_step_abandons_it_after_the_grace_and_exits_0(site
     assert code == 0, daemon.output()
     assert seconds < 4  # the grace (1s) and a margin, not the step's 6s
     assert "docs verify: abandoned (still running after 1s)" in daemon.output()
+
+
+STAND_IN_RESTIC = '''#!{python}
+"""A restic that never ends: it marks itself running, and on SIGINT or SIGTERM takes
+half a second to clean up (as restic removes its lock) before it exits."""
+import os, signal, sys, time
+if sys.argv[1:2] == ["version"]:
+    print("restic 0.14.0 compiled with go1.19.8 on linux/amd64")
+    sys.exit(0)
+marker = sys.argv[0] + ".running"
+with open(marker, "w") as out:
+    out.write(str(os.getpid()))
+def stop(number, frame):
+    time.sleep(0.5)
+    os.unlink(marker)
+    sys.exit(130)
+signal.signal(signal.SIGINT, stop)
+signal.signal(signal.SIGTERM, stop)
+time.sleep(120)
+'''
+
+
+def test_sigterm_outside_systemd_stops_the_restic_of_an_abandoned_step_before_exiting(site, daemons):
+    restic = site["tmp"] / "bin" / "restic"
+    restic.parent.mkdir()
+    restic.write_text(STAND_IN_RESTIC.format(python=sys.executable))
+    restic.chmod(0o755)
+    password = write_secret(site["tmp"] / "restic.pass", "pw\n")
+    (site["policies"] / "syncer.yaml").write_text(f"daemon: {{jitter: 0, stop_grace: 1s}}\nrestic: {restic}\n")
+    policy(site, schedule={"push": "*/2 * * * * *"},
+           offsite={"repository": str(site["tmp"] / "repo"), "password_file": str(password),
+                    "manifest_root": str(site["tmp"] / "manifest-root")})
+    daemon = daemons(site)
+    marker = restic.parent / "restic.running"
+    wait_until(marker.exists, 30, "the push running restic", daemon)
+    pid = int(marker.read_text())
+    code, _ = daemon.stop()
+    assert code == 0, daemon.output()
+    assert not marker.exists(), "the daemon exited before its restic child had stopped"
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1][:3]
+    assert "stopped 1 program(s) the abandoned steps were running" in daemon.output()
