@@ -307,6 +307,108 @@ def test_kill_pull_many_times(tmp_path):
     crash_pull(tmp_path, FULL, SEED + 3)
 
 
+# --- GitLab pull (git children) ---------------------------------------------------------
+
+
+def processes_under(root):
+    """PIDs of live processes whose working directory or command line is below `root`
+    (git clones and fetches into the mirrors, and their helpers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            where = os.readlink(entry / "cwd")
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if state != "Z" and (where.startswith(str(root)) or str(root) in command):
+            found.append(int(entry.name))
+    return found
+
+
+def mirror_refs(mirror):
+    """{ref: sha} of a bare mirror's branches and tags, or None when git cannot read it whole."""
+    fsck = subprocess.run(["git", "-C", str(mirror), "fsck", "--no-dangling", "--no-progress"], capture_output=True)
+    listed = subprocess.run(["git", "-C", str(mirror), "for-each-ref", "--format=%(refname) %(objectname)",
+                             "refs/heads", "refs/tags"], capture_output=True, text=True)
+    if fsck.returncode or listed.returncode:
+        return None
+    return dict(line.split(" ", 1) for line in listed.stdout.splitlines())
+
+
+def crash_gitlab_pull(tmp_path, kills, seed):
+    from syncer.endpoints.git import find_mirrors
+    from tests.fakes import gitlab
+
+    chooser = random.Random(seed)
+    local = tmp_path / "local"
+    local.mkdir()
+    with gitlab.FakeGitLab(tmp_path / "gitlab-server") as fake:
+        projects = {}
+        for number in range(4):
+            project = fake.add_project("team", f"p{number}")
+            fake.commit(project, {f"f{i}.txt": chooser.randbytes(150_000).hex() for i in range(3)})
+            projects[f"team/p{number}.git"] = project
+        write_secret(tmp_path / "secrets" / "gitlab.env", f"GITLAB_TOKEN={gitlab.TOKEN}\n")
+        write_policy(tmp_path / "policies", "ds", {
+            "path": str(local), "authority": {"type": "gitlab", "url": fake.url, "groups": ["team"],
+                                              "credentials": str(tmp_path / "secrets" / "gitlab.env")}})
+
+        def pull():
+            return run("pull", "--json", policies=tmp_path / "policies", state=tmp_path / "state")
+
+        def upstream():
+            return {path: {f"refs/heads/{name}" if not name.startswith("refs/") else name: sha
+                           for name, sha in fake.refs(project)[0].items()} for path, project in projects.items()}
+
+        started = time.monotonic()
+        first = pull()
+        seconds = time.monotonic() - started
+        assert first.exit_code == 0, first.output
+        recovered = 0
+        for number in range(kills):
+            before = {path: mirror_refs(local / path) for path in projects}
+            for project in chooser.sample(sorted(projects.values()), 2):  # new commits to fetch
+                fake.commit(project, {f"new-{number}.txt": chooser.randbytes(100_000).hex()})
+            if number % 2 == 0:  # and a mirror lost, to clone again
+                shutil.rmtree(local / sorted(projects)[number % len(projects)])
+            now = upstream()
+            moment = random.Random(seed * 1000 + number).uniform(0.05, max(0.3, seconds * 1.2))
+            result = kill_at(spawn_syncer("pull", "--json", policies=tmp_path / "policies",
+                                          state=tmp_path / "state"), moment)
+            context = f"seed {seed}, kill {number} at {moment:.2f}s"
+            assert result.exit_code in (-signal.SIGKILL, 0), f"{context}: {result.output}"
+            assert "Traceback" not in result.output, context
+            deadline = time.monotonic() + 10
+            while processes_under(local) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not processes_under(local), f"{context}: a git child of the killed pull outlived it"
+            for path in find_mirrors(local):  # under its real name: a whole mirror, old or new
+                refs = mirror_refs(local / path)
+                assert refs is not None, f"{context}: {path} is a partial mirror under its real name"
+                assert refs in (before.get(path), now[path]), f"{context}: {path} holds refs of neither pull"
+            assert integrity_check(tmp_path / "state") == "ok", context
+            after = pull()
+            assert after.exit_code == 0, f"{context}: the next pull failed: {after.output}"
+            unrepaired = [path for path, refs in now.items() if mirror_refs(local / path) != refs]
+            assert not unrepaired, f"{context}: the next pull did not repair {unrepaired}"
+            verified = run("verify", "--json", policies=tmp_path / "policies", state=tmp_path / "state")
+            assert verified.exit_code == 0, f"{context}: {verified.output}"
+            recovered += 1
+    record("kill -9 during pull (gitlab, git children)", kills, recovered, 0)  # every mirror repaired, or it failed
+
+
+def test_kill_gitlab_pull_quick(tmp_path):
+    crash_gitlab_pull(tmp_path, QUICK, SEED)
+
+
+@pytest.mark.faults
+def test_kill_gitlab_pull_many_times(tmp_path):
+    crash_gitlab_pull(tmp_path, FULL // 2, SEED + 5)
+
+
 # --- restore -----------------------------------------------------------------------------
 
 
