@@ -16,11 +16,13 @@ AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "In
 PERMANENT_CODES = AUTH_CODES | {"NoSuchBucket", "NoSuchKey", "InvalidBucketName", "404", "403", "400",
                                   "BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
 # botocore's names for a broken connection, in the words a user needs.
+# How long a request may wait for the server's next bytes (SYNCER_S3_READ_TIMEOUT).
+READ_TIMEOUT_SECONDS = float(os.environ.get("SYNCER_S3_READ_TIMEOUT", "60"))
 NETWORK_FAILURES = {
     "ConnectionClosedError": "the connection was reset before the answer was complete",
     "ResponseStreamingError": "the connection broke while the answer was being read",
     "IncompleteReadError": "the connection broke while the answer was being read",
-    "ReadTimeoutError": "no answer within the read timeout",
+    "ReadTimeoutError": f"no answer within the read timeout ({READ_TIMEOUT_SECONDS:g} s)",
     "ConnectTimeoutError": "the connection attempt timed out",
 }
 
@@ -32,7 +34,8 @@ def make_client(credentials, endpoint_url=None, region=None, attempts=4):
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=10, read_timeout=60, retries={"total_max_attempts": attempts, "mode": "standard"},
+    config = Config(connect_timeout=10, read_timeout=READ_TIMEOUT_SECONDS,
+                    retries={"total_max_attempts": attempts, "mode": "standard"},
                     s3={"addressing_style": "path"} if endpoint_url else {})
     return boto3.client("s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
                         aws_access_key_id=credentials.get("AWS_ACCESS_KEY_ID"),

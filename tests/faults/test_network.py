@@ -38,8 +38,8 @@ def proxied_bucket(tmp_path, s3_server):
     proxy.close()
 
 
-def verify(tmp_path):
-    return run("verify", "--json", policies=tmp_path / "policies", state=tmp_path / "state")
+def verify(tmp_path, env=None):
+    return run("verify", "--json", policies=tmp_path / "policies", state=tmp_path / "state", env=env)
 
 
 TRUE_ITEMS = [{"path": "album0/photo-000.jpg", "status": "missing_local"}]
@@ -60,12 +60,12 @@ def assert_failed_without_claims(result, tmp_path, mentions):
     assert integrity_check(tmp_path / "state") == "ok"
 
 
-def persistent_failure(tmp_path, proxy, fault, fault_name, mentions):
+def persistent_failure(tmp_path, proxy, fault, fault_name, mentions, env=None):
     """Every connection gets `fault`: the run fails cleanly; then the uplink heals
     and the next ordinary run gives the true report."""
     before = tree_digests(tmp_path / "local")
     proxy.schedule([], default=fault)
-    failed = verify(tmp_path)
+    failed = verify(tmp_path, env)
     assert proxy.faults_injected() > 0
     assert_failed_without_claims(failed, tmp_path, mentions)
     proxy.schedule([])
@@ -122,6 +122,30 @@ def test_a_stall_and_a_trickle_give_the_true_report(proxied_bucket):
     transient(tmp_path, proxy, [Fault("stall", seconds=2.0)], "network: 2 s stall (verify, s3)")
     transient(tmp_path, proxy, [Fault("trickle", chunk=512, interval=0.002)], "network: trickle (verify, s3)",
               every_connection=True)
+
+
+# botocore's read timeout, cut from 60 s so that a stall past it fits in a test
+SHORT_READ_TIMEOUT = {"SYNCER_S3_READ_TIMEOUT": "1"}
+
+
+def test_a_stall_past_botocores_read_timeout_is_retried_within_the_run(proxied_bucket):
+    tmp_path, proxy = proxied_bucket
+    proxy.schedule([Fault("stall", seconds=3.0)])
+    result = verify(tmp_path, SHORT_READ_TIMEOUT)
+    proxy.schedule([])
+    assert proxy.faults_injected() == 1
+    assert "Traceback" not in result.output
+    assert_true_report(result)
+    assert integrity_check(tmp_path / "state") == "ok"
+    record("network: stall past the read timeout (verify, s3)", 1, 1, 0)
+
+
+@pytest.mark.faults
+def test_a_stall_past_the_read_timeout_on_every_connection_exits_3(proxied_bucket):
+    tmp_path, proxy = proxied_bucket
+    persistent_failure(tmp_path, proxy, Fault("stall", seconds=3.0),
+                       "network: every connection stalls past the read timeout (verify, s3)",
+                       ("s3://", "no answer within the read timeout (1 s)"), env=SHORT_READ_TIMEOUT)
 
 
 @pytest.mark.faults
