@@ -189,6 +189,17 @@ def partial_files(root, known):
     return wrong, staging
 
 
+def mirror_refs(mirror):
+    """{ref: sha} of a bare git mirror's branches and tags, or None when git cannot read
+    it whole (git fsck fails)."""
+    fsck = subprocess.run(["git", "-C", str(mirror), "fsck", "--no-dangling", "--no-progress"], capture_output=True)
+    listed = subprocess.run(["git", "-C", str(mirror), "for-each-ref", "--format=%(refname) %(objectname)",
+                             "refs/heads", "refs/tags"], capture_output=True, text=True)
+    if fsck.returncode or listed.returncode:
+        return None
+    return dict(line.split(" ", 1) for line in listed.stdout.splitlines())
+
+
 # --- figures ------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=1)

@@ -29,6 +29,7 @@ from tests.faults.support import (
     bytes_lost,
     integrity_check,
     kill_at,
+    mirror_refs,
     record,
     run,
     spawn_syncer,
@@ -326,16 +327,6 @@ def processes_under(root):
         if state != "Z" and (where.startswith(str(root)) or str(root) in command):
             found.append(int(entry.name))
     return found
-
-
-def mirror_refs(mirror):
-    """{ref: sha} of a bare mirror's branches and tags, or None when git cannot read it whole."""
-    fsck = subprocess.run(["git", "-C", str(mirror), "fsck", "--no-dangling", "--no-progress"], capture_output=True)
-    listed = subprocess.run(["git", "-C", str(mirror), "for-each-ref", "--format=%(refname) %(objectname)",
-                             "refs/heads", "refs/tags"], capture_output=True, text=True)
-    if fsck.returncode or listed.returncode:
-        return None
-    return dict(line.split(" ", 1) for line in listed.stdout.splitlines())
 
 
 def crash_gitlab_pull(tmp_path, kills, seed):

@@ -10,7 +10,15 @@ import uuid
 import pytest
 
 from tests.faults.proxy import Fault, FaultProxy
-from tests.faults.support import SEED, assert_clean_failure, integrity_check, record, run, tree_digests
+from tests.faults.support import (
+    SEED,
+    assert_clean_failure,
+    integrity_check,
+    mirror_refs,
+    record,
+    run,
+    tree_digests,
+)
 from tests.support import write_policy, write_secret, write_tree
 
 FILES = {f"album{i % 4}/photo-{i:03d}.jpg": bytes([i]) * (500 + 37 * i) for i in range(60)}
@@ -237,3 +245,134 @@ def test_pull_from_bunny_when_every_connection_breaks(proxied_bunny):
     lost = assert_pulled_exactly(tmp_path, served)
     record("network: reset on every connection (pull, bunny)", 1, 1, lost)
     assert lost == 0
+
+
+# --- SmugMug and GitLab behind the proxy: resets mid-listing and mid-download, 429 storms ---
+
+
+def assert_cloud_pull_tells_the_truth(tmp_path, proxy, check_local, fault_name, storm=None):
+    """A pull through the scheduled faults (and `storm`: a fake and a number of 429s
+    to answer) ends in the true result or a clean exit 1/3, never leaves a partial file
+    under a real name (`check_local` says); the next pull, healed, gets everything."""
+    if storm:
+        fake, times = storm
+        fake.inject(429, times=times, headers={"Retry-After": "0"})
+    result = pull(tmp_path)
+    injected = proxy.faults_injected()
+    if storm:  # the 429s answered; the rest of the storm blows over
+        with fake.lock:
+            injected += times - sum(fault.times for fault in fake.faults)
+            fake.faults.clear()
+    assert result.exit_code in (0, 1, 3), result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output, result.output
+    check_local(complete=False)
+    proxy.schedule([])
+    healed = pull(tmp_path)
+    assert healed.exit_code == 0, healed.output
+    lost = check_local(complete=True)
+    assert integrity_check(tmp_path / "state") == "ok"
+    record(fault_name, injected, injected, lost)
+    assert lost == 0
+
+
+@pytest.fixture
+def proxied_smugmug(tmp_path):
+    from tests.fakes import smugmug
+
+    with smugmug.FakeSmugMug() as fake:
+        proxy = FaultProxy(fake.port)
+        fake.url = proxy.url  # the image URLs it hands out lead through the proxy too
+        chooser = random.Random(SEED)
+        served = {}
+        album = fake.add_album("/Trips/Alps")
+        for number in range(110):  # two listing pages
+            data = chooser.randbytes(3_000 + number * 50)
+            fake.add_image(album, f"IMG_{number:04d}.jpg", data)
+            served[f"Trips/Alps/IMG_{number:04d}.jpg"] = data
+        write_secret(tmp_path / "secrets" / "cloud.env", smugmug.credentials_text())
+        (tmp_path / "local").mkdir()
+        write_policy(tmp_path / "policies", "site", {
+            "path": str(tmp_path / "local"), "authority": {"type": "smugmug", "api_url": proxy.url,
+                                                          "upload_url": proxy.url + "/",
+                                                          "credentials": "../secrets/cloud.env"}})
+        yield tmp_path, proxy, fake, served
+        proxy.close()
+
+
+def smugmug_check(tmp_path, served):
+    def check(complete):
+        local = tree_digests(tmp_path / "local")
+        for path, (_, digest) in local.items():
+            assert path in served and digest == hashlib.sha256(served[path]).hexdigest(), f"{path} is partial"
+        return sum(len(data) for path, data in served.items() if path not in local) if complete else 0
+    return check
+
+
+def test_pull_from_smugmug_through_resets_mid_listing_and_mid_download(proxied_smugmug):
+    tmp_path, proxy, fake, served = proxied_smugmug
+    chooser = random.Random(SEED + 7)
+    proxy.schedule([Fault("reset", after_bytes=chooser.randrange(500, 20_000)) for _ in range(5)])
+    assert_cloud_pull_tells_the_truth(tmp_path, proxy, smugmug_check(tmp_path, served),
+                                      "network: resets mid-listing and mid-download (pull, smugmug)")
+
+
+@pytest.mark.faults
+def test_pull_from_smugmug_through_a_429_storm(proxied_smugmug):
+    tmp_path, proxy, fake, served = proxied_smugmug
+    assert_cloud_pull_tells_the_truth(tmp_path, proxy, smugmug_check(tmp_path, served),
+                                      "network: 429 storm (pull, smugmug)", storm=(fake, 12))
+
+
+@pytest.fixture
+def proxied_gitlab(tmp_path):
+    from tests.fakes import gitlab
+
+    with gitlab.FakeGitLab(tmp_path / "gitlab-server") as fake:
+        proxy = FaultProxy(fake.port)
+        fake.url = proxy.url  # its Link headers and clone URLs lead through the proxy too
+        chooser = random.Random(SEED)
+        projects = {}
+        for number in range(25):  # two listing pages of 20
+            project = fake.add_project("team", f"p{number:02d}")
+            if number % 5 == 0:
+                fake.commit(project, {"data.txt": chooser.randbytes(40_000).hex()})
+            else:
+                fake.commit(project, {"README.md": f"project {number}"})
+            projects[f"team/p{number:02d}.git"] = project
+        write_secret(tmp_path / "secrets" / "cloud.env", f"GITLAB_TOKEN={gitlab.TOKEN}\n")
+        (tmp_path / "local").mkdir()
+        write_policy(tmp_path / "policies", "site", {
+            "path": str(tmp_path / "local"), "authority": {"type": "gitlab", "url": proxy.url, "groups": ["team"],
+                                                          "credentials": "../secrets/cloud.env"}})
+        yield tmp_path, proxy, fake, projects
+        proxy.close()
+
+
+def gitlab_check(tmp_path, fake, projects):
+    from syncer.endpoints.git import find_mirrors
+
+    def upstream(project):
+        return {f"refs/heads/{name}": sha for name, sha in fake.refs(project)[0].items()}
+
+    def check(complete):
+        local = tmp_path / "local"
+        for path in find_mirrors(local):  # under its real name: a whole mirror
+            assert mirror_refs(local / path) == upstream(projects[path]), f"{path} is partial or stale"
+        missing = [path for path in projects if not (local / path).is_dir()]
+        return len(missing) if complete else 0  # mirrors not repaired (no bytes to count: git objects)
+    return check
+
+
+def test_pull_from_gitlab_through_resets_mid_listing_and_mid_clone(proxied_gitlab):
+    tmp_path, proxy, fake, projects = proxied_gitlab
+    chooser = random.Random(SEED + 11)
+    proxy.schedule([Fault("reset", after_bytes=chooser.randrange(300, 30_000)) for _ in range(5)])
+    assert_cloud_pull_tells_the_truth(tmp_path, proxy, gitlab_check(tmp_path, fake, projects),
+                                      "network: resets mid-listing and mid-clone (pull, gitlab)")
+
+
+@pytest.mark.faults
+def test_pull_from_gitlab_through_a_429_storm(proxied_gitlab):
+    tmp_path, proxy, fake, projects = proxied_gitlab
+    assert_cloud_pull_tells_the_truth(tmp_path, proxy, gitlab_check(tmp_path, fake, projects),
+                                      "network: 429 storm (pull, gitlab)", storm=(fake, 12))
