@@ -363,6 +363,7 @@ def gitlab_check(tmp_path, fake, projects):
     return check
 
 
+@pytest.mark.faults
 def test_pull_from_gitlab_through_resets_mid_listing_and_mid_clone(proxied_gitlab):
     tmp_path, proxy, fake, projects = proxied_gitlab
     chooser = random.Random(SEED + 11)
