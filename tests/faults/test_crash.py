@@ -245,7 +245,10 @@ def test_a_push_killed_while_restic_holds_its_lock_leaves_no_lock_behind(tmp_pat
     after = world.syncer("push", "-v")
     assert after.exit_code == 0, after.output
     assert f"{RESTIC} unlock" in after.stderr, after.stderr  # syncer ran the restic under test
-    left = [world.restic("cat", "lock", path.name, "--no-lock").stdout for path in locks.iterdir()]
+    # a lock file the kill cut short cannot be read, and restic passes over it: what must
+    # be gone is every lock restic would honour (the plain `restic check` below says so too)
+    left = [shown.stdout for shown in (world.restic("cat", "lock", path.name, "--no-lock") for path in locks.iterdir())
+            if shown.returncode == 0 and shown.stdout.strip()]
     assert not left, f"the next push left the dead restic's lock in the repository: {left} {after.stderr}"
     world.assert_restic_check()
     lost = bytes_lost(tree_digests(world.data), world.restored_snapshot(tmp_path / "restored"))
