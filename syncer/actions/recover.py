@@ -21,8 +21,8 @@ from syncer.actions.restore import is_non_empty, restore_snapshot
 from syncer.errors import EXIT_OK, OperationalError, SyncerError, UsageError, exit_code_of
 from syncer.fsio import write_file
 from syncer.log import plural
-from syncer.policy.load import GLOBAL_FILE_NAMES, load_policy_file
-from syncer.policy.model import Policy
+from syncer.policy.load import GLOBAL_FILE_NAMES, load_policy_file, restic_binary
+from syncer.policy.model import GlobalSettings, Policy
 from syncer.restic.repository import ResticRepository, repository_context
 
 log = logging.getLogger("syncer.recover")
@@ -34,8 +34,9 @@ SAMPLE_LIMIT = 16 << 20  # the largest file --dry-run times when no drill was re
 def open_repositories(sources, env_file, state_dir):
     """Return a ResticRepository per (address, password file) of `sources`, all with the
     same env file. Raise UsageError/OperationalError for a missing or too open file."""
+    binary = restic_binary(GlobalSettings())  # a fresh machine has no syncer.yaml yet: SYNCER_RESTIC or PATH's
     return [ResticRepository(repository_context(address, password_file, env_file, state_dir, f"--repository {address}",
-                                                "--password-file"))
+                                                "--password-file", binary=binary))
             for address, password_file in sources]
 
 
@@ -80,6 +81,7 @@ def restore_policy_for(name, repository, snapshot, target, policy_file, env_file
     policy = Policy.model_validate({"name": name, "path": str(target), "authority": {"type": "local",
                                     "path": str(target)}, "offsite": offsite})
     policy._source = policy_file
+    policy._restic = repository.context.binary
     return policy
 
 
