@@ -1,0 +1,349 @@
+"""Benchmark syncer at scale: many small files, flat memory, verify at the hardware's limit.
+
+Builds under .bench/scale/ (gitignored) N small files (10-70 bytes, 1,000 per folder,
+four folder levels deep) and a real copy of them as the `local` authority, then runs
+syncer and its peers side by side, interleaved, `--rounds` times, and prints medians,
+ratios and the peak RSS of each command, PASS/MISS against issue 13's targets:
+
+- cold verify (empty index) vs `rclone check` and `find | xargs -0 -P$(nproc) md5sum`
+  over both trees: syncer >= 1.0x their speed;
+- warm verify (nothing changed) vs `find -printf '%s %T@ %p'` over both trees: <= 2x;
+- push after a small change vs raw `restic backup` of the same change: <= 1.5x;
+- drill --full and restore vs raw `restic restore` (reported, no target);
+- syncer's own peak RSS (its process alone, sampled from /proc; restic's counted apart)
+  for verify, push, drill --full, restore, scrub and status: <= 150 MiB.
+
+The page cache is warm (the trees are read once first), as the issue measured. Exit 0
+even when a target is missed (this is a report); non-zero when something broke.
+With --syncer-source DIR, syncer is imported from DIR instead (a checkout of another
+commit, for a before/after table).
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+WORK = REPO / ".bench" / "scale"
+CORES = len(os.sched_getaffinity(0))
+MIB = 2**20
+PER_FOLDER = 1000
+PASSWORD = "bench-password-not-secret"
+RSS_TARGET_MIB = 150
+
+
+class BenchError(Exception):
+    """A tool failed or gave a wrong answer: the figures would mean nothing."""
+
+
+def log(message):
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def relative_path(index):
+    """A deep tree: 1,000 files per folder, folders four levels deep."""
+    folder = index // PER_FOLDER
+    return f"p{folder // 1000:02d}/q{folder // 100 % 10}/r{folder // 10 % 10}/s{folder % 10}/f{index:07d}.txt"
+
+
+def build(files):
+    """Build .bench/scale/data (local + authority) unless one with `files` files is there."""
+    data, marker = WORK / "data", WORK / "data.json"
+    if marker.exists() and json.loads(marker.read_text()) == {"files": files, "version": 1}:
+        return data
+    shutil.rmtree(data, ignore_errors=True)
+    log(f"generating {files} files and their authority copy ...")
+    rng = random.Random(13)
+    local = data / "local"
+    for index in range(files):
+        path = local / relative_path(index)
+        if index % PER_FOLDER == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(rng.randbytes(rng.randint(10, 70)))
+    subprocess.run(["cp", "-a", str(local), str(data / "authority")], check=True)
+    marker.write_text(json.dumps({"files": files, "version": 1}))
+    return data
+
+
+def read_hwm(pid):
+    """Peak RSS (VmHWM) in bytes of one process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def descendants(pid):
+    """PIDs below `pid` (Linux's /proc/PID/task/TID/children)."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(child) for child in children]
+        queue += [int(child) for child in children]
+    return found
+
+
+def timed(command, environment=None, expect=(0,), shell=False, stdout=subprocess.DEVNULL):
+    """Run `command`; return (seconds, its own peak RSS, the largest peak RSS of its
+    descendants), both sampled from /proc every 20 ms. Raise BenchError on failure."""
+    started = time.perf_counter()
+    # cwd: `python -m` puts it first on sys.path, before --syncer-source
+    process = subprocess.Popen(command, env=environment, stdout=stdout, stderr=subprocess.PIPE, shell=shell,
+                               executable="/bin/bash" if shell else None, cwd=WORK)
+    peaks = {"own": 0, "children": 0}
+
+    def sample():
+        while process.poll() is None:
+            own = read_hwm(process.pid)
+            if own:
+                peaks["own"] = max(peaks["own"], own)
+            for child in descendants(process.pid):
+                peaks["children"] = max(peaks["children"], read_hwm(child) or 0)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stderr = process.stderr.read()
+    process.wait()
+    seconds = time.perf_counter() - started
+    sampler.join()
+    if process.returncode not in expect:
+        shown = command if isinstance(command, str) else " ".join(map(str, command))
+        raise BenchError(f"{shown} exited {process.returncode}: {stderr.decode(errors='replace')[-2000:]}")
+    return seconds, peaks["own"], peaks["children"]
+
+
+class Measure:
+    def __init__(self):
+        self.times, self.own, self.children = {}, {}, {}
+
+    def run(self, label, command, environment=None, **options):
+        seconds, own, children = timed(command, environment, **options)
+        self.times.setdefault(label, []).append(seconds)
+        self.own[label] = max(self.own.get(label, 0), own)
+        self.children[label] = max(self.children.get(label, 0), children)
+        log(f"  {label}: {seconds:.1f}s, own {own / MIB:.0f} MiB, children {children / MIB:.0f} MiB")
+        return seconds
+
+    def median(self, label):
+        return statistics.median(self.times[label])
+
+
+def restic_environment(repository):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "AWS_", "SYNCER_"))}
+    environment.update(RESTIC_REPOSITORY=str(repository), RESTIC_PASSWORD_FILE=str(WORK / "password"),
+                       RESTIC_CACHE_DIR=str(WORK / "restic-cache"))
+    return environment
+
+
+def syncer_environment(source):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "AWS_", "SYNCER_"))}
+    environment["TMPDIR"] = str(WORK / "tmp")  # drill's workspace on the bench's disk
+    if source:
+        environment["PYTHONPATH"] = str(Path(source).resolve())
+    return environment
+
+
+def interleave(rounds, runners):
+    """Run each runner `rounds` times, rotating their order every round."""
+    for number in range(rounds):
+        shift = number % len(runners)
+        for runner in runners[shift:] + runners[:shift]:
+            runner()
+
+
+def run(options):
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / "tmp").mkdir(exist_ok=True)
+    (WORK / "password").write_text(PASSWORD + "\n")
+    (WORK / "password").chmod(0o600)
+    data = build(options.files)
+    local, authority = data / "local", data / "authority"
+    log("warming the page cache ...")
+    subprocess.run(f"find {local} {authority} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
+    measure = Measure()
+    environment = syncer_environment(options.syncer_source)
+    repository, raw_repository = WORK / "repo", WORK / "repo-raw"
+    policies, state, cold_state = WORK / "policies", WORK / "state", WORK / "state-cold"
+    for path in (repository, raw_repository, state, WORK / "manifests", WORK / "restic-cache"):
+        shutil.rmtree(path, ignore_errors=True)
+    policies.mkdir(exist_ok=True)
+    (policies / "scale.yaml").write_text(
+        f"path: {local}\nauthority: {{type: local, path: {authority}}}\n"
+        f"offsite:\n  repository: {repository}\n  password_file: {WORK / 'password'}\n"
+        f"  manifest_root: {WORK / 'manifests'}\n  retention: {{keep_daily: 7, keep_weekly: 4}}\n")
+    # verify's ratios are measured as a new user would try them, without an offsite section
+    # (its comparison with the snapshot's manifest is measured on its own below)
+    (WORK / "policies-verify").mkdir(exist_ok=True)
+    (WORK / "policies-verify" / "scale.yaml").write_text(
+        f"path: {local}\nauthority: {{type: local, path: {authority}}}\n")
+
+    def syncer_run(label, state_dir, *arguments, expect=(0,), policy_dir=policies):
+        command = [PYTHON, "-m", "syncer", "-q", "--policies", str(policy_dir), "--state-dir", str(state_dir)]
+        return measure.run(label, command + list(arguments), environment, expect=expect)
+
+    log("first verify and push (index, manifest, repository) ...")
+    syncer_run("setup/verify", state, "verify")
+    syncer_run("setup/push", state, "push")
+    subprocess.run(["restic", "init"], env=restic_environment(raw_repository), check=True, capture_output=True)
+    measure.run("setup/restic backup", ["restic", "backup", "-q", str(local)], restic_environment(raw_repository))
+    (WORK / "rclone.conf").write_text("")
+    changed = [local / relative_path(index) for index in range(0, options.files, max(1, options.files // 5))]
+
+    def cold_verify():
+        shutil.rmtree(cold_state, ignore_errors=True)
+        syncer_run("cold verify/syncer", cold_state, "verify", policy_dir=WORK / "policies-verify")
+
+    def rclone_check():
+        measure.run("cold verify/rclone check", [str(BIN / "rclone"), "check", "-q", "--config",
+                                                 str(WORK / "rclone.conf"), str(local), str(authority)])
+
+    def md5sum():
+        measure.run("cold verify/xargs md5sum", f"find {local} {authority} -type f -print0 | "
+                    f"xargs -0 -n 256 -P {CORES} md5sum > /dev/null", shell=True)
+
+    def warm_verify():
+        syncer_run("warm verify/syncer", state, "verify", policy_dir=WORK / "policies-verify")
+
+    def find_walk():
+        measure.run("warm verify/find -printf", f"find {local} {authority} -printf '%s %T@ %p\\n' > /dev/null",
+                    shell=True)
+
+    def small_change():
+        # The same few files change for both (and in the authority, so drills stay clean);
+        # each tool then backs up its own copy of the day.
+        for path in changed:
+            for root in (local, authority):
+                with open(root / path.relative_to(local), "ab") as out:
+                    out.write(b"+")
+        measure.run("push (small change)/restic backup", ["restic", "backup", "-q", str(local)],
+                    restic_environment(raw_repository))
+        syncer_run("verify + offsite comparison/syncer", state, "verify")  # as `syncer run` does before a push
+        syncer_run("push (small change)/syncer", state, "push")
+
+    def drill():
+        syncer_run("drill --full/syncer", state, "drill", "scale", "--full")
+
+    def restore():
+        target = WORK / "restored"
+        shutil.rmtree(target, ignore_errors=True)
+        syncer_run("restore/syncer", state, "restore", "scale", "--to", str(target))
+        shutil.rmtree(target, ignore_errors=True)
+
+    def raw_restore():
+        target = WORK / "restored-raw"
+        shutil.rmtree(target, ignore_errors=True)
+        measure.run("restore/restic restore", ["restic", "restore", "latest", "--target", str(target)],
+                    restic_environment(raw_repository))
+        shutil.rmtree(target, ignore_errors=True)
+
+    def scrub_and_status():
+        syncer_run("scrub/syncer", state, "scrub", expect=(0, 1))
+        syncer_run("status/syncer", state, "status", "--json", expect=(0, 1))
+
+    log(f"cold verify, {options.rounds} rounds ...")
+    interleave(options.rounds, [cold_verify, rclone_check, md5sum])
+    log(f"warm verify, {options.rounds} rounds ...")
+    interleave(options.rounds, [warm_verify, find_walk])
+    log(f"push after a small change, {options.rounds} rounds ...")
+    interleave(options.rounds, [small_change])
+    log(f"drill and restore, {options.restore_rounds} rounds ...")
+    interleave(options.restore_rounds, [drill, restore, raw_restore])
+    scrub_and_status()
+    report(options, measure)
+
+
+def report(options, measure):
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.machine())
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"syncer scale bench, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {options.files} files x 2 "
+          f"(10-70 B, {PER_FOLDER} per folder), page cache warm, median of {options.rounds} rounds "
+          f"({options.restore_rounds} for drill/restore)")
+    print(f"machine: {cpu}, {CORES} cores ({platform.machine()}), {memory:.0f} GiB, Linux {platform.release()}, "
+          f"Python {platform.python_version()}; load average {options.load_at_start:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end")
+    print()
+    print(f"{'command':<38} {'seconds':>8} {'own peak RSS':>13} {'children':>9}")
+    for label in measure.times:
+        if label.startswith("setup/"):
+            continue
+        children = measure.children[label]
+        print(f"{label:<38} {measure.median(label):8.1f} {measure.own[label] / MIB:9.0f} MiB "
+              f"{children / MIB:5.0f} MiB" if children else
+              f"{label:<38} {measure.median(label):8.1f} {measure.own[label] / MIB:9.0f} MiB")
+    print()
+
+    def verdict(name, value, target, higher_is_better, unit="x"):
+        ok = value >= target if higher_is_better else value <= target
+        sign = ">=" if higher_is_better else "<="
+        print(f"  {name:<52} {value:7.2f}{unit:<4} target {sign} {target}{unit:<4} {'PASS' if ok else 'MISS'}")
+
+    def ratio(peer, ours):
+        return measure.median(peer) / measure.median(ours)
+
+    print("targets (speed = peer time / syncer time; warm and push = syncer time / peer time):")
+    verdict("cold verify speed vs rclone check", ratio("cold verify/rclone check", "cold verify/syncer"), 1.0, True)
+    verdict(f"cold verify speed vs xargs -P{CORES} md5sum", ratio("cold verify/xargs md5sum", "cold verify/syncer"),
+            1.0, True)
+    verdict("warm verify vs find -printf", ratio("warm verify/syncer", "warm verify/find -printf"), 2.0, False)
+    verdict("push (small change) vs restic backup",
+            ratio("push (small change)/syncer", "push (small change)/restic backup"), 1.5, False)
+    print(f"  {'drill --full / restic restore (no target)':<48} "
+          f"{ratio('drill --full/syncer', 'restore/restic restore'):7.2f}x")
+    print(f"  {'restore / restic restore (no target)':<48} "
+          f"{ratio('restore/syncer', 'restore/restic restore'):7.2f}x")
+    for label in ("cold verify/syncer", "warm verify/syncer", "verify + offsite comparison/syncer",
+                  "push (small change)/syncer", "drill --full/syncer", "restore/syncer", "scrub/syncer",
+                  "status/syncer"):
+        verdict(f"syncer's own peak RSS: {label.split('/')[0]}", measure.own[label] / MIB, RSS_TARGET_MIB, False,
+                " MiB")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=1_000_000, help="files in each tree [1000000]")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each measurement [3]")
+    parser.add_argument("--restore-rounds", type=int, default=None, help="rounds of drill/restore [--rounds]")
+    parser.add_argument("--syncer-source", help="import syncer from this checkout instead")
+    parser.add_argument("--clean", action="store_true", help="delete the generated trees afterwards")
+    options = parser.parse_args()
+    options.restore_rounds = options.restore_rounds or options.rounds
+    options.load_at_start = os.getloadavg()[0]
+    for tool in ("restic", "find", "xargs", "md5sum"):
+        if not shutil.which(tool):
+            print(f"bench/scale.py needs {tool}", file=sys.stderr)
+            return 2
+    try:
+        run(options)
+    except BenchError as error:
+        print(f"bench failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if options.clean:
+            shutil.rmtree(WORK, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
