@@ -12,18 +12,20 @@ import shutil
 import statistics
 import tempfile
 import time
+from array import array
 from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
+    MANIFEST_STORE_NAME,
     check_files,
     clear_stale_locks,
     fetch_manifest,
     find_snapshot,
+    load_manifest,
     open_repository,
-    read_manifest,
     require_offsite,
     snapshot_layout,
 )
@@ -65,43 +67,43 @@ def parse_sample(spec):
 
 
 def choose_sample(entries, spec, rng=None, min_bytes=0):
-    """Return the manifest paths to restore: the largest and the newest file always,
-    then random others until `spec` (from parse_sample, or None for all) is met, and
-    more until they hold at least `min_bytes`."""
-    files = [entry for entry in entries.values() if entry.get("size") is not None]
-    if spec is None:
-        return sorted(entry["path"] for entry in files)
-    if not files:
+    """Return the manifest paths to restore, in path order: the largest and the newest
+    file always, then random others until `spec` (from parse_sample) is met, and more
+    until they hold at least `min_bytes`. `entries` is a ManifestStore; what is held
+    per file while choosing is its size and position (two 8-byte array items), never
+    its entry, so a million files cost 16 MB."""
+    sizes, largest, newest = array("q"), None, None  # largest, newest: (key, position)
+    for position, entry in enumerate(entries.files()):
+        sizes.append(entry["size"])
+        by_size, by_time = (entry["size"], entry["path"]), (entry.get("mtime_ns") or 0, entry["path"])
+        if largest is None or by_size > largest[0]:
+            largest = (by_size, position)
+        if newest is None or by_time > newest[0]:
+            newest = (by_time, position)
+    if not sizes:
         return []
     rng = rng or random.Random()
-    largest = max(files, key=lambda entry: (entry["size"], entry["path"]))
-    newest = max(files, key=lambda entry: (entry.get("mtime_ns") or 0, entry["path"]))
-    chosen = {largest["path"]: largest, newest["path"]: newest}
-    kind, amount = spec
-    rest = [entry for entry in files if entry["path"] not in chosen]
+    chosen = {largest[1], newest[1]}
+    rest = array("q", (position for position in range(len(sizes)) if position not in chosen))
     rng.shuffle(rest)
-    if kind == "count":
-        wanted = max(amount, len(chosen))
-        for entry in rest[:max(0, wanted - len(chosen))]:
-            chosen[entry["path"]] = entry
-    elif kind == "percent":
-        wanted = max(1, round(len(files) * amount / 100))
-        for entry in rest[:max(0, wanted - len(chosen))]:
-            chosen[entry["path"]] = entry
+    kind, amount = spec
+    if kind in ("count", "percent"):
+        wanted = max(amount, len(chosen)) if kind == "count" else max(1, round(len(sizes) * amount / 100))
+        chosen.update(rest[:max(0, wanted - len(chosen))])
     else:
-        budget = amount - sum(entry["size"] for entry in chosen.values())
-        for entry in rest:
-            if entry["size"] <= budget:
-                chosen[entry["path"]] = entry
-                budget -= entry["size"]
-    missing = min_bytes - sum(entry["size"] for entry in chosen.values())
-    for entry in rest:
+        budget = amount - sum(sizes[position] for position in chosen)
+        for position in rest:
+            if sizes[position] <= budget:
+                chosen.add(position)
+                budget -= sizes[position]
+    missing = min_bytes - sum(sizes[position] for position in chosen)
+    for position in rest:
         if missing <= 0:
             break
-        if entry["path"] not in chosen:
-            chosen[entry["path"]] = entry
-            missing -= entry["size"]
-    return sorted(chosen)
+        if position not in chosen:
+            chosen.add(position)
+            missing -= sizes[position]
+    return [entry["path"] for position, entry in enumerate(entries.files()) if position in chosen]
 
 
 def run_drill(policy, db, sample=None, full=False, seed=None):
@@ -127,33 +129,43 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
         repository = open_repository(policy, db.state_dir)
         clear_stale_locks(repository, db, policy.name)
         workspace = Path(tempfile.mkdtemp(prefix=f"syncer-drill-{policy.name}-"))
-        failures = []
+        failures, entries = [], None
         try:
             target = workspace / "restore"
             if full:
-                snapshot_id, root, entries, chosen, seconds = restore_everything(repository, policy, target,
-                                                                                 failures)
-                manifest_run = None
+                snapshot_id, root, entries, seconds = restore_everything(repository, policy, target, workspace,
+                                                                         failures)
+                chosen, manifest_run = entries.files() if entries else (), None
             else:
                 snapshot = find_snapshot(repository, policy)
                 snapshot_id = snapshot["id"]
-                root, entries, chosen, seconds, manifest_run = restore_sample(
+                root, entries, paths, seconds, manifest_run = restore_sample(
                     repository, snapshot, policy.name, workspace, target, spec, seed, failures, min_bytes)
+                chosen = [entries.get(path) for path in paths]
             authority = authority_digests(db, policy.name)
-            results, restored_bytes, authority_differs = [], 0, []
+            # --full lists only the files that are not ok: a million items would not fit a small board
+            results, checked, restored_bytes, authority_checked, authority_differs = [], 0, 0, 0, []
             base = target / root.lstrip("/") if root else target
-            for path, (status, reason, size, digests) in check_files(base, chosen, entries):
+            algorithms = entries.algorithms() if entries else ()
+            for entry, (status, reason, size, digests) in check_files(base, chosen, algorithms):
+                path = entry["path"]
+                checked += 1
                 restored_bytes += size
-                results.append({"path": path, "size": entries[path]["size"], "status": status})
+                if not full or status != "ok":
+                    results.append({"path": path, "size": entry["size"], "status": status})
+                known = authority(path)
+                authority_checked += known is not None
                 if status == "failed":
                     failures.append({"path": path, "reason": reason})
-                elif path in authority and judge(authority[path], Copy(digests=digests)).status == CHANGED:
+                elif known is not None and judge(known, Copy(digests=digests)).status == CHANGED:
                     authority_differs.append(path)
                     failures.append({"path": path, "reason": "matches the manifest but differs from the authority "
                                                              "(its digest at this machine's last verify)"})
+            dataset_files, dataset_bytes = (len(entries), entries.total_bytes()) if entries else (0, 0)
         finally:
+            if entries is not None:
+                entries.close()
             shutil.rmtree(workspace, ignore_errors=True)
-        dataset_bytes = sum(entry.get("size") or 0 for entry in entries.values())
         throughput, startup, _ = estimate_restore(seconds, restored_bytes, dataset_bytes, manifest_run)
         measured = throughput and {"rate": throughput * 2**20, "startup": startup, "bytes": restored_bytes,
                                    "dataset_bytes": dataset_bytes}
@@ -161,27 +173,28 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
         for failure in failures:
             log.warning("%s: drill: %s: %s", policy.name, failure["path"], failure["reason"])
         log.info("%s: drill %s: %d files checked, %d failed; %.1f MiB restored at %s MiB/s", policy.name,
-                 "failed" if failures else "passed", len(results), len(failures), restored_bytes / 2**20,
+                 "failed" if failures else "passed", checked, len(failures), restored_bytes / 2**20,
                  f"{throughput:.1f}" if throughput else "-")
         outcome.update(
-            dataset=policy.name, snapshot=snapshot_id, passed=not failures, files_checked=len(results),
+            dataset=policy.name, snapshot=snapshot_id, passed=not failures, files_checked=checked,
             bytes_restored=restored_bytes, failures=failures,
             throughput_mib_s=round(throughput, 2) if throughput else None,
             restore_rate_bytes_per_second=round(measured["rate"]) if measured else None,
             restic_startup_seconds=round(startup, 3) if startup is not None else None, **projection,
-            dataset_files=len(entries), dataset_bytes=dataset_bytes,
+            dataset_files=dataset_files, dataset_bytes=dataset_bytes,
             restore_seconds=round(seconds, 3), full=full, items=results,
-            authority={"checked": sum(1 for path in chosen if path in authority), "differs": authority_differs},
+            authority={"checked": authority_checked, "differs": authority_differs},
             exit_code=EXIT_FINDINGS if failures else EXIT_OK)
     report = dict(outcome)
     report.pop("seconds", None)
     return report
 
 
-def restore_everything(repository, policy, target, failures):
+def restore_everything(repository, policy, target, workspace, failures):
     """Restore the newest snapshot whole (data and manifest) in one restic run, the
-    way a raw `restic restore latest` would. Return (snapshot ID, root, entries,
-    chosen paths, restore seconds)."""
+    way a raw `restic restore latest` would. Return (snapshot ID, root, entries (a
+    ManifestStore in `workspace`, or None when the manifest cannot be read), restore
+    seconds)."""
     started = time.monotonic()
     short_id = listed = None
     try:
@@ -197,13 +210,12 @@ def restore_everything(repository, policy, target, failures):
         snapshot_id, layout = snapshot["id"], snapshot_layout(snapshot, policy.name)
     root, manifest = layout
     try:
-        _, entries = read_manifest(target / manifest.lstrip("/"))
+        entries = load_manifest(target / manifest.lstrip("/"), workspace / MANIFEST_STORE_NAME)
     except OperationalError as error:
         failures.append({"path": "(manifest)", "reason": str(error)})
-        return snapshot_id, root, {}, [], seconds
-    chosen = choose_sample(entries, None)
-    log.info("%s: drilled snapshot %s: restored all %d files", policy.name, snapshot_id[:8], len(chosen))
-    return snapshot_id, root, entries, chosen, seconds
+        return snapshot_id, root, None, seconds
+    log.info("%s: drilled snapshot %s: restored all %d manifest entries", policy.name, snapshot_id[:8], len(entries))
+    return snapshot_id, root, entries, seconds
 
 
 def find_layout(target, listed, dataset):
@@ -238,16 +250,21 @@ def split_snapshot_paths(listed, dataset):
 
 def restore_sample(repository, snapshot, dataset, workspace, target, spec, seed, failures, min_bytes=0):
     """Restore the manifest, then the sample `spec` of `snapshot` below `target`.
-    Return (root, entries, chosen paths, restore seconds, (manifest seconds, bytes))."""
+    Return (root, entries (a ManifestStore in `workspace`, or None when the manifest
+    cannot be restored), chosen paths, restore seconds, (manifest seconds, bytes))."""
     root, _ = snapshot_layout(snapshot, dataset)
     started = time.monotonic()
     try:
-        root, _, entries = fetch_manifest(repository, snapshot, dataset, workspace)
+        root, entries = fetch_manifest(repository, snapshot, dataset, workspace)
     except ResticFailed as error:
         failures.append({"path": "(manifest)", "reason": f"the manifest cannot be restored: {error}"})
-        return root, {}, [], 0.0, None
+        return root, None, [], 0.0, None
     manifest_run = (time.monotonic() - started, (workspace / MANIFEST_NAME).stat().st_size)
-    chosen = choose_sample(entries, spec, random.Random(seed), min_bytes)
+    try:
+        chosen = choose_sample(entries, spec, random.Random(seed), min_bytes)
+    except BaseException:
+        entries.close()
+        raise
     log.info("%s: drilling snapshot %s: restoring %d of %d files", dataset, snapshot["short_id"], len(chosen),
              len(entries))
     started = time.monotonic()
@@ -325,7 +342,15 @@ def project_restore(measured, earlier, dataset_bytes):
 
 
 def authority_digests(db, dataset):
-    """Digests the authority gave for this dataset at the last verify on this machine
-    ({} on a laptop that never verified). Used as a second opinion only."""
-    rows = db.execute("SELECT path, md5, sha256 FROM files WHERE dataset=? AND side=?", (dataset, AUTHORITY))
-    return {path: Copy(digests={"md5": md5, "sha256": sha256}) for path, md5, sha256 in rows if md5 or sha256}
+    """Return a lookup: path -> the digests (a Copy) the authority gave for it at the
+    last verify on this machine, or None (always None on a laptop that never verified).
+    Used as a second opinion only; one indexed query a file, so nothing is held."""
+    if db.execute("SELECT 1 FROM files WHERE dataset=? AND side=? LIMIT 1", (dataset, AUTHORITY)).fetchone() is None:
+        return lambda path: None
+
+    def lookup(path):
+        row = db.execute("SELECT md5, sha256 FROM files WHERE dataset=? AND side=? AND path=?",
+                         (dataset, AUTHORITY, path)).fetchone()
+        return Copy(digests={"md5": row[0], "sha256": row[1]}) if row and (row[0] or row[1]) else None
+
+    return lookup

@@ -23,6 +23,7 @@ from pathlib import Path
 from syncer.errors import OperationalError, UsageError
 from syncer.index.db import default_state_dir
 from syncer.index.hashing import HashPool
+from syncer.index.manifest import ManifestStore
 from syncer.index.runs import close_killed, killed_runs
 from syncer.log import mask
 from syncer.policy.load import GLOBAL_FILE_NAMES
@@ -33,6 +34,7 @@ from syncer.restic.runner import RepositoryMissing, mask_url
 from syncer.verdict import CHANGED, EXTRA_LOCAL, OK, UNVERIFIABLE, Copy, judge
 
 MANIFEST_NAME = "syncer-manifest.jsonl"
+MANIFEST_STORE_NAME = "syncer-manifest.sqlite"  # a fetched manifest, indexed by path (ManifestStore)
 SYSTEM_MANIFEST_ROOT = Path("/var/lib/syncer-offsite")
 MANIFEST_VERSION = 1
 POLICY_FOLDER = "policy"  # beside the manifest: the policy file and syncer.yaml
@@ -189,10 +191,9 @@ def write_policy_copy(policy, directory):
     return folder
 
 
-def read_manifest(path):
-    """Return (header, {path: entry}) from a manifest file. Raise OperationalError if it
-    is not one, or names a path that would escape the dataset."""
-    entries = {}
+def iterate_manifest(path):
+    """Yield the entries of a manifest file one at a time, never the whole file. Raise
+    OperationalError if it is not one, or names a path that would escape the dataset."""
     try:
         with open(path, encoding="utf-8") as handle:
             header = json.loads(handle.readline() or "null")
@@ -203,10 +204,20 @@ def read_manifest(path):
                 if is_escaping(entry["path"]):
                     raise OperationalError(f"the snapshot's manifest names a path that escapes the dataset: "
                                            f"{entry['path']!r}")
-                entries[entry["path"]] = entry
+                yield entry
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise OperationalError(f"the snapshot's manifest {path} cannot be read: {error}")
-    return header, entries
+
+
+def load_manifest(path, store_path):
+    """Return a ManifestStore at `store_path` (a scratch file; close() removes it)
+    holding the manifest file at `path`. Raise OperationalError as iterate_manifest."""
+    store = ManifestStore(store_path)
+    try:
+        return store.load(iterate_manifest(path))
+    except BaseException:
+        store.close()
+        raise
 
 
 def is_escaping(relative):
@@ -250,14 +261,14 @@ def snapshot_layout(snapshot, dataset):
     return others[0].rstrip("/") or "/", f"{manifests[0].rstrip('/')}/{MANIFEST_NAME}"
 
 
-def fetch_manifest(repository, snapshot, dataset, directory):
-    """Restore the manifest of `snapshot` into `directory`. Return (root, header,
-    entries) where root is the dataset's absolute path inside the snapshot."""
+def fetch_manifest(repository, snapshot, dataset, directory, store_path=None):
+    """Restore the manifest of `snapshot` into `directory`. Return (root, entries)
+    where root is the dataset's absolute path inside the snapshot and entries a
+    ManifestStore at `store_path` (default: beside the manifest; close() it)."""
     root, manifest = snapshot_layout(snapshot, dataset)
     destination = Path(directory) / MANIFEST_NAME
     repository.dump(snapshot["id"], manifest, destination)
-    header, entries = read_manifest(destination)
-    return root, header, entries
+    return root, load_manifest(destination, store_path or Path(directory) / MANIFEST_STORE_NAME)
 
 
 def expected_digest(entry):
@@ -274,20 +285,20 @@ def manifest_copy(entry):
     return Copy(entry.get("size"), {"md5": entry.get("md5"), "sha256": entry.get("sha256")})
 
 
-def check_files(base, paths, entries):
-    """Yield (path, (status, reason, bytes read, digests)) for each restored file below
-    `base` against its manifest entry, hashing on the thread pool."""
-    algorithms = tuple(sorted({expected_digest(entries[path])[0] for path in paths} - {None})) or ("sha256",)
-    with HashPool(algorithms) as pool:
-        for path in paths:
-            local = base / path
+def check_files(base, entries, algorithms):
+    """Yield (entry, (status, reason, bytes read, digests)) for the restored file below
+    `base` of each manifest entry of `entries` (streamed), hashing with `algorithms`
+    (ManifestStore.algorithms) on the thread pool."""
+    with HashPool(algorithms or ("sha256",)) as pool:
+        for entry in entries:
+            local = base / entry["path"]
             if local.is_symlink() or not local.is_file():
-                yield path, ("failed", "missing from the restore", 0, {})
+                yield entry, ("failed", "missing from the restore", 0, {})
                 continue
-            for done in pool.submit(path, local):
-                yield done[0], check_file(done[1], entries[done[0]])
+            for done in pool.submit(entry, local):
+                yield done[0], check_file(done[1], done[0])
         for done in pool.drain():
-            yield done[0], check_file(done[1], entries[done[0]])
+            yield done[0], check_file(done[1], done[0])
 
 
 def check_file(result, entry):
@@ -313,8 +324,14 @@ def compare_with_offsite(policy, db):
     try:
         repository = open_repository(policy, db.state_dir)
         snapshot = find_snapshot(repository, policy)
-        with tempfile.TemporaryDirectory(prefix="syncer-offsite-") as directory:
-            _, _, entries = fetch_manifest(repository, snapshot, policy.name, directory)
+        counts = {"snapshot": snapshot["id"], "matching": 0, "differing": 0, "not_in_snapshot": 0,
+                  "only_in_snapshot": 0, "unverified": 0}
+        # beside the state database, not in a /tmp that may be memory (tmpfs) on a small board
+        with tempfile.TemporaryDirectory(prefix="syncer-offsite-", dir=db.state_dir) as directory:
+            _, manifest = snapshot_layout(snapshot, policy.name)
+            destination = Path(directory) / MANIFEST_NAME
+            repository.dump(snapshot["id"], manifest, destination)
+            compare_sorted(db.iterate_files(policy.name), iterate_manifest(destination), destination, counts)
     except SyncerError as error:
         from syncer.restic.runner import RepositoryMissing
 
@@ -322,14 +339,31 @@ def compare_with_offsite(policy, db):
         logging.getLogger("syncer.verify").log(logging.INFO if expected else logging.WARNING,
                                                "%s: offsite comparison skipped: %s", policy.name, error)
         return {"error": str(error)}
-    counts = {"snapshot": snapshot["id"], "matching": 0, "differing": 0, "not_in_snapshot": 0,
-              "only_in_snapshot": 0, "unverified": 0}
-    seen = 0
-    counted = {OK: "matching", CHANGED: "differing", UNVERIFIABLE: "unverified", EXTRA_LOCAL: "not_in_snapshot"}
-    for path, size, _, md5, sha256 in db.iterate_files(policy.name):
-        entry = entries.get(path)
-        seen += entry is not None
-        verdict = judge(entry and manifest_copy(entry), Copy(size, {"md5": md5, "sha256": sha256}))
-        counts[counted[verdict.status]] += 1
-    counts["only_in_snapshot"] = len(entries) - seen
     return counts
+
+
+def compare_sorted(indexed, entries, manifest, counts):
+    """Count into `counts` how the index's rows `indexed` and the manifest's `entries`,
+    both in path order, compare: a merge of two sorted streams, so memory stays flat.
+    Raise OperationalError if the manifest is not in path order (push writes it so)."""
+    counted = {OK: "matching", CHANGED: "differing", UNVERIFIABLE: "unverified", EXTRA_LOCAL: "not_in_snapshot"}
+    entry, previous = next(entries, None), None
+    for path, size, _, md5, sha256 in indexed:
+        while entry is not None and entry["path"] < path:
+            counts["only_in_snapshot"] += 1
+            previous, entry = ordered(entry, previous, manifest), next(entries, None)
+        found = entry if entry is not None and entry["path"] == path else None
+        verdict = judge(found and manifest_copy(found), Copy(size, {"md5": md5, "sha256": sha256}))
+        counts[counted[verdict.status]] += 1
+        if found:
+            previous, entry = ordered(entry, previous, manifest), next(entries, None)
+    while entry is not None:
+        counts["only_in_snapshot"] += 1
+        previous, entry = ordered(entry, previous, manifest), next(entries, None)
+
+
+def ordered(entry, previous, manifest):
+    """Return `entry`'s path; raise OperationalError unless it follows `previous`."""
+    if previous is not None and entry["path"] <= previous:
+        raise OperationalError(f"the snapshot's manifest {manifest} is not in path order at {entry['path']!r}")
+    return entry["path"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from syncer.actions.common import for_each_dataset, recorded_run
 from syncer.actions.drill import PROJECTION_DRILLS, estimate_restore, project_restore, recent_drills
-from syncer.actions.offsite import MANIFEST_NAME, POLICY_FOLDER, read_manifest, snapshot_layout
+from syncer.actions.offsite import MANIFEST_NAME, POLICY_FOLDER, iterate_manifest, snapshot_layout
 from syncer.actions.restore import is_non_empty, restore_snapshot
 from syncer.errors import EXIT_OK, OperationalError, SyncerError, UsageError, exit_code_of
 from syncer.fsio import write_file
@@ -103,19 +103,21 @@ def describe_dataset(name, repository, snapshot, workspace, root):
     repository.dump_folder(snapshot["id"], manifest.rsplit("/", 1)[0], folder)
     manifest_seconds = time.monotonic() - started
     manifest_size = (folder / MANIFEST_NAME).stat().st_size if (folder / MANIFEST_NAME).is_file() else 0
-    entries = read_manifest(folder / MANIFEST_NAME)[1]
+    files, total, sample = 0, 0, None  # the manifest streamed: a million entries would not fit a small board
+    for entry in iterate_manifest(folder / MANIFEST_NAME):
+        size = entry.get("size") or 0
+        files, total = files + 1, total + size
+        if size <= SAMPLE_LIMIT and (sample is None or size > (sample.get("size") or 0)):
+            sample = entry
     policy_files = {path.name: path.read_bytes() for path in (folder / POLICY_FOLDER).glob("*")
                     if path.is_file() and path.stat().st_size <= POLICY_LIMIT}
     shutil.rmtree(folder, ignore_errors=True)
     if not [file for file in policy_files if file not in GLOBAL_FILE_NAMES]:
         raise OperationalError(f"snapshot {snapshot['short_id']} of {name} holds no policy file (pushed by a syncer "
                                f"before recover existed); restore it with a policy: syncer restore {name} --to DIR")
-    sizes = [entry.get("size") or 0 for entry in entries.values()]
-    sample = max((entry for entry in entries.values() if (entry.get("size") or 0) <= SAMPLE_LIMIT),
-                 key=lambda entry: entry.get("size") or 0, default=None)
     return {"name": name, "repository": repository.context.display, "snapshot": snapshot["id"], "listed": snapshot,
-            "target": str(under_root(data_root, root)), "source_path": data_root, "files": len(entries),
-            "bytes": sum(sizes), "age_seconds": round(age_seconds(snapshot)), "policy_files": policy_files,
+            "target": str(under_root(data_root, root)), "source_path": data_root, "files": files,
+            "bytes": total, "age_seconds": round(age_seconds(snapshot)), "policy_files": policy_files,
             "manifest_run": (manifest_seconds, manifest_size),
             "sample": sample and f"{data_root.rstrip('/')}/{sample['path']}", "sample_bytes": sample and sample["size"]}
 

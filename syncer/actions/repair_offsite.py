@@ -11,7 +11,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from syncer.actions.offsite import dataset_snapshots, fetch_manifest, manifest_copy, open_repository, snapshot_layout
+from syncer.actions.offsite import dataset_snapshots, fetch_manifest, manifest_copy, open_repository
 from syncer.errors import SyncerError
 from syncer.verdict import Copy, judge
 
@@ -29,18 +29,19 @@ def snapshot_copies(policy, db, wanted):
     for snapshot in reversed(dataset_snapshots(repository, policy)):
         if not remaining:
             return
-        try:
-            root, _ = snapshot_layout(snapshot, policy.name)
-            with tempfile.TemporaryDirectory(dir=scratch, prefix="manifest-") as directory:
-                _, _, entries = fetch_manifest(repository, snapshot, policy.name, directory)
-        except SyncerError as error:
-            log.warning("%s: snapshot %s skipped: %s", policy.name, snapshot.get("short_id"), error)
-            continue
-        for path, want in list(remaining.items()):
-            entry = entries.get(path)
-            if entry and judge(Copy(digests=want["expected"]), manifest_copy(entry)).ok:
-                del remaining[path]
-                yield path, dumped(repository, snapshot["id"], f"{root}/{path}", scratch)
+        with tempfile.TemporaryDirectory(dir=scratch, prefix="manifest-") as directory:
+            try:
+                root, entries = fetch_manifest(repository, snapshot, policy.name, directory)
+            except SyncerError as error:
+                log.warning("%s: snapshot %s skipped: %s", policy.name, snapshot.get("short_id"), error)
+                continue
+            with entries:
+                found = [path for path, want in remaining.items()
+                         if (entry := entries.get(path)) and judge(Copy(digests=want["expected"]),
+                                                                   manifest_copy(entry)).ok]
+        for path in found:
+            del remaining[path]
+            yield path, dumped(repository, snapshot["id"], f"{root}/{path}", scratch)
 
 
 def dumped(repository, snapshot_id, path, scratch):

@@ -43,6 +43,7 @@ from syncer.verdict import Copy, judge
 
 log = logging.getLogger("syncer.restore")
 FAILURES_SHOWN = 20
+STORE_PREFIX = "restore-manifest-"
 
 
 class RestoreRefused(Exception):
@@ -96,9 +97,14 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
             staging.mkdir(mode=0o700)
         except OSError as error:
             raise OperationalError(f"cannot create the staging directory {staging}: {error.strerror}")
+        # The manifest's index lives in the state directory: never inside the staging tree
+        # (a dataset at / is restored to the staging folder itself), never in a tmpfs /tmp.
+        entries = None
         try:
             try:
-                root, _, entries = fetch_manifest(repository, chosen, policy.name, staging)
+                remove_stale_stores(db.state_dir)
+                root, entries = fetch_manifest(repository, chosen, policy.name, staging,
+                                               db.state_dir / f"{STORE_PREFIX}{os.getpid()}.sqlite")
                 (staging / MANIFEST_NAME).unlink()
                 patterns = [restic_include(root, pattern) for pattern in includes] or [escape_glob(root)]
                 log.info("%s: restoring snapshot %s into %s", policy.name, chosen["short_id"], staging)
@@ -135,6 +141,8 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
                 outcome.update(files_replaced=replaced, replaced_kept_in=str(keep))
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            if entries is not None:
+                entries.close()
     return dict(outcome)
 
 
@@ -165,6 +173,14 @@ def staging_directory(target):
     if target.is_dir() and os.path.ismount(target):
         return target / f".syncer-restore-{os.getpid()}"
     return target.parent / f".{target.name}.syncer-restore-{os.getpid()}"
+
+
+def remove_stale_stores(state_dir):
+    """Remove the manifest indexes that killed restores left in `state_dir`."""
+    for entry in state_dir.glob(f"{STORE_PREFIX}*.sqlite"):
+        pid = entry.name[len(STORE_PREFIX):-len(".sqlite")]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid)):
+            entry.unlink(missing_ok=True)
 
 
 def remove_stale_staging(staging):
@@ -223,22 +239,24 @@ def refuse_escaping(root):
 
 
 def check_restored(root, entries, require_all=True):
-    """Check every restored regular file under `root` against the manifest `entries`.
+    """Check every restored regular file under `root` against the manifest `entries`
+    (a ManifestStore), streaming both.
 
     Return (files checked, unverified [(path, reason)]). Raise RestoreRefused listing
     the files that differ, and (with `require_all`) those the manifest has but the
     restore lacks.
     """
-    restored = [relative for relative, _ in walk_files(root)]
-    unverified = [(path, "not in the snapshot's manifest") for path in restored if path not in entries]
-    wanted = [path for path, entry in entries.items() if entry.get("size") is not None] if require_all else \
-        [path for path in restored if path in entries]
+    unverified = [(path, "not in the snapshot's manifest") for path, _ in walk_files(root) if path not in entries]
+    if require_all:
+        wanted = entries.files()
+    else:
+        wanted = (entry for entry in map(entries.get, (path for path, _ in walk_files(root))) if entry)
     failures, checked = [], 0
-    for path, (status, reason, _, _) in check_files(root, wanted, entries):
+    for entry, (status, reason, _, _) in check_files(root, wanted, entries.algorithms()):
         if status == "ok":
             checked += 1
         else:
-            (unverified if status == "unverified" else failures).append((path, reason))
+            (unverified if status == "unverified" else failures).append((entry["path"], reason))
     if failures:
         shown = "; ".join(f"{path}: {reason}" for path, reason in sorted(failures)[:FAILURES_SHOWN])
         more = f" (and {len(failures) - FAILURES_SHOWN} more)" if len(failures) > FAILURES_SHOWN else ""
@@ -302,24 +320,22 @@ def merge_in_place(restored, target, entries, keep):
     untouched: raise UsageError then. Raise OperationalError, saying how much was
     already written, when a write fails part way.
     """
-    plan, problems = [], {}
-    for relative, path in walk_files(restored):
+    problems = {}
+    for relative, _ in walk_files(restored):  # every destination first; the plan is walked again below
         problem = in_place_problem(target, relative)
         if problem:
             problems.setdefault(*problem)
-            continue
-        destination = target / relative
-        entry = entries.get(relative)
-        exists = destination.exists()
-        if exists and entry and matches(destination, entry):
-            continue
-        plan.append((relative, path, entry, exists))
     if problems:
         shown = "; ".join(f"{where} {why}" for where, why in sorted(problems.items())[:FAILURES_SHOWN])
         more = f" (and {len(problems) - FAILURES_SHOWN} more)" if len(problems) > FAILURES_SHOWN else ""
         raise UsageError(f"--in-place: nothing was written into {target}; move these away first: {shown}{more}")
     written = replaced = 0
-    for relative, path, entry, exists in plan:
+    for relative, path in walk_files(restored):
+        destination = target / relative
+        entry = entries.get(relative)
+        exists = destination.exists()
+        if exists and entry and matches(destination, entry):
+            continue
         algorithm, digest = expected_digest(entry) if entry else (None, None)
         info = os.stat(path)
         try:

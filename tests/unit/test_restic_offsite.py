@@ -9,6 +9,7 @@ from syncer.actions.audit import assess
 from syncer.actions.drill import choose_sample, parse_sample
 from syncer.actions.offsite import expected_digest, is_escaping, snapshot_layout
 from syncer.errors import OperationalError, UsageError
+from syncer.index.manifest import ManifestStore
 
 
 @pytest.mark.parametrize("path, escaping", [
@@ -47,27 +48,31 @@ def test_parse_sample_refuses_nonsense(spec):
         parse_sample(spec)
 
 
-def manifest(count=50):
-    return {f"f{i:03d}": {"path": f"f{i:03d}", "size": i * 10, "mtime_ns": (count - i) * 1000}
-            for i in range(count)} | {"nodigest": {"path": "nodigest", "size": None}}
+@pytest.fixture
+def entries(tmp_path):
+    count = 50
+    listed = [{"path": f"f{i:03d}", "size": i * 10, "mtime_ns": (count - i) * 1000} for i in range(count)]
+    with ManifestStore(tmp_path / "manifest.sqlite").load(listed + [{"path": "nodigest", "size": None}]) as store:
+        yield store
 
 
-def test_sample_always_holds_largest_and_newest():
-    entries = manifest()
+def test_sample_always_holds_largest_and_newest(entries):
     for seed in range(5):
         chosen = choose_sample(entries, ("count", 5), random.Random(seed))
-        assert len(chosen) == 5
+        assert len(chosen) == 5 and chosen == sorted(chosen)
         assert "f049" in chosen and "f000" in chosen  # largest, newest
         assert "nodigest" not in chosen
+    assert choose_sample(entries, ("count", 5), random.Random(3)) == choose_sample(entries, ("count", 5),
+                                                                                    random.Random(3))
 
 
-def test_sample_by_percent_size_and_full():
-    entries = manifest()
+def test_sample_by_percent_size_and_full(entries):
     assert len(choose_sample(entries, ("percent", 10.0), random.Random(1))) == 5
     by_size = choose_sample(entries, ("bytes", 1000), random.Random(1))
     assert {"f049", "f000"} <= set(by_size)
-    assert sum(entries[p]["size"] for p in by_size) <= 1000
-    assert len(choose_sample(entries, None)) == 50
+    assert sum(entries.get(p)["size"] for p in by_size) <= 1000
+    assert [entry["path"] for entry in entries.files()] == [f"f{i:03d}" for i in range(50)]
+    assert len(entries) == 51 and entries.total_bytes() == sum(i * 10 for i in range(50))
 
 
 def protection(versioning="not configured", lock=None, lifecycle=()):
@@ -163,9 +168,10 @@ def test_the_projection_is_the_median_of_recent_drills_with_enough_bytes_and_sho
     assert project_restore(None, [], dataset)["projected_restore_seconds"] is None
 
 
-def test_the_default_sample_is_topped_up_to_enough_bytes():
-    entries = {f"f{n}": {"path": f"f{n}", "size": 10, "mtime_ns": n} for n in range(100)}
+def test_the_default_sample_is_topped_up_to_enough_bytes(tmp_path):
+    entries = ManifestStore(tmp_path / "m.sqlite").load({"path": f"f{n}", "size": 10, "mtime_ns": n}
+                                                         for n in range(100))
     assert len(choose_sample(entries, ("count", 16), random.Random(1))) == 16
     topped = choose_sample(entries, ("count", 16), random.Random(1), min_bytes=500)
-    assert len(topped) == 50 and sum(entries[path]["size"] for path in topped) == 500
+    assert len(topped) == 50 and sum(entries.get(path)["size"] for path in topped) == 500
     assert len(choose_sample(entries, ("count", 16), random.Random(1), min_bytes=10**6)) == 100
