@@ -124,14 +124,20 @@ def create_repository(repository, policy, db, init, missing):
 
 
 def apply_retention(repository, policy, db, tag, host):
-    """Forget this dataset's snapshots beyond offsite.retention; prune when due.
+    """Forget this dataset's snapshots beyond offsite.retention when offsite.forget's
+    interval has passed since it last ran (recorded as a "forget" run); prune when due.
     Return the report keys (and the full ID of the newest kept snapshot)."""
     retention = policy.offsite.retention
     if not retention:
         return {"forgotten": 0, "pruned": False}
-    kept, removed = repository.forget(tag, host, retention)
+    if not forget_due(policy, db):
+        log.info("%s: retention not due (offsite.forget: %s)", policy.name, policy.offsite.forget)
+        return {"forgotten": 0, "pruned": False, "retention_applied": False}
+    with recorded_run(db, policy.name, "forget") as forgot:
+        kept, removed = repository.forget(tag, host, retention)
+        forgot.update(repository=repository.context.display, kept=len(kept), forgotten=len(removed))
     log.info("%s: retention kept %s, forgot %d", policy.name, plural(len(kept), "snapshot"), len(removed))
-    report = {"kept": len(kept), "forgotten": len(removed), "pruned": False}
+    report = {"kept": len(kept), "forgotten": len(removed), "pruned": False, "retention_applied": True}
     if kept:
         report["snapshot_full_id"] = max(kept, key=lambda snapshot: snapshot.get("time", ""))["id"]
     if prune_due(policy, db, len(removed)):
@@ -141,6 +147,16 @@ def apply_retention(repository, policy, db, tag, host):
             pruned.update(repository=repository.context.display)
         report["pruned"] = True
     return report
+
+
+def forget_due(policy, db, now=None):
+    """Whether offsite.forget's interval has passed since retention last ran. A forget
+    costs a restic run with the repository's lock, about as long as a small day's
+    backup: once a day is plenty for retention counted in days."""
+    interval = PRUNE_INTERVALS[policy.offsite.forget]
+    last = db.last_run(policy.name, "forget", "ok")
+    # a tenth of slack: yesterday's forget ran a few seconds later in the day than this push
+    return last is None or (now or time.time()) - last["finished_at"] >= interval * 0.9
 
 
 def prune_due(policy, db, removed_now, now=None):

@@ -283,6 +283,8 @@ class Offsite(Model):
     env_file: CredentialsFile | None = None
     retention: Retention = {}
     prune: Literal["never", "always", "daily", "weekly", "monthly"] = "weekly"
+    # retention (restic forget) runs when this interval has passed since it last did, not on every push
+    forget: Literal["always", "daily", "weekly", "monthly"] = "daily"
     host: Text | None = None
     read_data_subset: Annotated[Text, AfterValidator(subset)] | None = None
     read_data: ReadData | None = None  # every pack read once per cycle (instead of read_data_subset)

@@ -81,7 +81,8 @@ def test_status_after_a_failed_push_is_a_finding(tmp_path):
 
 
 def test_a_killed_push_leaves_a_repository_the_next_push_and_check_accept(tmp_path):
-    dataset = make_dataset(tmp_path, {"first.txt": "small first push"}, retention={"keep_last": 5})
+    dataset = make_dataset(tmp_path, {"first.txt": "small first push"}, retention={"keep_last": 5},
+                           extra={"forget": "always"})
     assert dataset.syncer("push").exit_code == 0
     for number in range(6):
         (dataset.data / f"big-{number}.bin").write_bytes(os.urandom(8 * 2**20))

@@ -102,7 +102,7 @@ def test_a_push_the_watcher_triggers_makes_no_snapshot_when_nothing_changed(tmp_
 
 def test_second_push_after_a_small_change_adds_little(tmp_path):
     files = {f"big/{number}.bin": os.urandom(400_000) for number in range(5)} | {"small.txt": b"one\n"}
-    dataset = make_dataset(tmp_path, files)
+    dataset = make_dataset(tmp_path, files, retention={"keep_daily": 7})
     first = dataset.syncer("push", "--json")
     assert first.exit_code == 0, first.output
     (dataset.data / "small.txt").write_bytes(b"one and a bit more\n")
@@ -114,10 +114,12 @@ def test_second_push_after_a_small_change_adds_little(tmp_path):
     assert second_row["bytes_added"] < 50_000
     snapshots = dataset.syncer("snapshots", "photos", "--json").json()["datasets"][0]["snapshots"]
     assert [s["id"] for s in snapshots] == [first_row["snapshot"], second_row["snapshot"]]
+    # retention ran with the first push; the second, the same day, skips it (offsite.forget: daily)
+    assert first_row["retention_applied"] is True and second_row["retention_applied"] is False
 
 
 def test_retention_keeps_what_the_rules_say_and_only_for_this_dataset(tmp_path):
-    photos = make_dataset(tmp_path, {"a.txt": "a"}, retention={"keep_last": 2})
+    photos = make_dataset(tmp_path, {"a.txt": "a"}, retention={"keep_last": 2}, extra={"forget": "always"})
     music = make_dataset(tmp_path, {"b.txt": "b"}, name="music", repository=photos.repository)
     assert music.syncer("push").exit_code == 0
     ids = []

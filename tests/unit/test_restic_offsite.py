@@ -135,6 +135,27 @@ def test_prune_is_due_by_interval_and_only_with_something_forgotten(tmp_path):
     assert prune_due(policy("daily"), db, removed_now=0, now=time.time() + 2 * 86400)  # forgotten earlier
 
 
+def test_forget_runs_when_due_not_on_every_push(tmp_path):
+    from syncer.actions.push import forget_due
+    from syncer.index.db import StateDB
+    from syncer.policy.model import Policy
+
+    def policy(**forget):
+        return Policy.model_validate({"name": "photos", "path": "/d", "authority": {"type": "local", "path": "/d"},
+                                      "offsite": {"repository": "/r", "password_file": "/pw", **forget,
+                                                  "retention": {"keep_last": 1}}})
+
+    db = StateDB(tmp_path)
+    assert policy().offsite.forget == "daily"
+    assert forget_due(policy(), db)  # never ran
+    run = db.start_run("photos", "forget")
+    db.finish_run(run, "ok", 0, {"forgotten": 0})
+    assert not forget_due(policy(), db)  # ran moments ago
+    assert forget_due(policy(forget="always"), db)
+    assert forget_due(policy(), db, now=time.time() + 23 * 3600)  # yesterday's ran a little later in the day
+    assert not forget_due(policy(forget="weekly"), db, now=time.time() + 2 * 86400)
+
+
 def test_restore_estimate_counts_restic_start_up_once():
     from syncer.actions.drill import estimate_restore
 
