@@ -50,7 +50,7 @@ def die_with_parent():
 
 
 def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environment=None, cwd=None, timeout=None,
-                shell=False, display=None, logger=log, own_group=True):
+                shell=False, display=None, logger=log, own_group=True, usage=None):
     """Run `argv` (a shell command with `shell`) in its own process group; return its exit status.
 
     Each line the program writes to stdout goes to on_output(line), each stderr line to
@@ -66,6 +66,11 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
     Without `own_group` the child stays in syncer's process group, and is stopped
     alone: restic, so that whatever signals syncer's group reaches restic at once, as
     it always has (Ctrl-C at a terminal, a kill of the group).
+
+    With `usage` (a dict), the program's peak resident memory in bytes (its own and
+    its waited-for children's, from os.wait4) is stored as usage["peak_rss"] once it
+    exited: restic's index grows with the repository, and on a small board restic is
+    what gets killed for memory first.
     """
     shown = display if display is not None else (argv if shell else shlex.join(argv))
     logger.debug("running %s", mask(shown))
@@ -82,7 +87,9 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
         for stream, handler in ((process.stdout, on_output), (process.stderr, on_errors)):
             if stream is not None:
                 readers.append(start_reader(stream, handler, failures))
-        exit_status = process.wait(timeout)
+        exit_status, peak_rss = wait_reaping(process, timeout)
+        if usage is not None:
+            usage["peak_rss"] = peak_rss
     except subprocess.TimeoutExpired:
         logger.error("%s: still running after %.0fs; stopping it and its children", mask(shown), timeout)
         stop(process, TIMEOUT_SIGNALS, own_group)
@@ -112,6 +119,26 @@ def stop_running_children():
     for stopper in stoppers:
         stopper.join()
     return len(children)
+
+
+def wait_reaping(process, timeout=None):
+    """Wait for `process` as Popen.wait(timeout) does, but reap it with os.wait4 so its
+    resource usage is known. Return (exit status, peak RSS in bytes). Raise
+    subprocess.TimeoutExpired after `timeout` seconds, the process left running."""
+    if timeout is None:
+        _, status, usage = os.wait4(process.pid, 0)
+    else:
+        deadline, delay = time.monotonic() + timeout, 0.0005
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(process.args, timeout)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)  # Popen.wait's own back-off
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_maxrss * 1024  # Linux counts kilobytes
 
 
 def start_reader(stream, handler, failures):

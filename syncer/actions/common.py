@@ -47,6 +47,38 @@ def recorded_run(db, dataset, action):
     db.finish_run(run_id, result, outcome["exit_code"], {k: v for k, v in outcome.items() if k != "items"})
 
 
+RESTIC_MEMORY = "restic-memory"  # the run that records restic's memory running over half the machine's
+
+
+def machine_memory():
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def watch_restic_memory(db, dataset, action, peak_rss, machine_bytes=None):
+    """Warn when restic's peak memory in `action` (bytes) exceeded half the machine's:
+    record a "restic-memory" run with findings, which status shows as a finding and an
+    unattended step notifies; record it ok once that action stays under again, so the
+    warning clears (a recovery). restic's index grows with the repository, and on a
+    small board restic is what gets killed for memory first."""
+    if not peak_rss:
+        return
+    machine_bytes = machine_bytes or machine_memory()
+    over = peak_rss > machine_bytes / 2
+    previous = db.last_run(dataset, RESTIC_MEMORY)
+    warned = previous and previous["result"] == "findings" and previous["summary"].get("action") == action
+    if not over and not warned:
+        return
+    with recorded_run(db, dataset, RESTIC_MEMORY) as outcome:
+        outcome.update(action=action, restic_peak_rss_bytes=peak_rss, machine_memory_bytes=machine_bytes)
+        if over:
+            message = (f"restic used {peak_rss / 2**20:.0f} MiB during {action}, over half of this machine's "
+                       f"{machine_bytes / 2**20:.0f} MiB: its index grows with the repository, and it is what "
+                       f"gets killed first when memory runs out")
+            log.warning("%s: %s", dataset, message)
+            outcome.update(error=message, exit_code=EXIT_FINDINGS)
+
+
 def require_on_this_machine(policy, *parts):
     """Raise OperationalError naming the policy file and field when something `parts` of
     the policy need (see check_machine) is not on this machine: a disk not mounted, a

@@ -15,7 +15,7 @@ import time
 from array import array
 from pathlib import Path
 
-from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.common import for_each_dataset, recorded_run, watch_restic_memory
 from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
@@ -184,7 +184,8 @@ def drill_dataset(policy, db, sample=None, full=False, seed=None):
             dataset_files=dataset_files, dataset_bytes=dataset_bytes,
             restore_seconds=round(seconds, 3), full=full, items=results,
             authority={"checked": authority_checked, "differs": authority_differs},
-            exit_code=EXIT_FINDINGS if failures else EXIT_OK)
+            restic_peak_rss_bytes=repository.peak_rss, exit_code=EXIT_FINDINGS if failures else EXIT_OK)
+    watch_restic_memory(db, policy.name, "drill", repository.peak_rss)
     report = dict(outcome)
     report.pop("seconds", None)
     return report

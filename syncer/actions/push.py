@@ -5,7 +5,7 @@ import json
 import logging
 import time
 
-from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
+from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine, watch_restic_memory
 from syncer.actions.copies import copy_to_copies
 from syncer.actions.offsite import (
     clear_stale_locks,
@@ -97,7 +97,9 @@ def push_dataset(policy, db, progress=None, init=False, skip_if_unchanged=False)
             bytes_processed=summary.get("total_bytes_processed"),
             duration=None if result.skipped else summary.get("total_duration"), unchanged=result.skipped,
             unreadable=[{"path": path, "reason": reason} for path, reason in result.unreadable],
-            **retention, exit_code=EXIT_FINDINGS if findings else EXIT_OK)
+            **retention, restic_peak_rss_bytes=repository.peak_rss,
+            exit_code=EXIT_FINDINGS if findings else EXIT_OK)
+    watch_restic_memory(db, policy.name, "push", repository.peak_rss)
     return dict(outcome)
 
 

@@ -12,7 +12,7 @@ import stat
 from contextlib import nullcontext
 from pathlib import Path
 
-from syncer.actions.common import quarantine_folder, recorded_run
+from syncer.actions.common import quarantine_folder, recorded_run, watch_restic_memory
 from syncer.actions.hooks import with_hooks
 from syncer.actions.offsite import (
     MANIFEST_NAME,
@@ -143,6 +143,8 @@ def restore_snapshot(policy, db, target, snapshot="latest", includes=(), force=F
             shutil.rmtree(staging, ignore_errors=True)
             if entries is not None:
                 entries.close()
+        outcome.update(restic_peak_rss_bytes=repository.peak_rss)
+    watch_restic_memory(db, policy.name, "restore", repository.peak_rss)
     return dict(outcome)
 
 

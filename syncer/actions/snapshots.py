@@ -4,7 +4,7 @@ import logging
 import math
 import time
 
-from syncer.actions.common import for_each_dataset, recorded_run
+from syncer.actions.common import for_each_dataset, recorded_run, watch_restic_memory
 from syncer.actions.offsite import (
     clear_stale_locks,
     dataset_snapshots,
@@ -71,9 +71,10 @@ def run_check(policies, db, read_data_subset=None):
                              policy.name, repository.context.display, cycle)
             outcome.update(name=policy.name, repository=repository.context.display, read_data_subset=subset,
                            ok=ok, broken_packs=broken, output=result.lines[-20:],
-                           exit_code=EXIT_OK if ok else EXIT_FINDINGS)
+                           restic_peak_rss_bytes=repository.peak_rss, exit_code=EXIT_OK if ok else EXIT_FINDINGS)
             if cycle:
                 outcome.update(read_data=read_data_progress(db, policy))
+        watch_restic_memory(db, policy.name, "check", repository.peak_rss)
         checked[key] = dict(outcome)
         return dict(outcome)
 

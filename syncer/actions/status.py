@@ -10,6 +10,7 @@ failed or had findings (a failed push or drill): 0 means healthy to a monitor.
 
 import time
 
+from syncer.actions.common import RESTIC_MEMORY
 from syncer.actions.snapshots import read_data_progress
 from syncer.errors import EXIT_FINDINGS, EXIT_OK
 from syncer.index import integrity
@@ -18,6 +19,7 @@ from syncer.index.runs import last_success
 from syncer.policy.settings import cron_interval
 
 ACTIONS = ("pull", "verify", "push", "check", "drill", "scrub")
+RESTIC_ACTIONS = ("push", "check", "drill", "restore")
 STALE_FACTOR = 2
 COPY_RUNS_READ = 50  # pushes looked back through for each copy's last success
 
@@ -35,6 +37,9 @@ def dataset_status(policy, db, now):
     corrupt = len(integrity.open_corruptions(db, policy.name))
     if corrupt:
         findings["corrupt"] = corrupt
+    restic_memory = restic_peak(db, policy.name)
+    if restic_memory and restic_memory["over_half_of_memory"]:
+        findings["restic_memory"] = 1
     last = {}
     for action in ACTIONS:
         run = db.last_run(policy.name, action)
@@ -66,7 +71,23 @@ def dataset_status(policy, db, now):
             "projected_restore_seconds": drill and drill.get("projected_restore_seconds"),
             "copies": copies_status(policy, db, now),
             "read_data": read_data_progress(db, policy),  # offsite.read_data's cycle, or None
+            "restic_peak_rss": restic_memory,
             "exit_code": EXIT_FINDINGS if unhealthy else EXIT_OK}
+
+
+def restic_peak(db, dataset):
+    """Return restic's largest peak memory over the last push, check, drill and restore,
+    {"bytes", "action", "over_half_of_memory"}, or None when none recorded it."""
+    peaks = []
+    for action in RESTIC_ACTIONS:
+        run = db.last_run(dataset, action)
+        if run and run["summary"].get("restic_peak_rss_bytes"):
+            peaks.append((run["summary"]["restic_peak_rss_bytes"], action))
+    if not peaks:
+        return None
+    peak, action = max(peaks)
+    warning = db.last_run(dataset, RESTIC_MEMORY)
+    return {"bytes": peak, "action": action, "over_half_of_memory": bool(warning and warning["result"] == "findings")}
 
 
 def rounded(share):

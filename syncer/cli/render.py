@@ -231,8 +231,16 @@ def read_data_details(row):
     return [("read data", f"{read_data['slices_read']}/{read_data['slices']} of this cycle; {full}")]
 
 
+def restic_details(row):
+    restic = row.get("restic_peak_rss")
+    if not restic:
+        return []
+    over = ", over half of this machine's memory" if restic["over_half_of_memory"] else ""
+    return [("restic", f"peak memory {restic['bytes'] / 2**20:.0f} MiB ({restic['action']}){over}")]
+
+
 STATUS_DETAILS = [files_details, findings_details, recovery_details, copies_details, drill_details, action_details,
-                  stale_details, read_data_details]
+                  stale_details, read_data_details, restic_details]
 
 
 def utc_time(timestamp):

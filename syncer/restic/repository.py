@@ -131,6 +131,7 @@ class ResticRepository:
 
     def __init__(self, context):
         self.context = context
+        self.peak_rss = 0  # the largest peak resident memory of restic's runs so far, bytes
 
     def run(self, arguments, wait_for_lock=False, **options):
         """Run restic; if a lock is in the way, clear locks left by dead processes with
@@ -139,11 +140,13 @@ class ResticRepository:
         if wait_for_lock and supports("retry_lock", self.context.binary):
             arguments = build.with_retry_lock(arguments, LOCK_WAIT)
         try:
-            return run_restic(self.context, arguments, **options)
+            result = run_restic(self.context, arguments, **options)
         except RepositoryLocked as error:
             log.warning("%s; running `restic unlock` to clear locks of dead processes, then retrying once", error)
             run_restic(self.context, build.unlock_argv())
-            return run_restic(self.context, arguments, **options)
+            result = run_restic(self.context, arguments, **options)
+        self.peak_rss = max(self.peak_rss, result.peak_rss)
+        return result
 
     def init(self):
         self.run(build.init_argv())

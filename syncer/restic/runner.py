@@ -124,6 +124,7 @@ class ResticResult:
     stdout: str  # stdout text that was not JSON
     stderr: list  # stderr lines
     errors: list  # JSON error messages restic wrote to stderr (unreadable files)
+    peak_rss: int = 0  # restic's peak resident memory, bytes
 
     @property
     def partial(self):
@@ -205,13 +206,15 @@ def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_st
         else:
             messages.append(document)
 
+    usage = {}
     exit_status = start_restic([context.binary, *arguments], take_output,
                                lambda line: take_stderr(line, stderr_lines, errors), stdout_file=stdout_file,
-                               environment=context.environment(), display=masked_command(context, arguments))
+                               environment=context.environment(), display=masked_command(context, arguments),
+                               usage=usage)
     version = None if exit_status in EXIT_STATUSES else installed_version(context.binary)
     kind = classify_exit(exit_status, "\n".join(stderr_lines), version)
     if kind in ("ok", "partial"):
-        return ResticResult(exit_status, messages, "".join(text), stderr_lines, errors)
+        return ResticResult(exit_status, messages, "".join(text), stderr_lines, errors, usage.get("peak_rss", 0))
     if exit_status == 1 and kind in HINTED_FEATURES:  # told from the message: say why at -v
         say_if_missing(HINTED_FEATURES[kind], context.binary)
     failure = ERRORS[kind](mask(describe_failure(kind, context, command, exit_status, stderr_lines)), exit_status)

@@ -116,6 +116,7 @@ def test_second_push_after_a_small_change_adds_little(tmp_path):
     assert [s["id"] for s in snapshots] == [first_row["snapshot"], second_row["snapshot"]]
     # retention ran with the first push; the second, the same day, skips it (offsite.forget: daily)
     assert first_row["retention_applied"] is True and second_row["retention_applied"] is False
+    assert 10 * 2**20 < second_row["restic_peak_rss_bytes"] < 2**30  # restic's own memory, from wait4
 
 
 def test_retention_keeps_what_the_rules_say_and_only_for_this_dataset(tmp_path):
@@ -177,9 +178,11 @@ def test_snapshots_check_and_drill_need_nothing_from_the_board(tmp_path):
     assert len(report["snapshot"]) == 64  # the full ID, though restic 0.14 printed the short one
     assert report["bytes_restored"] == sum(len(content) for content in FILES.values())
     assert report["throughput_mib_s"] > 0 and report["projected_restore_seconds"] >= 0
-    assert report["failures"] == []
+    assert report["failures"] == [] and report["items"] == []  # --full lists only the files that are not ok
+    assert report["restic_peak_rss_bytes"] > 0 and report["dataset_files"] == len(FILES)
     checked = dataset.syncer(*common, "check", "--read-data-subset", "100%", "--json")
     assert checked.exit_code == 0 and checked.json()["datasets"][0]["ok"] is True
+    assert checked.json()["datasets"][0]["restic_peak_rss_bytes"] > 0
     with sqlite3.connect(laptop_state / "state.db") as db:
         assert db.execute("SELECT result FROM runs WHERE action='drill'").fetchall() == [("ok",)]
 

@@ -254,6 +254,37 @@ def test_status_counts_a_failed_last_run_as_a_finding(tmp_path):
         assert exit_code_of(run_status(policies, db, now=now)["datasets"]) == 0, action
 
 
+def test_restic_over_half_the_memory_is_a_finding_in_status_until_it_stays_under(tmp_path, capsys):
+    from syncer.actions.common import watch_restic_memory
+    from syncer.cli.render import render_status
+    from syncer.index.runs import runs_since
+
+    policies = write_status_policy(tmp_path, {})
+    db = StateDB(tmp_path / "state")
+    now = time.time()
+    record(db, "push", "ok", now - 60, restic_peak_rss_bytes=300 * 2**20)
+    record(db, "drill", "ok", now - 50, restic_peak_rss_bytes=700 * 2**20)
+    watch_restic_memory(db, "docs", "push", 300 * 2**20, machine_bytes=1024 * 2**20)
+    [row] = run_status(policies, db)["datasets"]
+    assert row["restic_peak_rss"] == {"bytes": 700 * 2**20, "action": "drill", "over_half_of_memory": False}
+    assert exit_code_of([row]) == 0 and not runs_since(db, "docs", now - 3600)[2:]  # under half: nothing recorded
+    started = time.time()
+    watch_restic_memory(db, "docs", "drill", 700 * 2**20, machine_bytes=1024 * 2**20)
+    [warning] = runs_since(db, "docs", started)
+    assert warning["action"] == "restic-memory" and warning["result"] == "findings"  # an unattended step notifies
+    assert "restic used 700 MiB during drill, over half of this machine's 1024 MiB" in warning["summary"]["error"]
+    [row] = run_status(policies, db)["datasets"]
+    assert row["findings"] == {"restic_memory": 1} and row["restic_peak_rss"]["over_half_of_memory"]
+    assert exit_code_of([row]) == 1
+    render_status({"datasets": [row]})
+    assert "restic: peak memory 700 MiB (drill), over half of this machine's memory" in capsys.readouterr().out
+    watch_restic_memory(db, "docs", "push", 100 * 2**20, machine_bytes=1024 * 2**20)  # another action: still warned
+    assert run_status(policies, db)["datasets"][0]["findings"] == {"restic_memory": 1}
+    watch_restic_memory(db, "docs", "drill", 200 * 2**20, machine_bytes=1024 * 2**20)  # the drill is under now
+    [row] = run_status(policies, db)["datasets"]
+    assert row["findings"] == {} and exit_code_of([row]) == 0
+
+
 def test_syncer_yaml_is_not_a_dataset_and_its_problems_name_it(tmp_path):
     (tmp_path / "data").mkdir()
     write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),

@@ -29,6 +29,17 @@ def test_stdout_and_stderr_reach_their_handlers_and_the_exit_status_is_returned(
     assert output == ["out\n"] and errors == ["err\n"]
 
 
+def test_the_childs_peak_memory_is_reported_from_wait4():
+    usage = {}
+    # python allocating 64 MiB and touching it: the peak RSS must show it
+    script = "data = bytearray(64 * 2**20); data[::4096] = b'x' * len(data[::4096])"
+    assert run_process(["python3", "-c", script], on_output=print, usage=usage) == 0
+    assert 64 * 2**20 < usage["peak_rss"] < 1024 * 2**20
+    small = {}
+    run_process(["true"], on_output=print, usage=small, timeout=10)  # the polling path, with a timeout
+    assert 0 < small["peak_rss"] < 64 * 2**20
+
+
 def test_without_an_error_handler_stderr_joins_stdout():
     output = []
     assert run_process(["sh", "-c", "echo out; echo err >&2"], on_output=output.append) == 0
