@@ -295,7 +295,7 @@ def check_files(base, entries, algorithms):
             if local.is_symlink() or not local.is_file():
                 yield entry, ("failed", "missing from the restore", 0, {})
                 continue
-            for done in pool.submit(entry, local):
+            for done in pool.submit(entry, local, entry.get("size")):
                 yield done[0], check_file(done[1], done[0])
         for done in pool.drain():
             yield done[0], check_file(done[1], done[0])

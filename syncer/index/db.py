@@ -267,6 +267,15 @@ class StateDB:
               "note": None, "md5": None, "sha256": None, "dev": None, "ino": None, "mtime_ns": None,
               "ctime_ns": None, "hashed_at": None, **r} for r in records))
 
+    def upsert_scanned(self, dataset, side, rows):
+        """Store scanned files: `rows` of (path, size, mtime_ns, ctime_ns, dev, ino, md5,
+        sha256, note, hashed_at). upsert_files's fast path for the scan, which writes a
+        row per file: tuples bind a third quicker than dicts."""
+        self.connection.executemany(
+            "INSERT OR REPLACE INTO files (dataset, side, path, parent, size, mtime_ns, ctime_ns, dev, ino,"
+            " md5, sha256, etag, note, hashed_at, dirty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, 0)",
+            ((dataset, side, row[0], row[0].rpartition("/")[0], *row[1:]) for row in rows))
+
     def replace_listing(self, dataset, entries, batch=2000):
         """Replace the authority's listing for `dataset` with `entries` (endpoint Entry
         objects), streaming them in batches so memory stays flat."""

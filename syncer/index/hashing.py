@@ -15,6 +15,11 @@ from dataclasses import dataclass
 
 CHUNK_SIZE = 1 << 20
 THREADS_PER_CORE = 2
+# Files up to this size are hashed in batches of BATCH_FILES per pool job: hashing one
+# takes microseconds, less than handing a job to a thread and its result back, so a
+# tree of small files would otherwise be bound by the pool's own overhead.
+SMALL_FILE = 64 * 2**10
+BATCH_FILES = 64
 ALGORITHMS = {"md5": hashlib.md5, "sha256": hashlib.sha256}
 _local = threading.local()
 
@@ -173,40 +178,60 @@ class HashPool:
         self.window = self.workers * 4
         self.held = self.window * 64
         self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="hash")
-        self.pending = deque()
+        self.pending = deque()  # (keys, future of a list of results), oldest first
+        self.pending_files = 0
+        self.batch_keys, self.batch_paths = [], []
         self.unfinished = 0
         self.finished = threading.Condition()
 
-    def submit(self, key, path):
-        """Queue `path`; return a list of finished (key, Hashed | Exception)."""
+    def submit(self, key, path, size=None):
+        """Queue `path` (of `size` bytes, when known: small files go in batches); return
+        a list of finished (key, Hashed | Exception), in the order submitted."""
+        self.batch_keys.append(key)
+        self.batch_paths.append(path)
+        if size is not None and size <= SMALL_FILE and len(self.batch_paths) < BATCH_FILES:
+            return []
+        return self.dispatch()
+
+    def dispatch(self):
+        """Hand the batch gathered so far to the pool as one job; return the finished results."""
+        if not self.batch_paths:
+            return []
         with self.finished:
             while self.unfinished >= self.window:
                 self.finished.wait()
             self.unfinished += 1
-        self.pending.append((key, self.executor.submit(self.run_job, path)))
+        self.pending.append((self.batch_keys, self.executor.submit(self.run_job, self.batch_paths)))
+        self.pending_files += len(self.batch_keys)
+        self.batch_keys, self.batch_paths = [], []
         done = []
-        while self.pending and (len(self.pending) > self.held or self.pending[0][1].done()):
-            done.append(self.collect())
+        while self.pending and (self.pending_files > self.held or self.pending[0][1].done()):
+            done += self.collect()
         return done
 
-    def run_job(self, path):
+    def run_job(self, paths):
         try:
-            return self.hash_once_more_if_changed(path)
+            return [self.hash_or_error(path) for path in paths]
         finally:
             with self.finished:
                 self.unfinished -= 1
                 self.finished.notify()
 
+    def hash_or_error(self, path):
+        try:
+            return self.hash_once_more_if_changed(path)
+        except (OSError, FileChanged) as error:
+            return error
+
     def drain(self):
+        yield from self.dispatch()
         while self.pending:
-            yield self.collect()
+            yield from self.collect()
 
     def collect(self):
-        key, future = self.pending.popleft()
-        try:
-            return key, future.result()
-        except (OSError, FileChanged) as error:
-            return key, error
+        keys, future = self.pending.popleft()
+        self.pending_files -= len(keys)
+        return list(zip(keys, future.result()))
 
     def hash_once_more_if_changed(self, path):
         try:

@@ -141,23 +141,26 @@ class Recorder:
             self.suspects.discard(path)
             if not isinstance(result, Exception) and check_unchanged_content(self.db, self.job, path, result):
                 self.stats.corrupt.append(path)
+        # rows for StateDB.upsert_scanned: (path, size, mtime_ns, ctime_ns, dev, ino, md5, sha256, note, hashed_at)
         if isinstance(result, FileChanged):
-            self.pending.append({"path": path, "note": "kept changing while it was read"})
+            self.pending.append((path, None, None, None, None, None, None, None, "kept changing while it was read",
+                                 None))
         elif isinstance(result, OSError):
-            self.pending.append({"path": path, "note": f"cannot be read: {result.strerror}"})
+            self.pending.append((path, None, None, None, None, None, None, None,
+                                 f"cannot be read: {result.strerror}", None))
         else:
             self.stats.hashed += 1
             self.stats.hashed_bytes += result.size
-            self.pending.append({"path": path, "size": result.size, "mtime_ns": result.mtime_ns,
-                                 "ctime_ns": result.ctime_ns, "dev": result.dev, "ino": result.ino,
-                                 "hashed_at": time.time(), **result.digests})
+            digests = result.digests
+            self.pending.append((path, result.size, result.mtime_ns, result.ctime_ns, result.dev, result.ino,
+                                 digests.get("md5"), digests.get("sha256"), None, time.time()))
         if len(self.pending) >= FLUSH_EVERY:
             self.flush()
 
     def flush(self):
         if self.pending:
             with self.db.transaction():
-                self.db.upsert_files(self.job.dataset, self.job.side, self.pending)
+                self.db.upsert_scanned(self.job.dataset, self.job.side, self.pending)
             self.pending.clear()
 
 
@@ -228,7 +231,7 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
                         if known and suspects is not None and known[1:3] == (info.st_size, info.st_mtime_ns) \
                                 and known[4:] == (info.st_dev, info.st_ino):
                             suspects.add(path)  # the same file, same size and mtime: only ctime moved
-                        for done in pool.submit(path, os.path.join(root, path)):
+                        for done in pool.submit(path, os.path.join(root, path), info.st_size):
                             record(*done)
                     elif entry.is_dir(follow_symlinks=False):
                         directories.append(path or (f"{relative}/{name}" if relative else name))

@@ -105,6 +105,32 @@ def test_pool_returns_every_result_oldest_first_with_errors_as_values(tmp_path):
     assert dict(results)["f07"].digests["sha256"] == hashlib.sha256(pattern(7000)).hexdigest()
 
 
+def test_small_files_go_in_batches_and_every_result_still_comes_in_order(tmp_path):
+    from syncer.index import hashing
+
+    sizes = [10, 70, 200_000, 30, 0, 5, 90_000] + [40] * (2 * hashing.BATCH_FILES + 3)
+    paths = []
+    for number, size in enumerate(sizes):
+        paths.append(tmp_path / f"f{number:03d}")
+        paths[-1].write_bytes(pattern(size))
+    paths.insert(3, tmp_path / "missing")
+    jobs = []
+    with HashPool(("sha256",), workers=2) as pool:
+        original = pool.executor.submit
+        pool.executor.submit = lambda function, batch: jobs.append(len(batch)) or original(function, batch)
+        results = []
+        for path in paths:
+            results += pool.submit(path.name, path, path.stat().st_size if path.exists() else 0)
+        results += list(pool.drain())
+    assert [key for key, _ in results] == [path.name for path in paths]
+    assert isinstance(dict(results)["missing"], FileNotFoundError)
+    for path in paths:
+        if path.exists():
+            assert dict(results)[path.name].digests["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    # a large file closes the batch before it; then full batches of small files, then the rest
+    assert jobs == [3, 5, hashing.BATCH_FILES, hashing.BATCH_FILES, 3]
+
+
 class Held:
     """A hasher that blocks until released, but only for the file named 'slow'."""
 
