@@ -39,6 +39,7 @@ bench: venv-test restic
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/offsite.py
 	$(BIN)/python bench/status_page.py
+	$(BIN)/python bench/scale.py
 
 restic-0.18: $(RESTIC_NEW)
 

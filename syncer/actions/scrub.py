@@ -65,7 +65,9 @@ def scrub_dataset(policy, db, fraction, rate_mib_s=None):
         throttle = Throttle(rate_mib_s)
         counts = {"confirmed": 0, "corrupt": 0, "edited": 0, "missing": 0, "unreadable": 0}
         items, read_bytes = [], 0
-        for path, size, mtime_ns, md5, sha256, _ in list(integrity.oldest_confirmed(db, policy.name)):
+        # Streamed, not listed: the ORDER BY has no index, so SQLite sorts the rows first (spilling
+        # to its temp files past its cache) and the confirmations below cannot reorder what comes.
+        for path, size, mtime_ns, md5, sha256, _ in integrity.oldest_confirmed(db, policy.name):
             if read_bytes >= budget:
                 break
             absolute = policy.path / path
