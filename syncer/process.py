@@ -67,10 +67,9 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
     alone: restic, so that whatever signals syncer's group reaches restic at once, as
     it always has (Ctrl-C at a terminal, a kill of the group).
 
-    With `usage` (a dict), the program's peak resident memory in bytes (its own and
-    its waited-for children's, from os.wait4) is stored as usage["peak_rss"] once it
-    exited: restic's index grows with the repository, and on a small board restic is
-    what gets killed for memory first.
+    With `usage` (a dict), the program's peak resident memory in bytes (sampled, see
+    wait_reaping) is stored as usage["peak_rss"] once it exited: restic's index grows
+    with the repository, and on a small board restic is what gets killed for memory first.
     """
     shown = display if display is not None else (argv if shell else shlex.join(argv))
     logger.debug("running %s", mask(shown))
@@ -122,23 +121,41 @@ def stop_running_children():
 
 
 def wait_reaping(process, timeout=None):
-    """Wait for `process` as Popen.wait(timeout) does, but reap it with os.wait4 so its
-    resource usage is known. Return (exit status, peak RSS in bytes). Raise
-    subprocess.TimeoutExpired after `timeout` seconds, the process left running."""
-    if timeout is None:
-        _, status, usage = os.wait4(process.pid, 0)
-    else:
-        deadline, delay = time.monotonic() + timeout, 0.0005
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() >= deadline:
-                raise subprocess.TimeoutExpired(process.args, timeout)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)  # Popen.wait's own back-off
+    """Wait for `process` as Popen.wait(timeout) does, sampling its peak resident memory
+    (VmHWM in /proc) as it runs. Return (exit status, peak RSS in bytes, or 0 when it
+    ended before the first sample). Raise subprocess.TimeoutExpired after `timeout`
+    seconds, the process left running.
+
+    Sampled, not taken from os.wait4: Linux's ru_maxrss of a child counts the memory of
+    the parent it was forked from, so syncer's own would be added to restic's. What grows
+    in the last 50 ms of a run is missed: restic's peak comes well before its end.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay, peak = 0.0005, 0
+    while True:
+        peak = max(peak, peak_rss_of(process.pid))
+        pid, status = os.waitpid(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            raise subprocess.TimeoutExpired(process.args, timeout)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)  # Popen.wait's own back-off
     process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, usage.ru_maxrss * 1024  # Linux counts kilobytes
+    return process.returncode, peak
+
+
+def peak_rss_of(pid):
+    """The peak resident memory (VmHWM) of process `pid` in bytes, or 0 when /proc does
+    not say (gone, or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def start_reader(stream, handler, failures):

@@ -116,7 +116,7 @@ def test_second_push_after_a_small_change_adds_little(tmp_path):
     assert [s["id"] for s in snapshots] == [first_row["snapshot"], second_row["snapshot"]]
     # retention ran with the first push; the second, the same day, skips it (offsite.forget: daily)
     assert first_row["retention_applied"] is True and second_row["retention_applied"] is False
-    assert 10 * 2**20 < second_row["restic_peak_rss_bytes"] < 2**30  # restic's own memory, from wait4
+    assert 10 * 2**20 < second_row["restic_peak_rss_bytes"] < 2**30  # restic's own memory, sampled
 
 
 def test_retention_keeps_what_the_rules_say_and_only_for_this_dataset(tmp_path):
