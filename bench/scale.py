@@ -62,7 +62,7 @@ def build(files):
     data, marker = WORK / "data", WORK / "data.json"
     if marker.exists() and json.loads(marker.read_text()) == {"files": files, "version": 1}:
         return data
-    shutil.rmtree(data, ignore_errors=True)
+    remove(data)
     log(f"generating {files} files and their authority copy ...")
     rng = random.Random(13)
     local = data / "local"
