@@ -33,8 +33,12 @@ COMMON_PART_SIZES_MIB = (8, 5, 16, 15, 10, 32, 64, 100, 128, 256, 512)
 FSCK_FAILED = "0" * 64
 
 
-def run_verify(policies, db, deep=False, strict=False, progress=None):
+def run_verify(policies, db, deep=False, strict=False, progress=None, changed=None):
     """Verify each policy's dataset. Return the report.
+
+    `changed` maps a dataset's name to the paths below it that changed since its index
+    was last brought up to date (what a watch that lost nothing saw): only those are
+    examined on the local side, instead of a walk of the tree.
 
     report = {"datasets": [{"name", "counts", "items", ...}]}; exit 1 when a dataset
     has missing, extra or changed items (or unverifiable ones with `strict`), 3 when
@@ -42,12 +46,12 @@ def run_verify(policies, db, deep=False, strict=False, progress=None):
     """
     def work(policy):
         with dataset_lock(db.state_dir, policy.name):
-            return verify_dataset(policy, db, deep, strict, progress)
+            return verify_dataset(policy, db, deep, strict, progress, (changed or {}).get(policy.name))
 
     return for_each_dataset(policies, work, action="verify")
 
 
-def verify_dataset(policy, db, deep=False, strict=False, progress=None):
+def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_paths=None):
     with recorded_run(db, policy.name, "verify") as outcome:
         require_on_this_machine(policy, "path", "authority")  # never offsite's: verify needs no repository
         endpoint = build_endpoint(policy)
@@ -56,6 +60,12 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
         mirrors = None
         if endpoint.capabilities.repositories:
             stats, mirrors = index_mirrors(db, policy.name, policy.path, deep)
+        elif changed_paths is not None and not deep:
+            from syncer.index.dirty import refresh_paths
+
+            log.info("%s: %d path(s) changed since the last walk (the watch lost nothing): examining only those",
+                     policy.name, len(changed_paths))
+            stats = refresh_paths(db, policy.name, policy.path, changed_paths, policy.exclude, (algorithm,))
         else:
             stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,), deep=deep,
                               progress=progress and (lambda files, hashed: progress(policy.name, files, hashed)))
@@ -84,7 +94,8 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None):
         findings = sum(counts[status] for status in failing)
         outcome.update(name=policy.name, authority=endpoint.describe(), counts=counts, items=items,
                        local={"files": stats.files, "bytes": stats.bytes, "hashed": stats.hashed,
-                              "hashed_bytes": stats.hashed_bytes},
+                              "hashed_bytes": stats.hashed_bytes,
+                              "examined": "changes" if changed_paths is not None and not deep else "tree"},
                        exit_code=EXIT_FINDINGS if findings else EXIT_OK)
         _, local_bytes, verified_bytes = db.totals(policy.name, LOCAL)  # for the status page's coverage history
         outcome["checksum_coverage"] = round(verified_bytes / local_bytes, 4) if local_bytes else None

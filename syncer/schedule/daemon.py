@@ -25,6 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from syncer.actions.changes import mark_changes, refresh_changes
 from syncer.actions.run import RUNNERS
 from syncer.actions.supervise import supervised, write_metrics, write_status_page
+from syncer.actions.verify import run_verify
 from syncer.errors import SyncerError, exit_code_of
 from syncer.index.db import StateDB
 from syncer.index.runs import abandon_unfinished, last_started
@@ -35,6 +36,9 @@ from syncer.schedule.watch import PendingChanges, Watcher
 log = logging.getLogger("syncer.daemon")
 WORKERS = 2
 TICK_SECONDS = 0.5
+# A watched dataset's verify walks its whole tree at least this often, however healthy the
+# watch: the safety net under the changes it examines in between.
+FULL_WALK_SECONDS = 86400
 CATCH_UP_DELAY = 2.0  # seconds after start; staggered per job
 JITTER_SHARE = 0.1  # of the shortest gap between a schedule's times
 
@@ -78,6 +82,8 @@ class Daemon:
         self.debounce = {}
         self.said_once = set()
         self.watch_pushes = 0
+        self.watch_started = {}  # dataset -> when its watch began
+        self.full_walk_at = {}  # dataset -> when the last verify that walked its whole tree began
         self.notifier = Notifier()
         self.db = StateDB(state_dir)  # the main loop's own connection; each step opens another
         self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(WORKERS)},
@@ -123,6 +129,7 @@ class Daemon:
                             policy.path)
                 continue
             if self.watcher.watch(policy.name, policy.path, policy.exclude):
+                self.watch_started[policy.name] = time.time()
                 push = "a push" if policy.offsite else "nothing (no offsite in the policy)"
                 log.info("%s: watching %s; changes are marked dirty, then %s after %gs of quiet", policy.name,
                          policy.path, push, debounce)
@@ -147,7 +154,10 @@ class Daemon:
                         log.info("%s %s: starting", dataset, action)
                         # a push the watcher triggered makes no snapshot when nothing changed after all
                         options = {"skip_if_unchanged": True} if changed_paths else {}
-                        results = RUNNERS[action]([policy], db, **options)["datasets"]
+                        if action == "verify":
+                            results = self.verify_watched(policy, db)
+                        else:
+                            results = RUNNERS[action]([policy], db, **options)["datasets"]
                         log.info("%s %s: finished (exit %d)", dataset, action, exit_code_of(results))
                     except SyncerError as error:
                         log.error("%s %s: %s", dataset, action, error)
@@ -165,6 +175,29 @@ class Daemon:
                     running = ", ".join(f"{d} {a}" for d, a in self.active)
                     self.notifier.notify(f"STATUS={'running ' + running if running else 'idle'}; last: {dataset} "
                                          f"{action} at {time.strftime('%H:%M:%S')}")
+
+    def verify_watched(self, policy, db, now=None):
+        """Verify `policy`'s dataset. While its watch has lost nothing since the last walk
+        of the whole tree (begun after the watch started, less than FULL_WALK_SECONDS
+        ago), only the paths the watch saw change are examined on the local side: k
+        changes cost O(k). Otherwise, and at least daily as the safety net, it walks."""
+        now = now or time.time()
+        started, walked = self.watch_started.get(policy.name), self.full_walk_at.get(policy.name)
+        watching = self.watcher is not None and policy.name in self.watcher.watching
+        changed = self.changes.take_for_verify(policy.name)
+        incremental = bool(watching and changed is not None and started and walked and walked >= started \
+            and now - walked < FULL_WALK_SECONDS)
+        try:
+            results = run_verify([policy], db, changed={policy.name: sorted(changed)} if incremental else None)
+        except BaseException:
+            self.changes.lose_track(policy.name)  # the paths taken were not examined: walk next time
+            raise
+        results = results["datasets"]
+        if any(result.get("error") for result in results):
+            self.changes.lose_track(policy.name)
+        elif not incremental:
+            self.full_walk_at[policy.name] = now
+        return results
 
     def trigger_push(self, dataset, paths):
         """After a quiet spell: re-index the changed paths and push, as one step."""

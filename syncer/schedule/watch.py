@@ -21,6 +21,9 @@ log = logging.getLogger("syncer.watch")
 # Events that mean the content or the set of files changed (not opens and reads).
 CHANGE_EVENTS = ("created", "modified", "deleted", "moved", "closed")
 MAX_USER_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
+# Past this many changed paths since the last verify, the next verify walks the tree:
+# the set would grow with the dataset, and a walk costs no more by then.
+MAX_TRACKED_CHANGES = 100_000
 
 
 class ChangeCollector(FileSystemEventHandler):
@@ -59,12 +62,33 @@ class PendingChanges:
         self.unmarked = {}
         self.since_push = {}
         self.last_change = {}
+        self.since_verify = {}  # dataset -> paths changed since its last verify, or None once untrusted
 
     def add(self, dataset, paths):
         with self.lock:
             self.unmarked.setdefault(dataset, set()).update(paths)
             self.since_push.setdefault(dataset, set()).update(paths)
             self.last_change[dataset] = time.monotonic()
+            tracked = self.since_verify.setdefault(dataset, set())
+            if tracked is not None:
+                tracked.update(paths)
+                if len(tracked) > MAX_TRACKED_CHANGES:
+                    self.since_verify[dataset] = None
+
+    def lose_track(self, dataset=None):
+        """Events of `dataset` (of every dataset with None) were lost: an overflowed or
+        stopped watch. Its next verify walks the whole tree."""
+        with self.lock:
+            for name in [dataset] if dataset else list(self.since_verify) + list(self.last_change):
+                self.since_verify[name] = None
+
+    def take_for_verify(self, dataset):
+        """Return the paths of `dataset` changed since the last call, or None when some
+        change may have been missed since then; start tracking afresh."""
+        with self.lock:
+            taken = self.since_verify.get(dataset, set())
+            self.since_verify[dataset] = set()
+        return taken
 
     def take_unmarked(self):
         """Return {dataset: paths} changed since the last call."""
@@ -108,11 +132,13 @@ class Watcher:
         self.fallen_back = []
         self.roots = {}
         self.started = False
+        self.overflows = OverflowListener(changes)
 
     def watch(self, dataset, root, exclude=()):
         """Watch `root` recursively; return True, or False (said once, in the log) when
         it cannot be watched and the dataset falls back to scheduled scans."""
         if not self.started:
+            logging.getLogger("watchdog").addHandler(self.overflows)
             self.observer.start()
             self.started = True
         try:
@@ -142,6 +168,7 @@ class Watcher:
         for dataset in lost:
             self.watching.remove(dataset)
             self.fallen_back.append(dataset)
+            self.changes.lose_track(dataset)
             log.warning("%s: watching %s stopped (inotify watches %s); falling back to scheduled scans",
                         dataset, self.roots[dataset], f"limit fs.inotify.max_user_watches={watch_limit()}")
         return lost
@@ -150,3 +177,18 @@ class Watcher:
         if self.started:
             self.observer.stop()
             self.observer.join(timeout=5)
+            logging.getLogger("watchdog").removeHandler(self.overflows)
+
+
+class OverflowListener(logging.Handler):
+    """watchdog tells nobody but its log that the kernel's inotify queue overflowed (it
+    rebuilds its watches and goes on): events were lost, so every watched dataset's
+    next verify walks its whole tree."""
+
+    def __init__(self, changes):
+        super().__init__(logging.WARNING)
+        self.changes = changes
+
+    def emit(self, record):
+        if "overflow" in record.getMessage().lower():
+            self.changes.lose_track()

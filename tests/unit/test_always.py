@@ -362,3 +362,58 @@ def test_a_watch_that_dies_later_falls_back_and_says_so(tmp_path, caplog):
         assert watcher.check() == []  # said once
     finally:
         watcher.stop()
+
+
+def test_a_watched_datasets_verify_examines_only_what_the_watch_saw_until_it_lost_track(tmp_path):
+    from syncer.policy.model import GlobalSettings
+    from syncer.schedule.daemon import FULL_WALK_SECONDS, Daemon
+    from syncer.schedule.watch import OverflowListener
+
+    write_tree(tmp_path / "data", {"a.txt": "a", "b.txt": "b", "c/d.txt": "d"})
+    write_tree(tmp_path / "authority", {"a.txt": "a", "b.txt": "b", "c/d.txt": "d"})
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"), "watch": True,
+                                          "authority": {"type": "local", "path": str(tmp_path / "authority")}})
+    [policy] = load_policies(tmp_path / "p")
+    daemon = Daemon([policy], tmp_path / "state", GlobalSettings())
+    daemon.watcher = type("Watching", (), {"watching": ["docs"]})()
+    daemon.watch_started["docs"] = time.time() - 60
+    try:
+        def verify(now=None):
+            [result] = daemon.verify_watched(policy, daemon.db, now)
+            changed = sorted(item["path"] for item in result["items"] if item["status"] == "changed")
+            return result["local"]["examined"], result["local"]["files"], changed
+
+        assert verify() == ("tree", 3, [])  # no walk since the watch began: walk
+        (tmp_path / "data" / "a.txt").write_text("A")
+        (tmp_path / "data" / "b.txt").write_text("B")  # a change the watch did not report
+        daemon.changes.add("docs", ["a.txt"])
+        assert verify() == ("changes", 1, ["a.txt"])  # one path examined, not the tree
+        assert verify() == ("changes", 0, ["a.txt"])
+        listener, watchdog_log = OverflowListener(daemon.changes), logging.getLogger("watchdog.observers.inotify_c")
+        watchdog_log.addHandler(listener)
+        try:
+            watchdog_log.warning("Inotify queue overflowed; filesystem events were lost")  # what watchdog says
+        finally:
+            watchdog_log.removeHandler(listener)
+        assert verify() == ("tree", 3, ["a.txt", "b.txt"])  # lost events: walk, and b.txt is found
+        assert verify()[0] == "changes"
+        assert verify(now=time.time() + FULL_WALK_SECONDS)[0] == "tree"  # the daily safety net
+        daemon.watcher.watching = []  # the watch stopped
+        assert verify()[0] == "tree"
+    finally:
+        daemon.db.close()
+
+
+def test_changes_past_the_tracking_limit_make_the_next_verify_walk(monkeypatch):
+    from syncer.schedule import watch
+
+    monkeypatch.setattr(watch, "MAX_TRACKED_CHANGES", 3)
+    changes = PendingChanges()
+    changes.add("docs", ["a", "b"])
+    assert changes.take_for_verify("docs") == {"a", "b"}
+    assert changes.take_for_verify("docs") == set()
+    changes.add("docs", ["a", "b", "c", "d"])
+    assert changes.take_for_verify("docs") is None
+    changes.add("docs", ["e"])
+    changes.lose_track("docs")
+    assert changes.take_for_verify("docs") is None and changes.take_for_verify("docs") == set()
