@@ -266,6 +266,10 @@ def run(options):
         syncer_run("scrub/syncer", state, "scrub", expect=(0, 1))
         syncer_run("status/syncer", state, "status", "--json", expect=(0, 1))
 
+    if options.memory_only:  # syncer's own memory at scale, once each, no peers
+        for step in (warm_verify, small_change, drill, restore, scrub_and_status):
+            step()
+        return report_memory(options, measure)
     log(f"cold verify, {options.rounds} rounds ...")
     interleave(options.rounds, [cold_verify, rclone_check, md5sum])
     log(f"warm verify, {options.rounds} rounds ...")
@@ -276,6 +280,16 @@ def run(options):
     interleave(options.restore_rounds, [drill, restore, raw_restore])
     scrub_and_status()
     report(options, measure)
+
+
+def report_memory(options, measure):
+    print(f"syncer scale bench (--memory-only), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+          f"{options.files} files x 2, each command once")
+    for label in measure.times:
+        children = measure.children[label]
+        verdict = "PASS" if measure.own[label] <= RSS_TARGET_MIB * MIB else "MISS"
+        print(f"{label:<38} {measure.median(label):8.1f} s  own {measure.own[label] / MIB:5.0f} MiB {verdict}"
+              + (f"  children {children / MIB:5.0f} MiB" if children else ""))
 
 
 def report(options, measure):
@@ -333,6 +347,8 @@ def main():
                         help="rounds of each measurement [env BENCH_REPEAT; 3]")
     parser.add_argument("--restore-rounds", type=int, default=None, help="rounds of drill/restore [--rounds]")
     parser.add_argument("--syncer-source", help="import syncer from this checkout instead")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only syncer's own peak RSS: each command once, no peers (for the largest trees)")
     parser.add_argument("--clean", action="store_true", help="delete the generated trees afterwards")
     options = parser.parse_args()
     options.restore_rounds = options.restore_rounds or options.rounds
