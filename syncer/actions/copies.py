@@ -56,11 +56,11 @@ def copy_repository(policy, copy, main, state_dir):
     return ResticRepository(dataclasses.replace(context, env={**main.context.env, **context.env, **source}))
 
 
-def copy_to_copies(policy, db, main, manifest, tag, host, init=False, prune=False):
+def copy_to_copies(policy, db, main, manifest, tag, host, init=False, prune=False, forget=True):
     """Copy the dataset's snapshots from `main` to each of its copies and check that
     each copy's newest snapshot holds `manifest` (the file just pushed). Each copy
-    forgets what offsite.retention forgets, and is pruned with `prune` (when the main
-    repository was). Return one
+    forgets what offsite.retention forgets when `forget` (the main repository's retention
+    ran: offsite.forget), and is pruned with `prune` (when the main repository was). Return one
     row per copy: {"repository", "ok", "snapshot", "snapshot_time", "seconds"} or,
     when it failed, {"repository", "ok": False, "error"}."""
     rows = []
@@ -69,7 +69,7 @@ def copy_to_copies(policy, db, main, manifest, tag, host, init=False, prune=Fals
         repository = None
         try:
             repository = copy_repository(policy, copy, main, db.state_dir)
-            row = copy_dataset(policy, db, repository, manifest, tag, host, init, prune)
+            row = copy_dataset(policy, db, repository, manifest, tag, host, init, prune, forget)
         except SyncerError as error:
             address = repository.context.display if repository else copy.repository
             log.error("%s: copy to %s failed (the push itself stands): %s", policy.name, address, error)
@@ -78,7 +78,7 @@ def copy_to_copies(policy, db, main, manifest, tag, host, init=False, prune=Fals
     return rows
 
 
-def copy_dataset(policy, db, repository, manifest, tag, host, init, prune=False):
+def copy_dataset(policy, db, repository, manifest, tag, host, init, prune=False, forget=True):
     address = repository.context.display
     log.info("%s: restic copy to %s", policy.name, address)
     try:
@@ -87,7 +87,7 @@ def copy_dataset(policy, db, repository, manifest, tag, host, init, prune=False)
         create_copy(repository, policy, db, init, missing)
         repository.run(build.copy_argv(tag, host))
     db.record_push(address)
-    if policy.offsite.retention:  # the copy keeps what the main repository keeps
+    if policy.offsite.retention and forget:  # the copy keeps what the main repository keeps
         _, removed = repository.forget(tag, host, policy.offsite.retention)
         if prune and removed:
             log.info("%s: pruning copy %s (the main repository was pruned)", policy.name, address)

@@ -86,8 +86,8 @@ def push_dataset(policy, db, progress=None, init=False, skip_if_unchanged=False)
             full_id = newest[-1]["id"] if newest else None
         else:
             full_id = repository.cached_snapshot_id(snapshot) if snapshot else None
-        copies = (copy_to_copies(policy, db, repository, manifest, tag, host, init, retention["pruned"])
-                  if policy.offsite.copies else [])
+        copies = (copy_to_copies(policy, db, repository, manifest, tag, host, init, retention["pruned"],
+                                 retention.get("retention_applied", True)) if policy.offsite.copies else [])
         findings = result.unreadable or not all(copy["ok"] for copy in copies)
         outcome.update(
             name=policy.name, repository=repository.context.display, snapshot=full_id, copies=copies,

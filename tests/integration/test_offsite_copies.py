@@ -23,7 +23,7 @@ def test_a_failed_copy_is_a_finding_the_push_stands_and_status_restore_drill_rec
     (tmp_path / "not-a-folder").write_text("a file where the second copy's folder should be")
     good, bad = str(tmp_path / "usb"), str(tmp_path / "not-a-folder" / "restic")
     dataset = with_copies(tmp_path, [{"repository": good}, {"repository": bad}], retention={"keep_last": 1},
-                          prune="always")
+                          prune="always", forget="always")
     (dataset.root / "metrics").mkdir()
     receiver = Receiver()
     (dataset.policies / "syncer.yaml").write_text(f"metrics:\n  textfile: {dataset.root / 'metrics' / 's.prom'}\n"
