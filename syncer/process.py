@@ -134,14 +134,12 @@ def wait_reaping(process, timeout=None):
     delay, peak = 0.0005, 0
     while True:
         peak = max(peak, peak_rss_of(process.pid))
-        pid, status = os.waitpid(process.pid, os.WNOHANG)
-        if pid:
+        if process.poll() is not None:  # Popen reaps it: safe beside stop_running_children's thread
             break
         if deadline is not None and time.monotonic() >= deadline:
             raise subprocess.TimeoutExpired(process.args, timeout)
         time.sleep(delay)
         delay = min(delay * 2, 0.05)  # Popen.wait's own back-off
-    process.returncode = os.waitstatus_to_exitcode(status)
     return process.returncode, peak
 
 
