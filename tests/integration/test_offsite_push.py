@@ -76,22 +76,33 @@ def test_a_push_the_watcher_triggers_makes_no_snapshot_when_nothing_changed(tmp_
 
     for key, value in restic_setting().items():
         monkeypatch.setenv(key, value)
-    # restic's snapshot holds the folders above the dataset too; /tmp changes all the
-    # time, so this dataset lives in the worktree's git-ignored .cache instead.
+    # restic's snapshot holds the folders above the dataset too, so the dataset lives in
+    # the checkout's git-ignored .cache rather than below /tmp, and restic's own temporary
+    # files go to this test's folder: written in /tmp, they would change a folder above a
+    # clone that CI keeps in /tmp. Whatever else changes those folders between the two
+    # pushes makes the second snapshot rightly differ: the pair is then run again.
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     (REPO / ".cache").mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="test-skip-if-unchanged-", dir=REPO / ".cache"))
-    try:
-        dataset = make_dataset(root, FILES)
-        policies = load_policies(dataset.policies)
-        db = StateDB(dataset.state)
+    for _ in range(5):
+        root = Path(tempfile.mkdtemp(prefix="test-skip-if-unchanged-", dir=REPO / ".cache"))
         try:
-            [first] = run_push(policies, db)["datasets"]
-            [report] = run_push(policies, db, skip_if_unchanged=True)["datasets"]
+            dataset = make_dataset(root, FILES)
+            policies = load_policies(dataset.policies)
+            db = StateDB(dataset.state)
+            try:
+                [first] = run_push(policies, db)["datasets"]
+                above = folders_above(root)
+                [report] = run_push(policies, db, skip_if_unchanged=True)["datasets"]
+                unchanged_above = folders_above(root) == above
+            finally:
+                db.close()
+            snapshots = json.loads(dataset.restic("snapshots", "--json").stdout)
         finally:
-            db.close()
-        snapshots = json.loads(dataset.restic("snapshots", "--json").stdout)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
+        if unchanged_above:
+            break
+    else:
+        pytest.fail("the folders above the test's dataset changed during every pair of pushes")
     assert first["exit_code"] == 0 and first["unchanged"] is False, first
     if supports("skip_if_unchanged", policies[0].restic_binary):
         assert report["unchanged"] is True and [s["id"] for s in snapshots] == [report["snapshot"]], report
@@ -296,3 +307,9 @@ def test_check_reads_every_pack_once_per_read_data_cycle(tmp_path):
     assert "syncer_read_data_last_full_timestamp_seconds" in metrics
     shown = dataset.syncer("status")
     assert "read data: 1/2 of this cycle; every pack last read" in shown.stdout, shown.output
+
+
+def folders_above(path):
+    """(mtime, ctime) of `path` and of every folder above it: restic's snapshot holds them."""
+    path = Path(path)
+    return [(info.st_mtime_ns, info.st_ctime_ns) for info in (os.stat(folder) for folder in [path, *path.parents])]
