@@ -61,6 +61,16 @@ def plural(count, noun, plural_noun=None):
     return f"{count} {noun if count == 1 else plural_noun or noun + 's'}"
 
 
+def human_bytes(count):
+    """Return `count` bytes as people read them: "512 B", "1.5 MiB" ("-" for None)."""
+    if count is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(count) < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+
+
 def setup_logging(verbosity):
     """Log to stderr: warnings only with -q, info by default, debug with -v."""
     level = {-1: logging.WARNING, 0: logging.INFO}.get(verbosity, logging.DEBUG)

@@ -37,6 +37,7 @@ from syncer.fsio import (
 from syncer.index.hashing import hash_file
 from syncer.index.lock import dataset_lock
 from syncer.log import plural
+from syncer.process import process_exists
 from syncer.restic.argv import escape_glob
 from syncer.restic.repository import restore_summary
 from syncer.verdict import Copy, judge
@@ -194,16 +195,6 @@ def remove_stale_staging(staging):
         if pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid)):
             log.info("removing %s, left by an interrupted restore", entry)
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_non_empty(path, ignore=None):

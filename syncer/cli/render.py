@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import click
 
 from syncer.cli.common import Settings
-from syncer.log import UNPRINTABLE, escape_controls, mask
+from syncer.log import UNPRINTABLE, escape_controls, human_bytes, mask
 
 ITEM_LIMIT = 20
 
@@ -56,15 +56,6 @@ def print_json(document):
                     "left_out": settings.left_out}
     json.dump(document, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
-
-
-def human_bytes(count):
-    if count is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(count) < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
 
 
 def human_age(seconds):

@@ -15,6 +15,7 @@ from html import escape as html_escape
 from pathlib import Path
 
 from syncer.fsio import write_file
+from syncer.log import human_bytes
 
 STATE_COLOURS = {"ok": "#1a7f37", "findings": "#9a6700", "stale": "#bc4c00", "failing": "#cf222e"}
 CHART_WIDTH, CHART_HEIGHT = 480, 150
@@ -299,15 +300,6 @@ def utc(timestamp, seconds=False):
 
 def percent(share):
     return "-" if share is None else f"{share:.1%}"
-
-
-def human_bytes(count):
-    if count is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(count) < 1024 or unit == "TiB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
 
 
 def human_duration(seconds):
