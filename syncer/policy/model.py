@@ -289,6 +289,9 @@ class Offsite(Model):
     read_data_subset: Annotated[Text, AfterValidator(subset)] | None = None
     read_data: ReadData | None = None  # every pack read once per cycle (instead of read_data_subset)
     exists: bool = False  # the repository exists already: push never creates it
+    # the longest one restic run may take; then it is stopped: restic 0.18 retries a dead
+    # uplink for far longer than a nightly window (none by default: a first push may take days)
+    timeout: duration("like 6h", allow_zero=False) | None = None
     manifest_root: LocalPath | None = None  # push keeps the manifest in <this>/manifests/<dataset>
     copies: list[OffsiteCopy] = []  # push copies its snapshots to each with `restic copy`
 

@@ -35,11 +35,11 @@ def build_context(policy, state_dir):
     if offsite is None:
         raise UsageError(f"dataset {policy.name} has no offsite section in {policy.file_label}")
     return repository_context(offsite.repository, offsite.password_file, offsite.env_file, state_dir,
-                              f"{policy.file_label}: offsite", binary=policy.restic_binary)
+                              f"{policy.file_label}: offsite", binary=policy.restic_binary, timeout=offsite.timeout)
 
 
 def repository_context(repository, password_file, env_file, state_dir, label, password_label=None,
-                       binary="restic"):
+                       binary="restic", timeout=None):
     """Return the ResticContext of `repository` opened with `password_file` (and the
     KEY=VALUE `env_file`, if any); `label` names where they were given, for messages
     (`password_label` where the password file was, default <label>.password_file).
@@ -50,7 +50,8 @@ def repository_context(repository, password_file, env_file, state_dir, label, pa
         raise credentials_error(password_file, f"{password_label or label + '.password_file'}: {problem}")
     env = read_credentials(Path(env_file)) if env_file else {}
     return ResticContext(repository=repository, password_file=Path(password_file),
-                         cache_dir=Path(state_dir) / "restic-cache", env=env, binary=binary, label=label)
+                         cache_dir=Path(state_dir) / "restic-cache", env=env, binary=binary, label=label,
+                         timeout=timeout)
 
 
 @dataclass

@@ -100,6 +100,7 @@ class ResticContext:
     env: dict = field(default_factory=dict, repr=False)  # from offsite.env_file
     binary: str = "restic"
     label: str = ""  # the policy file and section, for messages
+    timeout: float | None = None  # offsite.timeout: the longest one restic run may take
 
     @property
     def display(self):
@@ -207,10 +208,15 @@ def run_restic(context, arguments, *, json_output=False, stdout_file=None, on_st
             messages.append(document)
 
     usage = {}
-    exit_status = start_restic([context.binary, *arguments], take_output,
-                               lambda line: take_stderr(line, stderr_lines, errors), stdout_file=stdout_file,
-                               environment=context.environment(), display=masked_command(context, arguments),
-                               usage=usage)
+    try:
+        exit_status = start_restic([context.binary, *arguments], take_output,
+                                   lambda line: take_stderr(line, stderr_lines, errors), stdout_file=stdout_file,
+                                   environment=context.environment(), display=masked_command(context, arguments),
+                                   usage=usage, timeout=context.timeout)
+    except TimedOut:
+        raise RepositoryUnreachable(mask(f"restic {command} on offsite repository {context.display} failed: still "
+                                         f"running after {context.label}.timeout ({context.timeout:.0f}s), so syncer "
+                                         f"stopped it: a dead uplink or a stuck server?")) from None
     version = None if exit_status in EXIT_STATUSES else installed_version(context.binary)
     kind = classify_exit(exit_status, "\n".join(stderr_lines), version)
     if kind in ("ok", "partial"):

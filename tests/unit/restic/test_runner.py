@@ -2,12 +2,14 @@
 a run against stand-in restic binaries (shell scripts) for the exit mapping."""
 
 import logging
+from dataclasses import replace
 
 import pytest
 
 from syncer.restic.runner import (
     RepositoryLocked,
     RepositoryMissing,
+    RepositoryUnreachable,
     ResticContext,
     ResticFailed,
     ResticInterrupted,
@@ -104,6 +106,13 @@ def stand_in_context(tmp_path, script, password="hunter2-door"):
 def test_a_non_zero_exit_becomes_the_error_of_the_exit_table(tmp_path, script, error):
     with pytest.raises(error):
         run_restic(stand_in_context(tmp_path, script), ["snapshots"])
+
+
+def test_a_restic_run_past_offsite_timeout_is_stopped_and_named(tmp_path):
+    context = replace(stand_in_context(tmp_path, "exec sleep 30"), timeout=1, label="photos.yaml: offsite")
+    with pytest.raises(RepositoryUnreachable, match=r"restic backup on offsite repository .* failed: still running "
+                                                    r"after photos.yaml: offsite.timeout \(1s\), so syncer stopped it"):
+        run_restic(context, ["backup"])
 
 
 def test_json_output_status_lines_and_a_partial_backup(tmp_path):
