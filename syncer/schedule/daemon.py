@@ -243,15 +243,20 @@ class Daemon:
             signal.signal(signum, lambda number, frame: self.stop_event.set())
         jobs = self.plan_jobs()
         self.plan_watches()
-        self.scheduler.start()
-        for job in self.scheduler.get_jobs():
-            log.info("%s: next at %s", job.name, job.next_run_time.strftime("%Y-%m-%d %H:%M:%S"))
         write_metrics(list(self.policies.values()), self.db, self.settings)
         write_status_page(list(self.policies.values()), self.db, self.settings)
         watching = len(self.watcher.watching) if self.watcher else 0
-        log.info("daemon started: %d scheduled job(s), %d watched dataset(s), pid %d", jobs, watching, os.getpid())
+        # READY=1 and the first watchdog ping before the scheduler starts: a job due at
+        # once then reports after them, in the same order on every start.
         self.notifier.notify(f"READY=1\nSTATUS={jobs} scheduled job(s), {watching} watched dataset(s)")
         next_ping = 0.0
+        if self.notifier.watchdog_interval:
+            self.notifier.notify("WATCHDOG=1")
+            next_ping = time.monotonic() + self.notifier.watchdog_interval
+        self.scheduler.start()
+        for job in self.scheduler.get_jobs():
+            log.info("%s: next at %s", job.name, job.next_run_time.strftime("%Y-%m-%d %H:%M:%S"))
+        log.info("daemon started: %d scheduled job(s), %d watched dataset(s), pid %d", jobs, watching, os.getpid())
         while not self.stop_event.is_set():
             self.tick()
             if self.notifier.watchdog_interval and time.monotonic() >= next_ping:
