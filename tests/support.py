@@ -166,3 +166,23 @@ def group_members(group):
         if int(fields[2]) == group and fields[0] != "Z":
             members.append(int(entry.name))
     return members
+
+
+def run_demo(root):
+    """Run a copy of the checkout's demo in the folder `root` (as `make demo` does, with
+    none of the caller's SYNCER_* settings); fail on a non-zero exit. Return its stdout."""
+    require_tool("restic")
+    root = Path(root)
+    (root / "demo").mkdir()
+    (root / "policies").mkdir()
+    shutil.copy(REPO / "demo" / "run_demo.py", root / "demo")
+    shutil.copy(REPO / "policies" / "demo.yaml", root / "policies")
+    done = subprocess.run([sys.executable, "demo/run_demo.py"], cwd=root, env=demo_environment(),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def demo_environment():
+    """The environment the demo, and the commands it prints, run in: no SYNCER_* setting."""
+    return {key: value for key, value in os.environ.items() if not key.startswith("SYNCER_")}

@@ -1,15 +1,11 @@
 """The status page tests' shared parts: a state database with real runs against a copy
 of the demo, and a reader of the page's HTML."""
 
-import os
-import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
-from tests.support import REPO, require_tool, run_syncer
+from tests.support import run_demo, run_syncer
 
 HOSTILE = "<script>alert(1)</script>.jpg"
 
@@ -29,16 +25,8 @@ def build_demo_state(root):
     a file named HOSTILE at the authority and a verify that finds it missing here, a
     second push, a scrub, and a push that fails (its password file made readable by
     others). Return the DemoState."""
-    require_tool("restic")
     root = Path(root)
-    (root / "demo").mkdir()
-    (root / "policies").mkdir()
-    shutil.copy(REPO / "demo" / "run_demo.py", root / "demo")
-    shutil.copy(REPO / "policies" / "demo.yaml", root / "policies")
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("SYNCER_")}
-    done = subprocess.run([sys.executable, "demo/run_demo.py"], cwd=root, env=environment, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+    run_demo(root)
     demo = DemoState(root, root / "policies", root / ".demo" / "state")
     hostile = root / ".demo/authority/photos" / HOSTILE  # "/" can't be in a name: a folder `<script>alert(1)<`
     hostile.parent.mkdir(parents=True)

@@ -1,26 +1,15 @@
 """`make demo` on a copy of the checkout's demo: it finds what it planted, and the
 commands it ends with work exactly as printed."""
 
-import os
 import shlex
 import shutil
 import subprocess
-import sys
 
-from tests.support import REPO, require_tool, run_syncer
+from tests.support import REPO, demo_environment, run_demo, run_syncer
 
 
 def test_the_demo_ends_with_commands_that_work_as_printed(tmp_path):
-    require_tool("restic")
-    (tmp_path / "demo").mkdir()
-    (tmp_path / "policies").mkdir()
-    shutil.copy(REPO / "demo" / "run_demo.py", tmp_path / "demo")
-    shutil.copy(REPO / "policies" / "demo.yaml", tmp_path / "policies")
-    environment = {key: value for key, value in os.environ.items() if not key.startswith("SYNCER_")}
-    done = subprocess.run([sys.executable, "demo/run_demo.py"], cwd=tmp_path, env=environment, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    lines = done.stdout.splitlines()
+    lines = run_demo(tmp_path).splitlines()
     start = next(number for number, line in enumerate(lines) if line.startswith("demo: next"))
     commands = [shlex.split(line) for line in lines[start + 1:] if line.startswith("  ")]
     prefix = commands[0][:-1]
@@ -29,7 +18,7 @@ def test_the_demo_ends_with_commands_that_work_as_printed(tmp_path):
         ["status"], ["verify", "demo"], ["snapshots", "demo"], ["drill", "demo"]]
     results = {}
     for command in commands:
-        ran = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+        ran = subprocess.run(command, cwd=tmp_path, env=demo_environment(), capture_output=True, text=True, timeout=300)
         results[" ".join(command[len(prefix):])] = ran
         assert ran.returncode in (0, 1), (command, ran.stdout, ran.stderr)
         assert "Traceback" not in ran.stderr
