@@ -145,16 +145,27 @@ def write_manifest(db, policy, directory):
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / MANIFEST_NAME
     totals = [0, 0]
-    if holds_lines(path, manifest_lines(db, policy, totals)):
-        return path, totals[0], totals[1]
-    totals = [0, 0]
-    partial = directory / (MANIFEST_NAME + ".partial")
+
+    def lines():
+        totals[:] = [0, 0]
+        return manifest_lines(db, policy, totals)
+
+    write_unless_held(path, lines)
+    return path, totals[0], totals[1]
+
+
+def write_unless_held(path, lines):
+    """Write the text lines that `lines()` yields as the file `path` (atomically: a
+    .partial beside it, fsynced, renamed), unless the file holds them already: then it
+    is left untouched, so restic sees nothing changed. `lines` is called once or twice."""
+    if holds_lines(path, lines()):
+        return
+    partial = path.with_name(path.name + ".partial")
     with open(partial, "w", encoding="utf-8") as handle:
-        handle.writelines(manifest_lines(db, policy, totals))
+        handle.writelines(lines())
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(partial, path)
-    return path, totals[0], totals[1]
 
 
 def write_policy_copy(policy, directory):
@@ -176,15 +187,7 @@ def write_policy_copy(policy, directory):
                         policy.name, source.name)
             text = mask(text)
         kept.add(source.name)
-        path = folder / source.name
-        if holds_lines(path, [text]):
-            continue
-        partial = folder / (source.name + ".partial")
-        with open(partial, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
+        write_unless_held(folder / source.name, lambda text=text: [text])
     for stale in folder.iterdir():  # a renamed policy file, a syncer.yaml removed since
         if stale.name not in kept:
             stale.unlink()
