@@ -26,7 +26,3 @@ def isolated_environment(monkeypatch, tmp_path):
             monkeypatch.delenv(key)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    # restic, git and browsers write their temporary files below the test, never straight
-    # into /tmp: a folder above a dataset in a clone kept in /tmp changes restic's snapshot.
-    (tmp_path / "tmp").mkdir(exist_ok=True)
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
