@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import pytest
 
@@ -16,6 +17,23 @@ def s3_server():
     yield server
     server.process.terminate()
     server.process.wait(10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_tmpdir(tmp_path_factory):
+    """Temporary files of the session's subprocesses (restic's, git's) go below pytest's base
+    folder, never straight into /tmp: restic's snapshot holds the folders above a dataset, and
+    another worker writing into /tmp would change one above a checkout kept there (as CI's)."""
+    folder = tmp_path_factory.getbasetemp() / "tmp"
+    folder.mkdir(exist_ok=True)
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = str(folder)
+    yield folder
+    if saved[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]
 
 
 @pytest.fixture(autouse=True)
