@@ -80,6 +80,18 @@ SELECT l.path, l.size, l.md5, l.sha256, l.note, a.path, a.size, a.md5, a.sha256,
 FROM files l LEFT JOIN files a ON a.dataset = l.dataset AND a.side = 'authority' AND a.path = l.path
 WHERE l.dataset = :dataset AND l.side = 'local'
 """
+# The rows SQL can show equal, by the rules of syncer.verdict.judge: both sides hold the
+# path, the local row has no note, the sizes do not differ, a digest both sides hold is
+# equal and none differs. judge says ok to exactly these (a test holds the two together),
+# so verify counts them here, in C, and judges only the others: at a million files the
+# verdict of each equal row in Python was most of a warm verify's comparison.
+EQUAL_SQL = """
+l.note IS NULL AND (l.size IS NULL OR a.size IS NULL OR l.size = a.size) AND (
+  (l.sha256 = a.sha256 AND l.sha256 <> ''
+   AND NOT (IFNULL(l.md5, '') <> '' AND IFNULL(a.md5, '') <> '' AND l.md5 <> a.md5))
+  OR (l.md5 = a.md5 AND l.md5 <> ''
+   AND NOT (IFNULL(l.sha256, '') <> '' AND IFNULL(a.sha256, '') <> '' AND l.sha256 <> a.sha256)))
+"""
 MISSING_LOCAL_SQL = """
 SELECT NULL, NULL, NULL, NULL, NULL, a.path, a.size, a.md5, a.sha256, a.etag, a.note FROM files a
 WHERE a.dataset = :dataset AND a.side = 'authority' AND NOT EXISTS (
@@ -296,20 +308,29 @@ class StateDB:
                 "SELECT path, size, mtime_ns, md5, sha256 FROM files WHERE dataset=? AND side=? ORDER BY path",
                 (dataset, side))
 
-    def compare(self, dataset):
+    def compare(self, dataset, equal=None):
         """Yield one row per path on either side, streamed: local (path, size, md5,
         sha256, note) then authority (path, size, md5, sha256, etag, note), a side's
-        columns all None when it lacks the path."""
-        matched = 0
+        columns all None when it lacks the path.
+
+        With `equal` (a list), the rows EQUAL_SQL shows equal are left out: once the
+        rows are consumed, their count is appended to `equal`."""
+        # IS NOT 1, not NOT: a comparison with a NULL digest is NULL, and such a row is not equal
+        sql = COMPARE_LOCAL_SQL + (f" AND ({EQUAL_SQL}) IS NOT 1" if equal is not None else "")
+        yielded = matched = 0
         with self.connection.translating():
-            for row in self.connection.plain(COMPARE_LOCAL_SQL, {"dataset": dataset}):
+            for row in self.connection.plain(sql, {"dataset": dataset}):
+                yielded += 1
                 if row[5] is not None:
                     matched += 1
                 yield row
-            authority_rows = self.connection.plain(
-                "SELECT COUNT(*) FROM files WHERE dataset=? AND side=?", (dataset, AUTHORITY)).fetchone()[0]
-            if authority_rows > matched:
+            count = "SELECT COUNT(*) FROM files WHERE dataset=? AND side=?"
+            left_out = 0 if equal is None else self.connection.plain(count, (dataset, LOCAL)).fetchone()[0] - yielded
+            # an equal row is a matched one: authority rows beyond those are missing here
+            if self.connection.plain(count, (dataset, AUTHORITY)).fetchone()[0] > matched + left_out:
                 yield from self.connection.plain(MISSING_LOCAL_SQL, {"dataset": dataset})
+        if equal is not None:
+            equal.append(left_out)
 
     def totals(self, dataset, side=LOCAL):
         """Return (files, bytes, bytes with a digest) of the indexed side."""
