@@ -71,21 +71,23 @@ def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=
     of files that are gone. Return ScanStats. `progress(files_seen, bytes_hashed)`
     is called as work proceeds.
 
-    A large indexed tree is walked by one process per core (see scan_in_processes);
-    should that fail, the walk is done again here, which is always safe.
+    A large tree is walked here until PARALLEL_MIN_FILES files have been seen, then the
+    rest is shared out to one process per core (see scan_in_processes); should that
+    fail, the whole walk is done again here, which is always safe.
     """
     started = time.monotonic()
     job = ScanJob(dataset, side, os.fspath(root), tuple(exclude or ()), tuple(algorithms), deep)
-    result = None
     walkers = walker_count(db, job)
-    if walkers > 1:
+    result = ScanStats(), set()
+    left = scan_directories(db, job, [""], *result, progress=progress,
+                            share_after=PARALLEL_MIN_FILES if walkers > 1 else None)
+    if left:
         try:
-            result = scan_in_processes(db, job, walkers, progress)
+            scan_in_processes(db, job, walkers, left, *result, progress=progress)
         except WalkerError as error:
             log.warning("%s: walking in %d processes failed (%s); walking in this one", job.root, walkers, error)
-    if result is None:
-        result = ScanStats(), set()
-        scan_directories(db, job, [""], *result, progress=progress)
+            result = ScanStats(), set()
+            scan_directories(db, job, [""], *result, progress=progress)
     stats, visited = result
     for parent in db.parents(dataset, side):
         if parent not in visited:
@@ -96,16 +98,20 @@ def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=
     return stats
 
 
-def scan_directories(db, job, starts, stats, visited, progress=None, workers=None, descend=True):
+def scan_directories(db, job, starts, stats, visited, progress=None, workers=None, descend=True, share_after=None):
     """Bring the rows of the directories `starts` (relative paths), and with `descend`
     of everything below them, up to date; add to `stats` and `visited`. Return the
-    subdirectories met but not descended into."""
+    directories met but not walked: without `descend`, the subdirectories of `starts`;
+    with `share_after`, those left once that many files have been seen."""
     is_excluded = compile_excludes(job.exclude) if job.exclude else None
     left, stack = [], list(reversed(starts))
     record = Recorder(db, job, stats)
 
     with HashPool(job.algorithms, workers) as pool:
         while stack:
+            if share_after is not None and stats.files >= share_after:
+                left, stack = stack[::-1], []
+                break
             relative = stack.pop()
             visited.add(relative)
             cached = db.cache_keys_in_directory(job.dataset, job.side, relative, job.algorithms)
@@ -231,7 +237,7 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
                         if known and suspects is not None and known[1:3] == (info.st_size, info.st_mtime_ns) \
                                 and known[4:] == (info.st_dev, info.st_ino):
                             suspects.add(path)  # the same file, same size and mtime: only ctime moved
-                        for done in pool.submit(path, os.path.join(root, path), info.st_size):
+                        for done in pool.submit(path, f"{root}/{path}", info.st_size, info):
                             record(*done)
                     elif entry.is_dir(follow_symlinks=False):
                         directories.append(path or (f"{relative}/{name}" if relative else name))
@@ -253,13 +259,16 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
 
 # --- walking a large tree in several processes ----------------------------------
 #
-# A warm scan is a stat per file and an index row per file: Python work that holds the
-# GIL, so threads cannot share it. Processes can: each walks whole subtrees with its
-# own connection to the state database (WAL lets them read side by side; their few
+# A scan is a stat, often a read, and an index row per file: Python work that holds the
+# GIL, so threads cannot share it. Processes can: each walks the directories it is given
+# with its own connection to the state database (WAL lets them read side by side; their
 # writes queue on SQLite's lock), hashes what changed there, and reports its counts.
 
-PARALLEL_MIN_FILES = 20_000  # indexed files below which one process is quicker than starting more
-TASKS_PER_WALKER = 4  # subtrees per process to share out, so one large subtree does not leave the others idle
+PARALLEL_MIN_FILES = 20_000  # files walked here before more processes are worth starting
+# While fewer directories than this per process wait to be given out, a process is given
+# one directory and hands back its subdirectories, so that one large subtree never leaves
+# the other processes idle; past it, a process is given a whole subtree.
+TASKS_PER_WALKER = 16
 WALKER_MAIN = "from syncer.index.scan import serve_walker; serve_walker()"
 
 
@@ -268,66 +277,59 @@ class WalkerError(Exception):
 
 
 def walker_count(db, job):
-    """Return how many processes should walk `job`'s tree: one per core when the index
-    already holds a large tree for it (a first scan is bound by hashing, which the
-    thread pool already spreads over the cores), else 0."""
+    """Return how many processes may walk `job`'s tree once it proves large: one per
+    core, or 0 on a single core (or when no state directory can be shared)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if cores < 2 or not PARALLEL_MIN_FILES or not sys.executable or getattr(db, "state_dir", None) is None:
+    if cores < 2 or not sys.executable or getattr(db, "state_dir", None) is None:
         return 0
-    row = db.execute("SELECT 1 FROM files WHERE dataset=? AND side=? LIMIT 1 OFFSET ?",
-                     (job.dataset, job.side, PARALLEL_MIN_FILES - 1)).fetchone()
-    return cores if row else 0
+    return cores
 
 
-def scan_in_processes(db, job, walkers, progress=None):
-    """Scan `job` with `walkers` processes; return (ScanStats, visited directories).
+def scan_in_processes(db, job, walkers, starts, stats, visited, progress=None):
+    """Scan the directories `starts` of `job`, and all below them, with `walkers`
+    processes; add to `stats` and `visited`.
 
-    The top of the tree is scanned here, one level at a time, until there are enough
-    subtrees to share out; each walker then takes the next subtree as it finishes one.
-    Raise WalkerError if a walker fails (its finished work is kept: rows it wrote are
-    true; the caller walks again).
+    Each process takes the next directory as it finishes one. Raise WalkerError if a
+    walker fails (its finished work is kept: rows it wrote are true; the caller walks
+    again).
     """
-    stats, visited = ScanStats(), set()
-    tasks = scan_directories(db, job, [""], stats, visited, progress, descend=False)
-    for _ in range(3):
-        if not tasks or len(tasks) >= walkers * TASKS_PER_WALKER:
-            break
-        tasks = scan_directories(db, job, sorted(tasks), stats, visited, progress, descend=False)
-    tasks = deque(sorted(tasks))
-    if not tasks:
-        return stats, visited
+    tasks = deque(starts)
     threads = max(1, default_workers() // walkers)
     config = {"state_dir": os.fspath(db.state_dir), "threads": threads, "job": asdict(job)}
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-    processes, selector, finished = [], selectors.DefaultSelector(), False
+    processes, idle, selector, finished = [], [], selectors.DefaultSelector(), False
+
+    def give(process):
+        start = tasks.popleft()
+        task = {"start": start, "descend": len(tasks) >= walkers * TASKS_PER_WALKER}
+        process.stdin.write(json.dumps(task) + "\n")
+        process.stdin.flush()
+
     try:
         for _ in range(min(walkers, len(tasks))):
             process = subprocess.Popen([sys.executable, "-c", WALKER_MAIN], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, env=environment, text=True)
             processes.append(process)
-            process.stdin.write(json.dumps(config) + "\n" + json.dumps(tasks.popleft()) + "\n")
-            process.stdin.flush()
+            process.stdin.write(json.dumps(config) + "\n")
+            give(process)
             selector.register(process.stdout, selectors.EVENT_READ, process)
-        while selector.get_map():
+        while len(idle) < len(processes):
             for key, _ in selector.select():
                 process = key.data
                 line = process.stdout.readline()
                 if not line:
                     raise WalkerError(f"walker {process.pid} exited with {process.wait()}")
                 try:
-                    merge_walker_result(stats, visited, json.loads(line))
+                    tasks.extend(merge_walker_result(stats, visited, json.loads(line)))
                 except (ValueError, KeyError, TypeError) as error:
                     raise WalkerError(f"walker {process.pid} answered {line[:200]!r}: {error}")
                 if progress:
                     progress(stats.files, stats.hashed_bytes)
-                if tasks:
-                    process.stdin.write(json.dumps(tasks.popleft()) + "\n")
-                    process.stdin.flush()
-                else:
-                    selector.unregister(process.stdout)
-                    process.stdin.close()
+                idle.append(process)
+                while tasks and idle:
+                    give(idle.pop())
         finished = True
     except OSError as error:
         raise WalkerError(str(error))
@@ -346,32 +348,36 @@ def scan_in_processes(db, job, walkers, progress=None):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-    return stats, visited
 
 
 def merge_walker_result(stats, visited, result):
+    """Add a walker's answer to `stats` and `visited`; return the directories it left."""
     for name in ("files", "bytes", "hashed", "hashed_bytes", "removed"):
         setattr(stats, name, getattr(stats, name) + int(result[name]))
     stats.skipped.extend((path, reason) for path, reason in result["skipped"])
     stats.corrupt.extend(result["corrupt"])
     visited.update(result["visited"])
+    return [str(path) for path in result["left"]]
 
 
 def serve_walker():
-    """A walker process: read the job (one JSON line), then scan one subtree per line
-    and answer each with a JSON line of counts, until stdin closes."""
+    """A walker process: read the job (one JSON line), then walk one task per line,
+    {"start": directory, "descend": whether to walk below it}, and answer each with a
+    JSON line of counts and the subdirectories left, until stdin closes."""
     config = json.loads(sys.stdin.readline())
     job = ScanJob(**{**config["job"], "exclude": tuple(config["job"]["exclude"]),
                      "algorithms": tuple(config["job"]["algorithms"])})
     try:
-        db = StateDB(config["state_dir"])
+        db = StateDB(config["state_dir"], take_turns=True)
         try:
             for line in sys.stdin:
+                task = json.loads(line)
                 stats, visited = ScanStats(), set()
-                scan_directories(db, job, [json.loads(line)], stats, visited, workers=config["threads"])
+                left = scan_directories(db, job, [task["start"]], stats, visited, workers=config["threads"],
+                                        descend=task["descend"])
                 answer = {name: getattr(stats, name)
                           for name in ("files", "bytes", "hashed", "hashed_bytes", "removed")}
-                answer.update(skipped=stats.skipped, corrupt=stats.corrupt, visited=sorted(visited))
+                answer.update(skipped=stats.skipped, corrupt=stats.corrupt, visited=sorted(visited), left=left)
                 sys.stdout.write(json.dumps(answer) + "\n")
                 sys.stdout.flush()
         finally:

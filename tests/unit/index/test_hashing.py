@@ -1,6 +1,7 @@
 """The hashing engine: digests, the read loop's edges, change detection, the pool."""
 
 import hashlib
+import os
 import threading
 
 import pytest
@@ -179,3 +180,45 @@ def test_hash_file_reports_each_chunk_read(tmp_path):
     hashed = hash_file(path, ("sha256",), on_chunk=seen.append)
     assert sum(seen) == hashed.size == CHUNK_SIZE * 2 + 5
     assert len(seen) == 3
+
+
+def test_a_small_file_seen_by_the_walk_is_hashed_with_its_digests(tmp_path):
+    path = tmp_path / "small"
+    path.write_bytes(b"forty bytes or so of a small file\n")
+    seen = os.lstat(path)
+    hashed = hashing.hash_small_file(path, ("md5", "sha256"), seen)
+    assert hashed.digests == {"md5": hashlib.md5(path.read_bytes()).hexdigest(),
+                              "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    assert (hashed.size, hashed.mtime_ns, hashed.ino) == (seen.st_size, seen.st_mtime_ns, seen.st_ino)
+
+
+@pytest.mark.parametrize("change", ["grew", "shrank", "same size, new mtime", "replaced", "symlink"])
+def test_a_small_file_that_is_not_what_the_walk_saw_is_not_hashed(tmp_path, change):
+    path, other = tmp_path / "small", tmp_path / "other"
+    path.write_bytes(b"0123456789")
+    other.write_bytes(b"0123456789")
+    seen = os.lstat(path)
+    if change == "grew":
+        path.write_bytes(b"0123456789+")
+    elif change == "shrank":
+        path.write_bytes(b"012345678")
+    elif change == "same size, new mtime":
+        os.utime(path, ns=(seen.st_atime_ns, seen.st_mtime_ns + 10**9))
+    elif change == "replaced":
+        other.replace(path)
+    else:
+        path.unlink()
+        path.symlink_to(other)
+    with pytest.raises((FileChanged, OSError)) as raised:
+        hashing.hash_small_file(path, ("sha256",), seen)
+    assert change == "symlink" or raised.type is FileChanged
+
+
+def test_the_pool_hashes_a_file_that_changed_after_the_walk_saw_it_again(tmp_path):
+    path = tmp_path / "small"
+    path.write_bytes(b"before")
+    seen = os.lstat(path)
+    path.write_bytes(b"after, longer")
+    with HashPool(("sha256",)) as pool:
+        [(key, hashed)] = pool.submit("small", str(path), seen.st_size, seen)
+    assert key == "small" and hashed.digests["sha256"] == hashlib.sha256(b"after, longer").hexdigest()

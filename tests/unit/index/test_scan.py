@@ -21,10 +21,12 @@ def db(tmp_path):
     state.close()
 
 
-@pytest.fixture(params=["one process", "walker processes"])
+@pytest.fixture(params=["one process", "walker processes", "walker processes, whole subtrees"])
 def walk(request, monkeypatch):
     """Run a test with the tree walked here, then with it shared out to two walker
-    processes from the first directory down (a large tree's path), and check that
+    processes from the first directory down, one directory a task (a large tree's
+    path, with the most hand-overs between the processes), then a whole subtree a
+    task (what a walker is given once many directories wait), and check that
     the walkers really ran and never failed (a failure would be hidden by the
     fallback to walking here)."""
     if request.param == "one process":
@@ -43,7 +45,8 @@ def walk(request, monkeypatch):
             raise
 
     monkeypatch.setattr(scan, "walker_count", lambda db, job: 2)
-    monkeypatch.setattr(scan, "TASKS_PER_WALKER", 0)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 0)
+    monkeypatch.setattr(scan, "TASKS_PER_WALKER", 0 if request.param.endswith("subtrees") else 10**6)
     monkeypatch.setattr(scan, "scan_in_processes", watched)
     yield
     assert calls and not failures
@@ -230,7 +233,7 @@ def test_a_failing_walker_process_falls_back_to_walking_here(db, tmp_path, monke
     (root / "a/x").write_text("changed")
     (root / "b/c/d/e").unlink()
     monkeypatch.setattr(scan, "walker_count", lambda db, job: 2)
-    monkeypatch.setattr(scan, "TASKS_PER_WALKER", 0)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 0)
     monkeypatch.setattr(scan, "WALKER_MAIN", "import sys; sys.stdin.readline(); sys.exit(3)")
     warnings = logging.Handler(logging.WARNING)
     warnings.emit = lambda record: messages.append(record.getMessage())
