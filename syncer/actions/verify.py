@@ -33,12 +33,15 @@ COMMON_PART_SIZES_MIB = (8, 5, 16, 15, 10, 32, 64, 100, 128, 256, 512)
 FSCK_FAILED = "0" * 64
 
 
-def run_verify(policies, db, deep=False, strict=False, progress=None, changed=None):
+def run_verify(policies, db, deep=False, strict=False, progress=None, changed=None, changed_authority=None):
     """Verify each policy's dataset. Return the report.
 
-    `changed` maps a dataset's name to the paths below it that changed since its index
-    was last brought up to date (what a watch that lost nothing saw): only those are
-    examined on the local side, instead of a walk of the tree.
+    `changed` maps a dataset's name to the paths below it that changed since its last
+    verify (what a watch that lost nothing saw): only those are examined on the local
+    side, instead of a walk of the tree. `changed_authority` does the same for the
+    directory of a `local` authority. Given the changes of both sides (an authority
+    that is not a local directory is listed and diffed), only the changed paths are
+    compared and the others' findings carried over (syncer.actions.verify_changes).
 
     report = {"datasets": [{"name", "counts", "items", ...}]}; exit 1 when a dataset
     has missing, extra or changed items (or unverifiable ones with `strict`), 3 when
@@ -46,7 +49,14 @@ def run_verify(policies, db, deep=False, strict=False, progress=None, changed=No
     """
     def work(policy):
         with dataset_lock(db.state_dir, policy.name):
-            return verify_dataset(policy, db, deep, strict, progress, (changed or {}).get(policy.name))
+            paths = (changed or {}).get(policy.name)
+            if paths is not None and not deep:
+                from syncer.actions.verify_changes import verify_by_changes
+
+                report = verify_by_changes(policy, db, strict, paths, (changed_authority or {}).get(policy.name))
+                if report is not None:
+                    return report
+            return verify_dataset(policy, db, deep, strict, progress, paths)
 
     return for_each_dataset(policies, work, action="verify")
 
@@ -93,21 +103,27 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
             items.append({"path": path, "status": "unverifiable", "reason": reason})
         items.sort(key=lambda entry: (entry["path"], entry["status"]))
         db.replace_findings(policy.name, items)
-        failing = FINDINGS + (("unverifiable",) if strict else ())
-        findings = sum(counts[status] for status in failing)
-        outcome.update(name=policy.name, authority=endpoint.describe(), counts=counts, items=items,
-                       local={"files": stats.files, "bytes": stats.bytes, "hashed": stats.hashed,
-                              "hashed_bytes": stats.hashed_bytes,
-                              "examined": "changes" if changed_paths is not None and not deep else "tree"},
-                       exit_code=EXIT_FINDINGS if findings else EXIT_OK)
-        _, local_bytes, verified_bytes = db.totals(policy.name, LOCAL)  # for the status page's coverage history
-        outcome["checksum_coverage"] = round(verified_bytes / local_bytes, 4) if local_bytes else None
-        log.info("%s: %s", policy.name, ", ".join(f"{counts[s]} {s}" for s in STATUSES))
-        if policy.offsite:  # informational: never changes the statuses or the exit code
-            from syncer.actions.offsite import compare_with_offsite
-
-            outcome["offsite"] = compare_with_offsite(policy, db)
+        report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict,
+                       "changes" if changed_paths is not None and not deep else "tree")
     return dict(outcome)
+
+
+def report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, examined):
+    """Fill a verify's `outcome` from its counts and items (`examined`: "tree" when the
+    local copy was walked, "changes" when only what the watch saw change was)."""
+    failing = FINDINGS + (("unverifiable",) if strict else ())
+    findings = sum(counts[status] for status in failing)
+    outcome.update(name=policy.name, authority=endpoint.describe(), counts=counts, items=items,
+                   local={"files": stats.files, "bytes": stats.bytes, "hashed": stats.hashed,
+                          "hashed_bytes": stats.hashed_bytes, "examined": examined},
+                   exit_code=EXIT_FINDINGS if findings else EXIT_OK)
+    _, local_bytes, verified_bytes = db.totals(policy.name, LOCAL)  # for the status page's coverage history
+    outcome["checksum_coverage"] = round(verified_bytes / local_bytes, 4) if local_bytes else None
+    log.info("%s: %s", policy.name, ", ".join(f"{counts[s]} {s}" for s in STATUSES))
+    if policy.offsite:  # informational: never changes the statuses or the exit code
+        from syncer.actions.offsite import compare_with_offsite
+
+        outcome["offsite"] = compare_with_offsite(policy, db)
 
 
 def index_authority(db, policy, endpoint, deep=False, mirrors=None):

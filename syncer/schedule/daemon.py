@@ -27,7 +27,7 @@ from syncer.actions.run import RUNNERS
 from syncer.actions.supervise import supervised, write_metrics, write_status_page
 from syncer.actions.verify import run_verify
 from syncer.errors import SyncerError, exit_code_of
-from syncer.index.db import StateDB
+from syncer.index.db import AUTHORITY, StateDB
 from syncer.index.runs import abandon_unfinished, last_started
 from syncer.policy.settings import cron_gaps, cron_trigger, watch_settings
 from syncer.process import stop_running_children
@@ -129,6 +129,9 @@ class Daemon:
                             policy.path)
                 continue
             if self.watcher.watch(policy.name, policy.path, policy.exclude):
+                if policy.authority.type == "local" and policy.authority.path.is_dir():
+                    # its changes, too, are then known: verify compares only what changed
+                    self.watcher.watch(policy.name, policy.authority.path, policy.exclude, side=AUTHORITY)
                 self.watch_started[policy.name] = time.time()
                 push = "a push" if policy.offsite else "nothing (no offsite in the policy)"
                 log.info("%s: watching %s; changes are marked dirty, then %s after %gs of quiet", policy.name,
@@ -180,15 +183,22 @@ class Daemon:
         """Verify `policy`'s dataset. While its watch has lost nothing since the last walk
         of the whole tree (begun after the watch started, less than FULL_WALK_SECONDS
         ago), only the paths the watch saw change are examined on the local side: k
-        changes cost O(k). Otherwise, and at least daily as the safety net, it walks."""
+        changes cost O(k). Otherwise, and at least daily as the safety net, it walks.
+        A `local` authority's directory is watched too: while that watch, too, has lost
+        nothing, only the paths changed on either side are compared (run_verify)."""
         now = now or time.time()
         started, walked = self.watch_started.get(policy.name), self.full_walk_at.get(policy.name)
         watching = self.watcher is not None and policy.name in self.watcher.watching
         changed = self.changes.take_for_verify(policy.name)
+        changed_authority = None
+        if policy.authority.type == "local" and policy.name in getattr(self.watcher, "authority_roots", {}):
+            changed_authority = self.changes.take_for_verify(policy.name, AUTHORITY)
         incremental = bool(watching and changed is not None and started and walked and walked >= started \
             and now - walked < FULL_WALK_SECONDS)
         try:
-            results = run_verify([policy], db, changed={policy.name: sorted(changed)} if incremental else None)
+            results = run_verify([policy], db, changed={policy.name: sorted(changed)} if incremental else None,
+                                 changed_authority={policy.name: sorted(changed_authority)}
+                                 if incremental and changed_authority is not None else None)
         except BaseException:
             self.changes.lose_track(policy.name)  # the paths taken were not examined: walk next time
             raise

@@ -1,8 +1,10 @@
-"""watchdog says WHAT changed: one observer, one watch per dataset with `watch: true`.
+"""watchdog says WHAT changed: one observer, one watch per dataset with `watch: true`,
+and a second one on its authority's directory when that is `local`.
 
 Changed paths are collected per dataset; the daemon marks them dirty in the index and,
-after a quiet spell (`watch_debounce`), triggers a push. When the kernel's inotify
-watches run out, the dataset falls back to scheduled scans, said once.
+after a quiet spell (`watch_debounce`), triggers a push. The authority's changes only
+tell the next verify which paths to compare. When the kernel's inotify watches run
+out, the dataset falls back to scheduled scans, said once.
 """
 
 import errno
@@ -15,6 +17,7 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
 from syncer.fsio import is_temporary_name
+from syncer.index.db import AUTHORITY, LOCAL
 from syncer.index.exclude import compile_excludes
 
 log = logging.getLogger("syncer.watch")
@@ -27,10 +30,11 @@ MAX_TRACKED_CHANGES = 100_000
 
 
 class ChangeCollector(FileSystemEventHandler):
-    """Collect the relative paths that changed below one dataset's root."""
+    """Collect the relative paths that changed below the root of one side of a dataset."""
 
-    def __init__(self, dataset, root, exclude, changes):
+    def __init__(self, dataset, root, exclude, changes, side=LOCAL):
         self.dataset = dataset
+        self.side = side
         self.root = os.fspath(root)
         self.is_excluded = compile_excludes(exclude)
         self.changes = changes
@@ -50,7 +54,7 @@ class ChangeCollector(FileSystemEventHandler):
             if name and not self.is_excluded(name) and not is_temporary_name(os.path.basename(name)):
                 relative.append(name)
         if relative:
-            self.changes.add(self.dataset, relative)
+            self.changes.add(self.dataset, relative, self.side)
 
 
 class PendingChanges:
@@ -62,32 +66,38 @@ class PendingChanges:
         self.unmarked = {}
         self.since_push = {}
         self.last_change = {}
-        self.since_verify = {}  # dataset -> paths changed since its last verify, or None once untrusted
+        # (dataset, side) -> paths changed since its last verify, or None once untrusted
+        self.since_verify = {}
 
-    def add(self, dataset, paths):
+    def add(self, dataset, paths, side=LOCAL):
+        """Record changed `paths` of one side of `dataset`: the local copy's are marked
+        dirty and pushed; an authority's only tell the next verify what to compare."""
         with self.lock:
-            self.unmarked.setdefault(dataset, set()).update(paths)
-            self.since_push.setdefault(dataset, set()).update(paths)
-            self.last_change[dataset] = time.monotonic()
-            tracked = self.since_verify.setdefault(dataset, set())
+            if side == LOCAL:
+                self.unmarked.setdefault(dataset, set()).update(paths)
+                self.since_push.setdefault(dataset, set()).update(paths)
+                self.last_change[dataset] = time.monotonic()
+            tracked = self.since_verify.setdefault((dataset, side), set())
             if tracked is not None:
                 tracked.update(paths)
                 if len(tracked) > MAX_TRACKED_CHANGES:
-                    self.since_verify[dataset] = None
+                    self.since_verify[(dataset, side)] = None
 
     def lose_track(self, dataset=None):
         """Events of `dataset` (of every dataset with None) were lost: an overflowed or
-        stopped watch. Its next verify walks the whole tree."""
+        stopped watch, on either side. Its next verify walks and compares everything."""
         with self.lock:
-            for name in [dataset] if dataset else list(self.since_verify) + list(self.last_change):
-                self.since_verify[name] = None
+            names = [dataset] if dataset else {name for name, _ in self.since_verify} | set(self.last_change)
+            for name in names:
+                for side in (LOCAL, AUTHORITY):
+                    self.since_verify[(name, side)] = None
 
-    def take_for_verify(self, dataset):
-        """Return the paths of `dataset` changed since the last call, or None when some
-        change may have been missed since then; start tracking afresh."""
+    def take_for_verify(self, dataset, side=LOCAL):
+        """Return the paths of one side of `dataset` changed since the last call, or None
+        when some change may have been missed since then; start tracking afresh."""
         with self.lock:
-            taken = self.since_verify.get(dataset, set())
-            self.since_verify[dataset] = set()
+            taken = self.since_verify.get((dataset, side), set())
+            self.since_verify[(dataset, side)] = set()
         return taken
 
     def take_unmarked(self):
@@ -131,31 +141,37 @@ class Watcher:
         self.watching = []
         self.fallen_back = []
         self.roots = {}
+        self.authority_roots = {}  # dataset -> its `local` authority's directory, while watched
         self.started = False
         self.overflows = OverflowListener(changes)
 
-    def watch(self, dataset, root, exclude=()):
+    def watch(self, dataset, root, exclude=(), side=LOCAL):
         """Watch `root` recursively; return True, or False (said once, in the log) when
-        it cannot be watched and the dataset falls back to scheduled scans."""
+        it cannot be watched and the dataset falls back to scheduled scans (for an
+        authority's directory: its verify compares everything)."""
         if not self.started:
             logging.getLogger("watchdog").addHandler(self.overflows)
             self.observer.start()
             self.started = True
         try:
-            self.observer.schedule(ChangeCollector(dataset, root, exclude, self.changes), os.fspath(root),
+            self.observer.schedule(ChangeCollector(dataset, root, exclude, self.changes, side), os.fspath(root),
                                    recursive=True)
         except OSError as error:
+            fallback = "falling back to scheduled scans" if side == LOCAL else "its verify compares everything"
             if error.errno in (errno.ENOSPC, errno.EMFILE):
                 log.warning("%s: cannot watch %s: the kernel's inotify %s ran out (fs.inotify.max_user_watches"
-                            " is %s; raise it with sysctl); falling back to scheduled scans", dataset, root,
-                            "watches" if error.errno == errno.ENOSPC else "instances", watch_limit())
+                            " is %s; raise it with sysctl); %s", dataset, root,
+                            "watches" if error.errno == errno.ENOSPC else "instances", watch_limit(), fallback)
             else:
-                log.warning("%s: cannot watch %s (%s); falling back to scheduled scans", dataset, root,
-                            error.strerror or error)
-            self.fallen_back.append(dataset)
+                log.warning("%s: cannot watch %s (%s); %s", dataset, root, error.strerror or error, fallback)
+            if side == LOCAL:
+                self.fallen_back.append(dataset)
             return False
-        self.watching.append(dataset)
-        self.roots[dataset] = os.fspath(root)
+        if side == LOCAL:
+            self.watching.append(dataset)
+            self.roots[dataset] = os.fspath(root)
+        else:
+            self.authority_roots[dataset] = os.fspath(root)
         return True
 
     def check(self):
@@ -171,7 +187,15 @@ class Watcher:
             self.changes.lose_track(dataset)
             log.warning("%s: watching %s stopped (inotify watches %s); falling back to scheduled scans",
                         dataset, self.roots[dataset], f"limit fs.inotify.max_user_watches={watch_limit()}")
-        return lost
+        for dataset, root in list(self.authority_roots.items()):
+            if root not in alive:
+                del self.authority_roots[dataset]
+                self.changes.lose_track(dataset)
+                log.warning("%s: watching the authority's directory %s stopped (inotify watches limit "
+                            "fs.inotify.max_user_watches=%s); its verify compares everything", dataset, root,
+                            watch_limit())
+                lost.append(dataset)
+        return list(dict.fromkeys(lost))
 
     def stop(self):
         if self.started:
