@@ -417,3 +417,66 @@ def test_changes_past_the_tracking_limit_make_the_next_verify_walk(monkeypatch):
     changes.add("docs", ["e"])
     changes.lose_track("docs")
     assert changes.take_for_verify("docs") is None and changes.take_for_verify("docs") == set()
+
+
+def test_a_local_authority_is_watched_too_and_its_changes_are_all_its_verify_compares(tmp_path):
+    from syncer.index.db import AUTHORITY
+    from syncer.policy.model import GlobalSettings
+    from syncer.schedule.daemon import FULL_WALK_SECONDS, Daemon
+
+    files = {f"d{n}/f{m}.txt": f"{n} {m}" for n in range(5) for m in range(4)}
+    write_tree(tmp_path / "data", files)
+    write_tree(tmp_path / "authority", files)
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"), "watch": True,
+                                          "authority": {"type": "local", "path": str(tmp_path / "authority")}})
+    [policy] = load_policies(tmp_path / "p")
+    daemon = Daemon([policy], tmp_path / "state", GlobalSettings())
+    daemon.watcher = type("Watching", (), {"watching": ["docs"], "authority_roots": {"docs": "authority"}})()
+    daemon.watch_started["docs"] = time.time() - 60
+    try:
+        def verify(now=None):
+            [result] = daemon.verify_watched(policy, daemon.db, now)
+            changed = sorted(item["path"] for item in result["items"] if item["status"] == "changed")
+            return result["local"]["examined"], result.get("compared"), changed
+
+        assert verify() == ("tree", None, [])
+        (tmp_path / "authority" / "d1" / "f1.txt").write_text("upstream edit")
+        daemon.changes.add("docs", ["d1/f1.txt"], AUTHORITY)
+        assert daemon.changes.take_unmarked() == {}  # an authority's change is neither marked dirty nor pushed
+        assert verify() == ("changes", 1, ["d1/f1.txt"])  # one row judged, not 20
+        assert verify() == ("changes", 0, ["d1/f1.txt"])  # carried over
+        daemon.changes.lose_track("docs")  # an overflow of either watch
+        assert verify() == ("tree", None, ["d1/f1.txt"])
+        assert verify()[:2] == ("changes", 0)
+        assert verify(now=time.time() + FULL_WALK_SECONDS)[:2] == ("tree", None)  # the daily safety net
+        del daemon.watcher.authority_roots["docs"]  # the authority's watch stopped: its changes are unknown
+        assert verify()[:2] == ("changes", None)  # the local copy's changes only; everything compared
+    finally:
+        daemon.db.close()
+
+
+def test_the_watcher_collects_an_authoritys_changes_apart_and_a_lost_authority_watch_loses_track(tmp_path):
+    from syncer.index.db import AUTHORITY
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "authority").mkdir()
+    changes = PendingChanges()
+    watcher = Watcher(changes)
+    try:
+        assert watcher.watch("docs", tmp_path / "data")
+        assert watcher.watch("docs", tmp_path / "authority", side=AUTHORITY)
+        (tmp_path / "authority" / "x.txt").write_text("x")
+        deadline = time.monotonic() + 10
+        while not changes.since_verify.get(("docs", AUTHORITY)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert changes.take_for_verify("docs", AUTHORITY) == {"x.txt"}
+        assert changes.take_unmarked() == {} and changes.take_for_verify("docs") == set()
+        [authority_emitter] = [emitter for emitter in watcher.observer.emitters
+                               if emitter.watch.path == str(tmp_path / "authority")]
+        authority_emitter.stop()
+        authority_emitter.join(5)
+        assert watcher.check() == ["docs"]
+        assert watcher.watching == ["docs"] and watcher.authority_roots == {}  # pushes still follow the local watch
+        assert changes.take_for_verify("docs", AUTHORITY) is None and changes.take_for_verify("docs") is None
+    finally:
+        watcher.stop()
