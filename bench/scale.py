@@ -17,6 +17,11 @@ The page cache is warm (the trees are read once first), as the issue measured. E
 even when a target is missed (this is a report); non-zero when something broke.
 With --syncer-source DIR, syncer is imported from DIR instead (a checkout of another
 commit, for a before/after table).
+
+With --watched, only this runs: a verify of the whole dataset against a verify by
+changes after k = 10 and k = 1,000 changed files (half in the local copy, half in the
+authority), in this process, through run_verify(changed=..., changed_authority=...) as
+the daemon calls it for a watched dataset, each checked to find exactly the k changes.
 """
 
 import argparse
@@ -202,6 +207,8 @@ def run(options):
     (WORK / "policies-verify").mkdir(exist_ok=True)
     (WORK / "policies-verify" / "scale.yaml").write_text(
         f"path: {local}\nauthority: {{type: local, path: {authority}}}\n")
+    if options.watched:  # nothing else: no repository, no peers
+        return report_watched(options, watched_verify(options, local, authority))
 
     def syncer_run(label, state_dir, *arguments, expect=(0,), policy_dir=policies):
         command = [PYTHON, "-m", "syncer", "-q", "--policies", str(policy_dir), "--state-dir", str(state_dir)]
@@ -282,6 +289,65 @@ def run(options):
     report(options, measure)
 
 
+def watched_verify(options, local, authority, changes=(10, 1000)):
+    """Time, in this process, a verify of the whole dataset and one by changes after k
+    files changed, for each k of `changes`, `options.rounds` times. Return {label:
+    [seconds]}. Each verify by changes must find exactly the k files changed and judge
+    k rows; the changes are then undone on the other side (untimed)."""
+    if options.syncer_source:
+        sys.path.insert(0, str(Path(options.syncer_source).resolve()))
+    from syncer.actions.verify import run_verify
+    from syncer.index.db import StateDB
+    from syncer.policy import load_policies
+
+    [policy] = load_policies(WORK / "policies-verify")
+    shutil.rmtree(WORK / "state-watched", ignore_errors=True)
+    db = StateDB(WORK / "state-watched")
+    times = {}
+
+    def verify(label, expected, **changed):
+        started = time.perf_counter()
+        [result] = run_verify([policy], db, **changed)["datasets"]
+        seconds = time.perf_counter() - started
+        if result.get("error") or result["counts"]["changed"] != expected:
+            raise BenchError(f"{label}: expected {expected} changed, got {result.get('error') or result['counts']}")
+        if label and changed and result.get("compared") != expected:
+            raise BenchError(f"{label}: judged {result.get('compared')} rows, not the {expected} changed")
+        if label:
+            times.setdefault(label, []).append(seconds)
+            log(f"  {label}: {seconds:.2f}s")
+
+    log("watched: filling the index ...")
+    verify(None, 0)
+    rng = random.Random(13)
+    for _ in range(options.rounds):
+        verify("whole dataset", 0)
+        for k in changes:
+            picked = [relative_path(index) for index in rng.sample(range(options.files), k)]
+            sides = {policy.name: picked[0::2]}, {policy.name: picked[1::2]}
+            for root, paths in ((local, picked[0::2]), (authority, picked[1::2])):
+                for path in paths:
+                    with open(root / path, "ab") as out:
+                        out.write(b"+")
+            verify(f"by changes, k={k}", k, changed=sides[0], changed_authority=sides[1])
+            for root, paths in ((authority, picked[0::2]), (local, picked[1::2])):  # the other side catches up
+                for path in paths:
+                    with open(root / path, "ab") as out:
+                        out.write(b"+")
+            verify(None, 0, changed=sides[1], changed_authority=sides[0])
+    db.close()
+    return times
+
+
+def report_watched(options, times):
+    print(f"syncer scale bench (--watched), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+          f"{options.files} files x 2, verify in one process as the daemon runs it, median of {options.rounds}")
+    whole = statistics.median(times["whole dataset"])
+    for label, seconds in times.items():
+        print(f"  verify, {label:<24} {statistics.median(seconds):8.3f} s   "
+              f"{whole / statistics.median(seconds):7.1f}x faster than the whole dataset's")
+
+
 def report_memory(options, measure):
     print(f"syncer scale bench (--memory-only), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
           f"{options.files} files x 2, each command once")
@@ -350,6 +416,8 @@ def main():
     parser.add_argument("--syncer-source", help="import syncer from this checkout instead")
     parser.add_argument("--memory-only", action="store_true",
                         help="only syncer's own peak RSS: each command once, no peers (for the largest trees)")
+    parser.add_argument("--watched", action="store_true",
+                        help="only a whole verify against verifies by changes after 10 and 1,000 changes")
     parser.add_argument("--clean", action="store_true", help="delete the generated trees afterwards")
     options = parser.parse_args()
     options.restore_rounds = options.restore_rounds or options.rounds

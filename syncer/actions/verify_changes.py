@@ -77,7 +77,7 @@ def compare_changes(policy, db, endpoint, algorithm, prior, local_paths, authori
     scope = covering_paths([*local_paths, *authority_paths, *listed])
     log.info("%s: %d local, %d authority path(s) changed since the last verify: comparing only those",
              policy.name, len(local_paths), len(authority_paths) + len(listed))
-    ok_before = count_ok(db, policy.name, scope)  # before any row of the scope changes
+    ok_before = count_ok(db, policy.name, scope)  # before any authority row of the scope changes
     stats = refresh_paths(db, policy.name, policy.path, local_paths, policy.exclude, (algorithm,))
     skipped = [(path, f"local: {reason}") for path, reason in stats.skipped]
     if root is None:

@@ -2,7 +2,7 @@
 either side and carry every other path's finding over from the last verify.
 
 The findings table holds, after every successful verify, the verdict on every path
-that is not ok; a path with rows on both sides and no finding was ok. As long as a
+that is not ok; a path with an authority row and no finding was ok. As long as a
 path's two rows did not change since then (which the watch vouches for, and, for a
 listed authority, diff_listing checks), its finding still holds: only the changed
 paths need comparing, and the dataset's counts follow from the last verify's.
@@ -27,10 +27,13 @@ SELECT NULL, NULL, NULL, NULL, NULL, a.path, a.size, a.md5, a.sha256, a.etag, a.
 WHERE a.dataset = ? AND a.side = 'authority' AND {authority} AND NOT EXISTS (
   SELECT 1 FROM files l WHERE l.dataset = a.dataset AND l.side = 'local' AND l.path = a.path)
 """
+# The paths the last verify found ok: an authority row and no finding (with no local row
+# it would have been missing_local). Only verify writes authority rows, so they are the
+# last verify's until this one changes them; local rows may have changed since (a push
+# after the watch's quiet spell re-indexes its changes), so they cannot say.
 OK_SQL = """
-SELECT COUNT(*) FROM files l JOIN files a ON a.dataset = l.dataset AND a.side = 'authority' AND a.path = l.path
-WHERE l.dataset = ? AND l.side = 'local' AND {local} AND NOT EXISTS (
-  SELECT 1 FROM findings f WHERE f.dataset = l.dataset AND f.path = l.path)
+SELECT COUNT(*) FROM files a WHERE a.dataset = ? AND a.side = 'authority' AND {authority} AND NOT EXISTS (
+  SELECT 1 FROM findings f WHERE f.dataset = a.dataset AND f.path = a.path)
 """
 LISTING_COLUMNS = ("path", "size", "mtime_ns", "md5", "sha256", "etag", "note")
 # A listed path whose row is new, gone, or differs in any stored column.
@@ -75,11 +78,11 @@ def previous_counts(db, dataset):
 
 
 def count_ok(db, dataset, scope):
-    """Return how many paths below `scope` (covering_paths) have rows on both sides and
-    no finding: the paths the last verify found ok, as long as nothing changed since."""
+    """Return how many paths below `scope` (covering_paths) the last verify found ok.
+    Call it before this verify changes any authority row."""
     total = 0
     for condition, parameters in zip_covers(scope):
-        total += db.execute(OK_SQL.format(local=condition.format(alias="l")),
+        total += db.execute(OK_SQL.format(authority=condition.format(alias="a")),
                             (dataset, *parameters)).fetchone()[0]
     return total
 

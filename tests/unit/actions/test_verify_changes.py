@@ -6,6 +6,7 @@ import shutil
 
 from syncer.actions.verify import run_verify
 from syncer.index.db import StateDB
+from syncer.index.dirty import refresh_paths
 from syncer.index.incremental import apply_listing, covering_paths, diff_listing
 from syncer.policy import load_policies
 from tests.support import write_policy, write_tree
@@ -44,14 +45,17 @@ def test_changes_on_both_sides_give_the_findings_of_a_full_verify_judging_only_t
         (data / "fixed.txt").write_text("fixed")  # a finding that goes away
         (authority / "c.txt").write_text("C")  # authority-side edit
         (authority / "upstream.txt").write_text("up")  # authority-side add
-        local_changes = ["a.txt", "b.txt", "new.txt", "d", "e", "fixed.txt"]
+        (data / "keep/00.txt").unlink()
+        # a push after the watch's quiet spell re-indexed this one already: its row is gone
+        refresh_paths(db, "docs", data, ["keep/00.txt"])
+        local_changes = ["a.txt", "b.txt", "new.txt", "d", "e", "fixed.txt", "keep/00.txt"]
         [changed] = run_verify([policy], db, changed={"docs": local_changes},
                                changed_authority={"docs": ["c.txt", "upstream.txt"]})["datasets"]
         carried = findings(db)
 
         assert changed["local"]["examined"] == "changes"
-        # a, b, new, d/1, d/2, e/1, e/2, fixed, c, upstream: not the 40 untouched files
-        assert changed["compared"] == 10
+        # a, b, new, d/1, d/2, e/1, e/2, fixed, c, upstream, keep/00: not the 39 untouched files
+        assert changed["compared"] == 11
         assert changed["local"]["files"] == 5  # a, new, e/1, e/2, fixed: the only files stat'ed here
 
         [full] = run_verify([policy], db)["datasets"]  # everything compared afresh
@@ -62,8 +66,9 @@ def test_changes_on_both_sides_give_the_findings_of_a_full_verify_judging_only_t
         assert {item["path"]: item["status"] for item in full["items"]} == {
             "a.txt": "changed", "b.txt": "missing_local", "c.txt": "changed", "d/1.txt": "missing_local",
             "d/2.txt": "missing_local", "e/1.txt": "extra_local", "e/2.txt": "extra_local",
-            "new.txt": "extra_local", "old.txt": "changed", "upstream.txt": "missing_local"}
-        assert full["counts"]["ok"] == len(UNTOUCHED) + 1  # and fixed.txt
+            "new.txt": "extra_local", "old.txt": "changed", "upstream.txt": "missing_local",
+            "keep/00.txt": "missing_local"}
+        assert full["counts"]["ok"] == len(UNTOUCHED) - 1 + 1  # less keep/00, and fixed.txt
     finally:
         db.close()
 
