@@ -108,17 +108,21 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
     return dict(outcome)
 
 
-def report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, examined):
+def report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, examined, coverage=True):
     """Fill a verify's `outcome` from its counts and items (`examined`: "tree" when the
-    local copy was walked, "changes" when only what the watch saw change was)."""
+    local copy was walked, "changes" when only what the watch saw change was). Without
+    `coverage`, checksum_coverage is None: its sum over every local row is left to a
+    verify that reads them all anyway."""
     failing = FINDINGS + (("unverifiable",) if strict else ())
     findings = sum(counts[status] for status in failing)
     outcome.update(name=policy.name, authority=endpoint.describe(), counts=counts, items=items,
                    local={"files": stats.files, "bytes": stats.bytes, "hashed": stats.hashed,
                           "hashed_bytes": stats.hashed_bytes, "examined": examined},
                    exit_code=EXIT_FINDINGS if findings else EXIT_OK)
-    _, local_bytes, verified_bytes = db.totals(policy.name, LOCAL)  # for the status page's coverage history
-    outcome["checksum_coverage"] = round(verified_bytes / local_bytes, 4) if local_bytes else None
+    outcome["checksum_coverage"] = None
+    if coverage:  # for the status page's coverage history
+        _, local_bytes, verified_bytes = db.totals(policy.name, LOCAL)
+        outcome["checksum_coverage"] = round(verified_bytes / local_bytes, 4) if local_bytes else None
     log.info("%s: %s", policy.name, ", ".join(f"{counts[s]} {s}" for s in STATUSES))
     if policy.offsite:  # informational: never changes the statuses or the exit code
         from syncer.actions.offsite import compare_with_offsite

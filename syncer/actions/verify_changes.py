@@ -37,8 +37,8 @@ def verify_by_changes(policy, db, strict, local_paths, authority_paths=None):
     """Verify `policy`'s dataset by its changes: `local_paths` changed in the local copy
     since its last verify, `authority_paths` in a `local` authority's directory (None
     when they are not known). Return the dataset's report, with counts and items for
-    the whole dataset, `local.examined` "changes" and `compared` the number of rows
-    judged.
+    the whole dataset, `local.examined` "changes", `compared` the number of rows
+    judged, and checksum_coverage None (a sum over every local row).
 
     Return None, having recorded and changed nothing, when the last verify's findings
     cannot be carried over (it failed, was interrupted or never ran), when a `local`
@@ -55,7 +55,7 @@ def verify_by_changes(policy, db, strict, local_paths, authority_paths=None):
         algorithm = endpoint.capabilities.checksum or "sha256"
         stats, counts, items, outcome["compared"] = compare_changes(
             policy, db, endpoint, algorithm, prior, local_paths, authority_paths or ())
-        report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, "changes")
+        report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, "changes", coverage=False)
     return dict(outcome)
 
 
