@@ -335,8 +335,36 @@ def watched_verify(options, local, authority, changes=(10, 1000)):
                     with open(root / path, "ab") as out:
                         out.write(b"+")
             verify(None, 0, changed=sides[1], changed_authority=sides[0])
+    time_listing(db, options.rounds, times)
     db.close()
     return times
+
+
+def time_listing(db, rounds, times, k=10):
+    """A cloud authority's changes are seen only in its listing, read whole: time what
+    syncer adds to reading it, the listing's rows diffed against the stored ones in
+    SQLite with k entries changed, against replacing them all (as before). The listing
+    is the authority's rows of the bench, as an S3-like service would list them."""
+    from syncer.endpoints.base import Entry
+    from syncer.index.incremental import apply_listing, diff_listing
+
+    entries = [Entry(path, size, sha256, "sha256") for path, size, sha256 in db.execute(
+        "SELECT path, size, sha256 FROM files WHERE dataset='scale' AND side='authority'").fetchall()]
+    db.replace_listing("listing", entries)
+    for number in range(rounds):
+        for index in range(number * k, number * k + k):
+            entries[index] = Entry(entries[index].path, entries[index].size, f"{number:064x}", "sha256")
+        started = time.perf_counter()
+        changed = diff_listing(db, "listing", iter(entries))
+        apply_listing(db, "listing", changed)
+        times.setdefault(f"listing diffed, k={k}", []).append(time.perf_counter() - started)
+        if len(changed) != k:
+            raise BenchError(f"the listing's diff found {len(changed)} changed entries, not {k}")
+        started = time.perf_counter()
+        db.replace_listing("listing", iter(entries))
+        times.setdefault("listing replaced", []).append(time.perf_counter() - started)
+    log(f"  listing of {len(entries)}: diffed {statistics.median(times[f'listing diffed, k={k}']):.2f}s, "
+        f"replaced {statistics.median(times['listing replaced']):.2f}s")
 
 
 def report_watched(options, times):
@@ -344,8 +372,13 @@ def report_watched(options, times):
           f"{options.files} files x 2, verify in one process as the daemon runs it, median of {options.rounds}")
     whole = statistics.median(times["whole dataset"])
     for label, seconds in times.items():
+        if label.startswith("listing"):
+            continue
         print(f"  verify, {label:<24} {statistics.median(seconds):8.3f} s   "
               f"{whole / statistics.median(seconds):7.1f}x faster than the whole dataset's")
+    print("a cloud authority's listing (read whole, not timed here), stored:")
+    for label in ("listing replaced", "listing diffed, k=10"):
+        print(f"  {label:<32} {statistics.median(times[label]):8.3f} s")
 
 
 def report_memory(options, measure):

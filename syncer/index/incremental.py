@@ -11,7 +11,7 @@ paths need comparing, and the dataset's counts follow from the last verify's.
 import json
 import time
 
-from syncer.index.db import AUTHORITY, entry_record, parent_of
+from syncer.index.db import AUTHORITY, parent_of
 
 # A changed path covers itself and everything below it (a directory moved or deleted):
 # two conditions, each a primary-key lookup or range ('0' follows '/'), never one with OR.
@@ -70,7 +70,7 @@ def previous_counts(db, dataset):
     still running may have changed rows without judging them, and nothing can be
     carried over from it. Call it before the new verify's run is recorded."""
     row = db.execute("SELECT result, summary FROM runs WHERE dataset=? AND action='verify' "
-                     "ORDER BY id DESC LIMIT 1", (dataset,)).fetchone()
+                     "ORDER BY started_at DESC, id DESC LIMIT 1", (dataset,)).fetchone()  # runs_dataset's order
     if not row or row[0] not in ("ok", "findings") or not row[1]:
         return None
     counts = json.loads(row[1]).get("counts")
@@ -130,13 +130,22 @@ def diff_listing(db, dataset, entries, batch=2000):
         db.execute("DELETE FROM temp.listing")
         pending = []
         for entry in entries:
-            record = entry_record(entry)
-            pending.append(tuple(record.get(column) for column in LISTING_COLUMNS))
+            pending.append(listing_row(entry))
             if len(pending) >= batch:
                 db.connection.executemany(insert, pending)
                 pending = []
         db.connection.executemany(insert, pending)
     return [row[0] for row in db.execute(LISTING_DIFF_SQL, (dataset, dataset)).fetchall()]
+
+
+def listing_row(entry):
+    """Return the LISTING_COLUMNS of an endpoint Entry, as entry_record stores them (a
+    tuple, not its dict: this runs for every entry of the listing)."""
+    digests = dict.fromkeys(("md5", "sha256", "etag"))
+    if entry.checksum and entry.algorithm in digests:
+        digests[entry.algorithm] = entry.checksum.lower()
+    return (entry.path, entry.size, int(entry.mtime * 1e9) if entry.mtime is not None else None,
+            digests["md5"], digests["sha256"], digests["etag"], entry.note)
 
 
 def apply_listing(db, dataset, paths):
