@@ -480,3 +480,33 @@ def test_the_watcher_collects_an_authoritys_changes_apart_and_a_lost_authority_w
         assert changes.take_for_verify("docs", AUTHORITY) is None and changes.take_for_verify("docs") is None
     finally:
         watcher.stop()
+
+
+def test_the_daemon_watches_a_local_authority_and_its_next_verify_compares_just_what_changed_there(tmp_path):
+    from syncer.policy.model import GlobalSettings
+    from syncer.schedule.daemon import Daemon
+
+    files = {f"d{n}/f.txt": str(n) for n in range(10)}
+    write_tree(tmp_path / "data", files)
+    write_tree(tmp_path / "authority", files)
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"), "watch": True,
+                                          "authority": {"type": "local", "path": str(tmp_path / "authority")}})
+    [policy] = load_policies(tmp_path / "p")
+    daemon = Daemon([policy], tmp_path / "state", GlobalSettings())
+    try:
+        daemon.plan_watches()
+        assert daemon.watcher.authority_roots == {"docs": str(tmp_path / "authority")}
+        [walked] = daemon.verify_watched(policy, daemon.db)
+        assert walked["local"]["examined"] == "tree" and "compared" not in walked
+        (tmp_path / "authority" / "d3" / "f.txt").write_text("changed upstream")
+        deadline = time.monotonic() + 10
+        while not daemon.changes.since_verify.get(("docs", "authority")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        [result] = daemon.verify_watched(policy, daemon.db)
+        assert result["local"]["examined"] == "changes" and result["compared"] == 1
+        assert [(item["path"], item["status"]) for item in result["items"]] == [("d3/f.txt", "changed")]
+        assert result["counts"]["ok"] == 9
+    finally:
+        if daemon.watcher:
+            daemon.watcher.stop()
+        daemon.db.close()
