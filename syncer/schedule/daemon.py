@@ -191,7 +191,7 @@ class Daemon:
         watching = self.watcher is not None and policy.name in self.watcher.watching
         changed = self.changes.take_for_verify(policy.name)
         changed_authority = None
-        if policy.authority.type == "local" and policy.name in getattr(self.watcher, "authority_roots", {}):
+        if watching and policy.authority.type == "local" and policy.name in self.watcher.authority_roots:
             changed_authority = self.changes.take_for_verify(policy.name, AUTHORITY)
         incremental = bool(watching and changed is not None and started and walked and walked >= started \
             and now - walked < FULL_WALK_SECONDS)

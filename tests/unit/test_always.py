@@ -375,7 +375,7 @@ def test_a_watched_datasets_verify_examines_only_what_the_watch_saw_until_it_los
                                           "authority": {"type": "local", "path": str(tmp_path / "authority")}})
     [policy] = load_policies(tmp_path / "p")
     daemon = Daemon([policy], tmp_path / "state", GlobalSettings())
-    daemon.watcher = type("Watching", (), {"watching": ["docs"]})()
+    daemon.watcher = type("Watching", (), {"watching": ["docs"], "authority_roots": {}})()
     daemon.watch_started["docs"] = time.time() - 60
     try:
         def verify(now=None):
