@@ -269,6 +269,7 @@ PARALLEL_MIN_FILES = 20_000  # files walked here before more processes are worth
 # one directory and hands back its subdirectories, so that one large subtree never leaves
 # the other processes idle; past it, a process is given a whole subtree.
 TASKS_PER_WALKER = 16
+TASKS_HELD = 2
 WALKER_MAIN = "from syncer.index.scan import serve_walker; serve_walker()"
 
 
@@ -299,37 +300,44 @@ def scan_in_processes(db, job, walkers, starts, stats, visited, progress=None):
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-    processes, idle, selector, finished = [], [], selectors.DefaultSelector(), False
+    processes, selector, finished = {}, selectors.DefaultSelector(), False  # process -> tasks it holds
 
-    def give(process):
-        start = tasks.popleft()
-        task = {"start": start, "descend": len(tasks) >= walkers * TASKS_PER_WALKER}
-        process.stdin.write(json.dumps(task) + "\n")
-        process.stdin.flush()
+    def give_out():
+        for process, held in processes.items():
+            # two tasks a process: the next is waiting in its pipe while it answers one
+            while held < TASKS_HELD and tasks:
+                start = tasks.popleft()
+                task = {"start": start, "descend": len(tasks) >= walkers * TASKS_PER_WALKER}
+                process.stdin.write(json.dumps(task) + "\n")
+                held += 1
+            process.stdin.flush()
+            processes[process] = held
 
     try:
         for _ in range(min(walkers, len(tasks))):
             process = subprocess.Popen([sys.executable, "-c", WALKER_MAIN], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, env=environment, text=True)
-            processes.append(process)
+            processes[process] = 0
             process.stdin.write(json.dumps(config) + "\n")
-            give(process)
-            selector.register(process.stdout, selectors.EVENT_READ, process)
-        while len(idle) < len(processes):
+            # read unbuffered: a line left in a reader's buffer would never wake select()
+            selector.register(process.stdout.fileno(), selectors.EVENT_READ, [process, b""])
+        give_out()
+        while any(processes.values()):
             for key, _ in selector.select():
-                process = key.data
-                line = process.stdout.readline()
-                if not line:
+                process, pending = key.data
+                data = os.read(key.fd, 1 << 16)
+                if not data:
                     raise WalkerError(f"walker {process.pid} exited with {process.wait()}")
-                try:
-                    tasks.extend(merge_walker_result(stats, visited, json.loads(line)))
-                except (ValueError, KeyError, TypeError) as error:
-                    raise WalkerError(f"walker {process.pid} answered {line[:200]!r}: {error}")
+                *lines, key.data[1] = (pending + data).split(b"\n")
+                for line in lines:
+                    try:
+                        tasks.extend(merge_walker_result(stats, visited, json.loads(line)))
+                    except (ValueError, KeyError, TypeError) as error:
+                        raise WalkerError(f"walker {process.pid} answered {line[:200]!r}: {error}")
+                    processes[process] -= 1
                 if progress:
                     progress(stats.files, stats.hashed_bytes)
-                idle.append(process)
-                while tasks and idle:
-                    give(idle.pop())
+                give_out()
         finished = True
     except OSError as error:
         raise WalkerError(str(error))
