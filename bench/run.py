@@ -320,6 +320,18 @@ def run(options):
         seconds, _, cpu = timed(xargs_command("sha256sum", mixed), shell=True)
         measure.add("sha256/xargs", seconds, cpu=cpu)
 
+    def rclone_check():
+        # issue 13's peers for a cold verify: `rclone check` of the two copies, and md5sum
+        # over both (md5/xargs, in the MD5 rounds, reads the same files)
+        command = [rclone, "check", "-q", "--config", str(scratch / "rclone.conf"), mixed / "local",
+                   mixed / "authority"]
+        seconds, _, cpu = timed(command)
+        measure.add("check/rclone", seconds, cpu=cpu)
+
+    def xargs_md5_both():
+        seconds, _, cpu = timed(xargs_command("md5sum", mixed), shell=True)
+        measure.add("check/xargs md5sum", seconds, cpu=cpu)
+
     def read_floor():
         # the disk alone: every file read, nothing hashed, as many readers as hashing threads
         seconds, _, cpu = timed(f"find {mixed} -type f -print0 | xargs -0 -n {XARGS_BATCH} -P {2 * CORES} cat "
@@ -330,7 +342,7 @@ def run(options):
     log(f"cold MD5, {options.repeat} rounds ...")
     interleave(options.repeat, [engine_md5, xargs_md5, rclone_md5], before_cold)
     log(f"cold SHA-256, {options.repeat} rounds ...")
-    interleave(options.repeat, [syncer_sha256, xargs_sha256, read_floor], before_cold)
+    interleave(options.repeat, [syncer_sha256, xargs_sha256, rclone_check, xargs_md5_both, read_floor], before_cold)
 
     small_files = 0
     if options.small_files:
@@ -397,6 +409,8 @@ def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_f
         ("", "md5/rclone", "rclone md5sum (8 checkers)", mixed_bytes),
         (f"{cache} SHA-256", "sha256/syncer", "syncer verify --json, empty index", mixed_bytes),
         ("", "sha256/xargs", f"find | xargs -P{CORES} sha256sum", mixed_bytes),
+        ("", "check/rclone", "rclone check local authority", mixed_bytes),
+        ("", "check/xargs md5sum", f"find | xargs -P{CORES} md5sum, both copies", mixed_bytes),
         (f"{cache} read", "read/cat", f"find | xargs -P{2 * CORES} cat (the disk alone)", mixed_bytes),
     ]
     if small_files:
@@ -431,6 +445,10 @@ def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_f
             TARGETS["md5"], True)
     verdict("SHA-256: syncer verify vs xargs sha256sum",
             measure.median("sha256/xargs") / measure.median("sha256/syncer"), TARGETS["sha256"], True)
+    verdict("cold verify vs rclone check (issue 13)",
+            measure.median("check/rclone") / measure.median("sha256/syncer"), 1.0, True)
+    verdict("cold verify vs xargs md5sum (issue 13)",
+            measure.median("check/xargs md5sum") / measure.median("sha256/syncer"), 1.0, True)
     floor = measure.median("sha256/xargs") / measure.median("read/cat")
     print(f"  {'SHA-256 ceiling: sha256sum time / read time':<44} {floor:7.2f}x    (no hasher beats the disk)")
     if small_files:

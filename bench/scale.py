@@ -22,6 +22,7 @@ With --watched, only this runs: a verify of the whole dataset against a verify b
 changes after k = 10 and k = 1,000 changed files (half in the local copy, half in the
 authority), in this process, through run_verify(changed=..., changed_authority=...) as
 the daemon calls it for a watched dataset, each checked to find exactly the k changes.
+With --verify-only, only the cold and warm verify rounds run, against their peers.
 """
 
 import argparse
@@ -215,12 +216,16 @@ def run(options):
         command = [PYTHON, "-m", "syncer", "-q", "--policies", str(policy_dir), "--state-dir", str(state_dir)]
         return measure.run(label, command + list(arguments), environment, expect=expect)
 
-    log("first verify and push (index, manifest, repository) ...")
-    syncer_run("setup/verify", state, "verify")
-    syncer_run("setup/push", state, "push")
-    subprocess.run(["restic", "init"], env=restic_environment(raw_repository), check=True, capture_output=True)
-    measure.run("setup/restic backup", ["restic", "backup", "-q", str(local)], restic_environment(raw_repository))
     (WORK / "rclone.conf").write_text("")
+    if options.verify_only:
+        log("first verify (index) ...")
+        syncer_run("setup/verify", state, "verify", policy_dir=WORK / "policies-verify")
+    else:
+        log("first verify and push (index, manifest, repository) ...")
+        syncer_run("setup/verify", state, "verify")
+        syncer_run("setup/push", state, "push")
+        subprocess.run(["restic", "init"], env=restic_environment(raw_repository), check=True, capture_output=True)
+        measure.run("setup/restic backup", ["restic", "backup", "-q", str(local)], restic_environment(raw_repository))
     changed = [local / relative_path(index) for index in range(0, options.files, max(1, options.files // 5))]
 
     def cold_verify():
@@ -282,6 +287,8 @@ def run(options):
     interleave(options.rounds, [cold_verify, rclone_check, md5sum])
     log(f"warm verify, {options.rounds} rounds ...")
     interleave(options.rounds, [warm_verify, find_walk])
+    if options.verify_only:
+        return report(options, measure)
     log(f"push after a small change, {options.rounds} rounds ...")
     interleave(options.rounds, [small_change])
     log(f"drill and restore, {options.restore_rounds} rounds ...")
@@ -435,13 +442,18 @@ def report(options, measure):
     verdict(f"cold verify speed vs xargs -P{CORES} md5sum", ratio("cold verify/xargs md5sum", "cold verify/syncer"),
             1.0, True)
     verdict("warm verify vs find -printf", ratio("warm verify/syncer", "warm verify/find -printf"), 2.0, False)
+    for label in ("cold verify/syncer", "warm verify/syncer"):
+        verdict(f"syncer's own peak RSS: {label.split('/')[0]}", measure.own[label] / MIB, RSS_TARGET_MIB, False,
+                " MiB")
+    if options.verify_only:
+        return
     verdict("push (small change) vs restic backup",
             ratio("push (small change)/syncer", "push (small change)/restic backup"), 1.5, False)
     print(f"  {'drill --full / restic restore (no target)':<48} "
           f"{ratio('drill --full/syncer', 'restore/restic restore'):7.2f}x")
     print(f"  {'restore / restic restore (no target)':<48} "
           f"{ratio('restore/syncer', 'restore/restic restore'):7.2f}x")
-    for label in ("cold verify/syncer", "warm verify/syncer", "verify + offsite comparison/syncer",
+    for label in ("verify + offsite comparison/syncer",
                   "push (small change)/syncer", "drill --full/syncer", "restore/syncer", "scrub/syncer",
                   "status/syncer"):
         verdict(f"syncer's own peak RSS: {label.split('/')[0]}", measure.own[label] / MIB, RSS_TARGET_MIB, False,
@@ -460,6 +472,8 @@ def main():
                         help="only syncer's own peak RSS: each command once, no peers (for the largest trees)")
     parser.add_argument("--watched", action="store_true",
                         help="only a whole verify against verifies by changes after 10 and 1,000 changes")
+    parser.add_argument("--verify-only", action="store_true",
+                        help="cold and warm verify against their peers only (no repository, push, drill or restore)")
     parser.add_argument("--clean", action="store_true", help="delete the generated trees afterwards")
     options = parser.parse_args()
     options.restore_rounds = options.restore_rounds or options.rounds
