@@ -419,18 +419,26 @@ def test_changes_past_the_tracking_limit_make_the_next_verify_walk(monkeypatch):
     assert changes.take_for_verify("docs") is None and changes.take_for_verify("docs") == set()
 
 
-def test_a_local_authority_is_watched_too_and_its_changes_are_all_its_verify_compares(tmp_path):
-    from syncer.index.db import AUTHORITY
+def watched_local_authority(tmp_path, files):
+    """A watched dataset `docs` of `files` whose authority is a copy in a local directory,
+    and a daemon for it: (policy, daemon)."""
     from syncer.policy.model import GlobalSettings
-    from syncer.schedule.daemon import FULL_WALK_SECONDS, Daemon
+    from syncer.schedule.daemon import Daemon
 
-    files = {f"d{n}/f{m}.txt": f"{n} {m}" for n in range(5) for m in range(4)}
     write_tree(tmp_path / "data", files)
     write_tree(tmp_path / "authority", files)
     write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"), "watch": True,
                                           "authority": {"type": "local", "path": str(tmp_path / "authority")}})
     [policy] = load_policies(tmp_path / "p")
-    daemon = Daemon([policy], tmp_path / "state", GlobalSettings())
+    return policy, Daemon([policy], tmp_path / "state", GlobalSettings())
+
+
+def test_a_local_authority_is_watched_too_and_its_changes_are_all_its_verify_compares(tmp_path):
+    from syncer.index.db import AUTHORITY
+    from syncer.schedule.daemon import FULL_WALK_SECONDS
+
+    policy, daemon = watched_local_authority(tmp_path, {f"d{n}/f{m}.txt": f"{n} {m}" for n in range(5)
+                                                        for m in range(4)})
     daemon.watcher = type("Watching", (), {"watching": ["docs"], "authority_roots": {"docs": "authority"}})()
     daemon.watch_started["docs"] = time.time() - 60
     try:
@@ -483,16 +491,8 @@ def test_the_watcher_collects_an_authoritys_changes_apart_and_a_lost_authority_w
 
 
 def test_the_daemon_watches_a_local_authority_and_its_next_verify_compares_just_what_changed_there(tmp_path):
-    from syncer.policy.model import GlobalSettings
-    from syncer.schedule.daemon import Daemon
 
-    files = {f"d{n}/f.txt": str(n) for n in range(10)}
-    write_tree(tmp_path / "data", files)
-    write_tree(tmp_path / "authority", files)
-    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"), "watch": True,
-                                          "authority": {"type": "local", "path": str(tmp_path / "authority")}})
-    [policy] = load_policies(tmp_path / "p")
-    daemon = Daemon([policy], tmp_path / "state", GlobalSettings())
+    policy, daemon = watched_local_authority(tmp_path, {f"d{n}/f.txt": str(n) for n in range(10)})
     try:
         daemon.plan_watches()
         assert daemon.watcher.authority_roots == {"docs": str(tmp_path / "authority")}
