@@ -221,6 +221,20 @@ class StateDB:
             raise damaged(self.path, error) or OperationalError(f"state database {self.path} cannot be opened: "
                                                                 f"{error}")
 
+    @contextmanager
+    def taking_turns(self):
+        """Within the block, this connection's write transactions wait their turn on the
+        file lock as a StateDB opened with take_turns does (another thread's, say)."""
+        if self.turn is not None:
+            yield
+            return
+        self.turn = os.open(self.state_dir / "state.db-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            yield
+        finally:
+            os.close(self.turn)
+            self.turn = None
+
     def close(self):
         self.connection.close()
         if self.turn is not None:
