@@ -4,6 +4,7 @@ import logging
 import os
 import stat
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,19 +117,58 @@ def run_in_threads(function, jobs, concurrency, name, expected=(EndpointError,))
     [(job, result, error)] in the order of `jobs`, `error` being an exception of the
     `expected` types (result is then None). An AuthenticationError cancels the jobs not
     started yet and is raised: every one of them would be refused the same way."""
-    outcomes = []
-    with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix=name) as pool:
-        futures = [(job, pool.submit(function, job)) for job in jobs]
-        for job, future in futures:
-            try:
-                outcomes.append((job, future.result(), None))
-            except AuthenticationError:
-                for _, other in futures:
-                    other.cancel()
-                raise
-            except expected as error:
-                outcomes.append((job, None, error))
-    return outcomes
+    return list(map_in_threads(function, jobs, concurrency, name, expected))
+
+
+def map_in_threads(function, jobs, concurrency, name, expected=(EndpointError,)):
+    """Yield what run_in_threads returns, one (job, result, error) at a time, taking the
+    jobs from the iterable `jobs` as the pool frees up (see BoundedPool)."""
+    with BoundedPool(function, concurrency, name, expected) as pool:
+        for job in jobs:
+            yield from pool.submit(job)
+        yield from pool.drain()
+
+
+class BoundedPool:
+    """A thread pool calling function(job), at most `concurrency` at a time, that takes
+    no more than 2 x `concurrency` jobs ahead of the outcomes handed back: a million jobs
+    are never all queued. submit() and drain() yield the outcomes (job, result, error) in
+    the order of the jobs, as run_in_threads describes. Leaving it (an error, a caller
+    that stops early) cancels what has not started."""
+
+    def __init__(self, function, concurrency, name, expected=(EndpointError,)):
+        self.function = function
+        self.concurrency = max(1, concurrency)
+        self.expected = expected
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=name)
+        self.waiting = deque()
+
+    def submit(self, job):
+        """Start `job`; yield the outcomes that are due before it may be taken."""
+        self.waiting.append((job, self.pool.submit(self.function, job)))
+        while len(self.waiting) >= 2 * self.concurrency:
+            yield self.outcome(*self.waiting.popleft())
+
+    def drain(self):
+        """Yield the outcomes of every job still running or waiting."""
+        while self.waiting:
+            yield self.outcome(*self.waiting.popleft())
+
+    def outcome(self, job, future):
+        try:
+            return job, future.result(), None
+        except AuthenticationError:
+            raise
+        except self.expected as error:
+            return job, None, error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for _, future in self.waiting:
+            future.cancel()
+        self.pool.shutdown(wait=True)
 
 
 def quarantine_folder(state_dir, dataset):

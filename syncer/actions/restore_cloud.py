@@ -15,6 +15,10 @@ Documents (DNS zones): a zone whose records differ is written as a whole documen
 item's reason saying what changes (create, update, delete); what only the service holds
 is kept and listed unless `delete`; a derived document (a zone file export) follows its
 source and is never written.
+
+Memory stays flat whatever the file count: the authority's listing is kept in a scratch
+SQLite file and looked up per path, the uploads are fed to the pool as it frees up, and
+the report counts every item but keeps at most ITEMS_KEPT of them (the first by path).
 """
 
 import logging
@@ -23,16 +27,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from syncer.actions.common import DOCUMENT_LIMIT, document_copy, run_in_threads
+from syncer.actions.common import DOCUMENT_LIMIT, BoundedPool, document_copy, run_in_threads
 from syncer.actions.hooks import with_hooks
 from syncer.actions.restore import restore_snapshot, walk_files
 from syncer.endpoints.base import entry_copy
 from syncer.endpoints.factory import DEFAULT_CONCURRENCY, build_endpoint, build_s3_target
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError, UsageError
 from syncer.index.hashing import hash_file
+from syncer.index.scratch import ListingStore
 from syncer.verdict import UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.restore")
+
+ITEMS_KEPT = 10_000  # items a report lists (a million uploads are counted, not listed)
 
 
 def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_run=False, credentials_file=None,
@@ -62,6 +69,7 @@ def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, c
     staging = Path(db.state_dir) / "restore-cloud" / f"{policy.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    items = ItemTally()
     try:
         restored = restore_snapshot(policy, db, staging, snapshot, includes)
         if restored.get("error"):  # the snapshot does not match its manifest: nothing goes up
@@ -69,57 +77,101 @@ def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, c
         log.info("%s: snapshot %s restored to staging and checked; comparing with %s", policy.name,
                  restored["snapshot"][:8], endpoint.describe())
         if endpoint.capabilities.repositories:
-            items = restore_repositories(endpoint, staging, concurrency, dry_run)
+            items.add_all(restore_repositories(endpoint, staging, concurrency, dry_run))
         elif endpoint.capabilities.documents:
-            items = write_documents(endpoint, staging, delete, dry_run)
+            items.add_all(write_documents(endpoint, staging, delete, dry_run))
         else:
-            items = upload_files(endpoint, staging, concurrency, dry_run)
+            items.add_all(upload_files(endpoint, staging, concurrency, dry_run))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    counts = {}
-    for entry in items:
-        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    counts = items.counts
     failed = counts.get("failed", 0) + counts.get("refused", 0)
     report = {"name": policy.name, "snapshot": restored["snapshot"], "target": endpoint.describe(),
-              "dry_run": dry_run, "counts": counts,
-              "items": sorted((entry for entry in items if entry["status"] != "present"), key=lambda e: e["path"]),
+              "dry_run": dry_run, "counts": counts, "items": items.kept_items(),
               "exit_code": EXIT_FINDINGS if failed else EXIT_OK}
+    if items.left_off:
+        report["items_left_off"] = items.left_off
     log.info("%s: %s", policy.name, ", ".join(f"{count} {status}" for status, count in counts.items()) or "nothing")
     return report
+
+
+class ItemTally:
+    """The items of one restore: every status counted, the items that are not `present`
+    kept up to `limit` (those first by path), how many more there were in `left_off`."""
+
+    def __init__(self, limit=ITEMS_KEPT):
+        self.limit = limit
+        self.counts = {}
+        self.kept = []
+        self.left_off = 0
+
+    def add_all(self, items):
+        for item in items:
+            self.add(item)
+
+    def add(self, item):
+        self.counts[item["status"]] = self.counts.get(item["status"], 0) + 1
+        if item["status"] != "present":
+            self.kept.append(item)
+            if len(self.kept) >= 2 * self.limit:
+                self.trim()
+
+    def trim(self):
+        self.kept.sort(key=lambda item: item["path"])
+        self.left_off += max(0, len(self.kept) - self.limit)
+        del self.kept[self.limit:]
+
+    def kept_items(self):
+        """Return the kept items in path order."""
+        self.trim()
+        return self.kept
 
 
 def upload_files(endpoint, root, concurrency, dry_run=False):
     """Upload every file below `root` that the endpoint lacks or holds with other
     content. Return items {path, status, reason?}: uploaded (the service took it),
     to_upload (dry run), present (same checksum), present_unverifiable (held there with
-    no checksum to compare: not uploaded), failed."""
+    no checksum to compare: not uploaded), failed; an iterator, each item yielded as it
+    is decided, the listing looked up in a scratch file beside `root`."""
     if not endpoint.capabilities.can_write:
         raise UsageError(f"{endpoint.describe()} cannot be written to: {endpoint.capabilities.reason}")
-    listing = {entry.path: entry for entry in endpoint.list_entries()}
-    jobs, items = [], []
-    for relative, path in walk_files(root):
-        hashed = hash_file(path, ("md5", "sha256"))
-        remote = listing.get(relative)
-        # Present or absent is the listing's identity; same or differs is the verdict's.
-        verdict = judge(entry_copy(remote), Copy(hashed.size, hashed.digests)) if remote is not None else None
-        if verdict and verdict.ok:
-            items.append({"path": relative, "status": "present"})
-        elif verdict and verdict.status == UNVERIFIABLE:
-            items.append({"path": relative, "status": "present_unverifiable", "reason": verdict.reason})
-        else:
-            jobs.append((relative, path, hashed.digests,
-                         "differs at the authority" if remote is not None else "missing at the authority"))
+    return compare_and_upload(endpoint, root, concurrency, dry_run)
 
-    def upload(job):
-        relative, path, digests, _why = job
-        endpoint.write_entry(relative, path, digests)
 
-    for (relative, _, _, why), _, error in run_in_threads(upload, jobs, concurrency, "upload"):
-        if error is None:
-            items.append({"path": relative, "status": "to_upload" if dry_run else "uploaded", "reason": why})
-        else:
-            items.append({"path": relative, "status": "failed", "reason": str(error)})
-    return items
+def compare_and_upload(endpoint, root, concurrency, dry_run):
+    """Yield upload_files' items as they are decided (see there)."""
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f"{root.name}-listing-") as scratch, \
+            ListingStore(Path(scratch) / "listing.sqlite") as listing:
+        listing.load(endpoint.list_entries())
+
+        def upload(job):
+            relative, path, digests, _why = job
+            endpoint.write_entry(relative, path, digests)
+
+        with BoundedPool(upload, concurrency, "upload") as pool:
+            for relative, path in walk_files(root):
+                hashed = hash_file(path, ("md5", "sha256"))
+                remote = listing.get(relative)
+                # Present or absent is the listing's identity; same or differs is the verdict's.
+                verdict = judge(entry_copy(remote), Copy(hashed.size, hashed.digests)) if remote is not None else None
+                if verdict and verdict.ok:
+                    yield {"path": relative, "status": "present"}
+                elif verdict and verdict.status == UNVERIFIABLE:
+                    yield {"path": relative, "status": "present_unverifiable", "reason": verdict.reason}
+                else:
+                    why = "differs at the authority" if remote is not None else "missing at the authority"
+                    for outcome in pool.submit((relative, path, hashed.digests, why)):
+                        yield upload_item(outcome, dry_run)
+            for outcome in pool.drain():
+                yield upload_item(outcome, dry_run)
+
+
+def upload_item(outcome, dry_run):
+    """Return the item of one upload's outcome (job, result, error)."""
+    (relative, _, _, why), _, error = outcome
+    if error is None:
+        return {"path": relative, "status": "to_upload" if dry_run else "uploaded", "reason": why}
+    return {"path": relative, "status": "failed", "reason": str(error)}
 
 
 def write_documents(endpoint, root, delete=False, dry_run=False):
@@ -129,10 +181,11 @@ def write_documents(endpoint, root, delete=False, dry_run=False):
     document, which the service rebuilds from its source), skipped (a file the service
     takes no document for), failed."""
     documents = endpoint.capabilities.documents
-    listing = {entry.path: entry for entry in endpoint.list_entries()}
     items = []
-    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f"{root.name}-documents-") as scratch:
-        for relative, path in list(walk_files(root)):
+    with tempfile.TemporaryDirectory(dir=root.parent, prefix=f"{root.name}-documents-") as scratch, \
+            ListingStore(Path(scratch) / "listing.sqlite") as listing:
+        listing.load(endpoint.list_entries())
+        for relative, path in walk_files(root):
             remote = listing.get(relative)
             ours = Path(path).read_bytes()
             if not documents.writable(relative):

@@ -13,7 +13,9 @@ one place, syncer.endpoints.factory.
 
 import logging
 import os
+import pickle
 import random
+import tempfile
 import threading
 import time
 
@@ -104,8 +106,7 @@ class RetryingEndpoint(Wrapper):
         self.retry = Retry(**settings)
 
     def list_entries(self):
-        # A listing that fails half-way is started again as a whole, so it is collected first.
-        yield from self.retry("listing", lambda: list(self.inner.list_entries()))
+        return spooled_listing(self.retry, self.inner.list_entries)
 
     def check_access(self):
         return self.retry("checking access", self.inner.check_access)
@@ -121,6 +122,25 @@ class RetryingEndpoint(Wrapper):
 
     def head_sha256(self, path):
         return self.retry(f"reading the checksum of {path}", self.inner.head_sha256, path)
+
+
+def spooled_listing(retry, list_entries):
+    """Yield the entries of list_entries(), retried as a whole with `retry`: a listing that
+    fails half-way is started again, so no caller ever sees part of one or an entry twice.
+    Each attempt is written to an unnamed temporary file as it arrives and read back once
+    it completed, so a listing of a million entries is never held in memory."""
+    with tempfile.TemporaryFile(prefix="syncer-listing-") as spool:
+        def attempt():
+            spool.seek(0)
+            spool.truncate()
+            for entry in list_entries():
+                pickle.dump(entry, spool, pickle.HIGHEST_PROTOCOL)
+
+        retry("listing", attempt)
+        end = spool.tell()
+        spool.seek(0)
+        while spool.tell() < end:
+            yield pickle.load(spool)
 
 
 class ClosingStream:
@@ -219,7 +239,7 @@ class RetryingMirrors(MirrorWrapper):
         self.retry = Retry(**settings)
 
     def list_entries(self):
-        yield from self.retry("listing", lambda: list(self.inner.list_entries()))
+        return spooled_listing(self.retry, self.inner.list_entries)
 
     def check_access(self):
         return self.retry("checking access", self.inner.check_access)

@@ -1,0 +1,70 @@
+"""restore --to cloud streams: the authority's listing is looked up from a scratch file,
+never held, and the report counts every item but keeps a bounded number of them."""
+
+import hashlib
+import weakref
+
+from syncer.actions.restore_cloud import ItemTally, upload_files
+from syncer.endpoints.base import Capabilities, Entry
+from syncer.endpoints.factory import wrap_endpoint
+
+
+class Service:
+    """An authority of `count` listed files (the Endpoint contract, in memory) that counts
+    how many of the entries it listed are still alive and records what is written."""
+
+    capabilities = Capabilities(checksum="sha256")
+
+    def __init__(self, count, contents):
+        self.count, self.contents = count, contents
+        self.alive = self.most_alive = 0
+        self.written = []
+
+    def describe(self):
+        return "service"
+
+    def forget(self):
+        self.alive -= 1
+
+    def list_entries(self):
+        for number in range(self.count):
+            path = f"d/{number:05d}"
+            content = self.contents.get(path, path.encode())
+            entry = Entry(path, len(content), hashlib.sha256(content).hexdigest(), "sha256", ref=path)
+            self.alive += 1
+            weakref.finalize(entry, self.forget)
+            self.most_alive = max(self.most_alive, self.alive)
+            yield entry
+
+    def write_entry(self, path, source, digests):
+        self.written.append(path)
+
+
+def test_the_upload_compares_with_a_listing_it_never_holds(tmp_path):
+    staging = tmp_path / "staging"
+    (staging / "d").mkdir(parents=True)
+    for number in range(0, 3000, 100):  # 30 restored files: the same, differing, or missing upstream
+        path = f"d/{number:05d}"
+        (staging / path).write_bytes(path.encode())
+    (staging / "d" / "new").write_bytes(b"only in the snapshot")
+    service = Service(3000, {"d/00100": b"other", "d/00200": b"changed upstream"})
+    items = upload_files(wrap_endpoint(service, concurrency=2), staging, 2)
+    assert iter(items) is items  # handed out as decided, never collected first
+    statuses = {item["path"]: (item["status"], item.get("reason")) for item in items}
+    assert service.most_alive <= 3, service.most_alive  # a dict of the listing keeps all 3000 alive
+    assert statuses["d/00100"] == statuses["d/00200"] == ("uploaded", "differs at the authority")
+    assert statuses["d/new"] == ("uploaded", "missing at the authority")
+    assert sorted(path for path, (status, _) in statuses.items() if status == "present") == [
+        f"d/{number:05d}" for number in range(0, 3000, 100) if number not in (100, 200)]
+    assert sorted(service.written) == ["d/00100", "d/00200", "d/new"]
+    assert list(tmp_path.iterdir()) == [staging]  # the scratch listing is removed
+
+
+def test_the_report_counts_every_item_and_keeps_the_first_by_path():
+    tally = ItemTally(limit=10)
+    tally.add_all({"path": f"f{number:03d}", "status": "uploaded"} for number in reversed(range(45)))
+    tally.add_all({"path": f"p{number:03d}", "status": "present"} for number in range(1000))
+    tally.add({"path": "a-failed", "status": "failed", "reason": "refused"})
+    assert tally.counts == {"uploaded": 45, "present": 1000, "failed": 1}
+    assert [item["path"] for item in tally.kept_items()] == ["a-failed"] + [f"f{number:03d}" for number in range(9)]
+    assert tally.left_off == 36
