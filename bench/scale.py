@@ -11,7 +11,8 @@ ratios and the peak RSS of each command, PASS/MISS against issue 13's targets:
 - push after a small change vs raw `restic backup` of the same change: <= 1.5x;
 - drill --full and restore vs raw `restic restore` (reported, no target);
 - syncer's own peak RSS (its process alone, sampled from /proc; restic's counted apart)
-  for verify, push, drill --full, restore, scrub and status: <= 150 MiB.
+  for verify, push, drill --full, restore, scrub and status: <= 150 MiB (--memory-only
+  also runs `restore --to cloud` against the `local` authority, a few files lost there).
 
 The page cache is warm (the trees are read once first), as the issue measured. Exit 0
 even when a target is missed (this is a report); non-zero when something broke.
@@ -268,6 +269,16 @@ def run(options):
         syncer_run("restore/syncer", state, "restore", "scale", "--to", str(target))
         remove(target)
 
+    def restore_to_cloud():
+        # The day's changed files are lost upstream: the restore lists the whole authority,
+        # finds them missing and uploads them back from the latest snapshot.
+        for path in changed:
+            (authority / path.relative_to(local)).unlink(missing_ok=True)
+        syncer_run("restore --to cloud/syncer", state, "restore", "scale", "--to", "cloud")
+        missing = [path for path in changed if not (authority / path.relative_to(local)).is_file()]
+        if missing:
+            raise BenchError(f"restore --to cloud left {len(missing)} files missing upstream, e.g. {missing[0]}")
+
     def raw_restore():
         target = WORK / "restored-raw"
         remove(target)
@@ -280,7 +291,7 @@ def run(options):
         syncer_run("status/syncer", state, "status", "--json", expect=(0, 1))
 
     if options.memory_only:  # syncer's own memory at scale, once each, no peers
-        for step in (warm_verify, small_change, drill, restore, scrub_and_status):
+        for step in (warm_verify, small_change, drill, restore, restore_to_cloud, scrub_and_status):
             step()
         return report_memory(options, measure)
     log(f"cold verify, {options.rounds} rounds ...")
