@@ -23,6 +23,7 @@ from syncer.errors import (
 from syncer.policy.load import check_machine
 
 log = logging.getLogger("syncer")
+ITEMS_KEPT = 10_000  # items a report lists (a million uploads are counted, not listed)
 
 
 @contextmanager
@@ -169,6 +170,40 @@ class BoundedPool:
         for _, future in self.waiting:
             future.cancel()
         self.pool.shutdown(wait=True)
+
+
+class ItemTally:
+    """The items of one report: every status counted, the items whose status is not one
+    of `quiet` kept up to `limit` (those first by path), how many more in `left_off`.
+    A report of a million files counts them all and lists a bounded number."""
+
+    def __init__(self, quiet=("present",), limit=ITEMS_KEPT):
+        self.quiet = quiet
+        self.limit = limit
+        self.counts = {}
+        self.kept = []
+        self.left_off = 0
+
+    def add_all(self, items):
+        for item in items:
+            self.add(item)
+
+    def add(self, item):
+        self.counts[item["status"]] = self.counts.get(item["status"], 0) + 1
+        if item["status"] not in self.quiet:
+            self.kept.append(item)
+            if len(self.kept) >= 2 * self.limit:
+                self.trim()
+
+    def trim(self):
+        self.kept.sort(key=lambda item: (item["path"], item["status"]))
+        self.left_off += max(0, len(self.kept) - self.limit)
+        del self.kept[self.limit:]
+
+    def kept_items(self):
+        """Return the kept items in path order."""
+        self.trim()
+        return self.kept
 
 
 def quarantine_folder(state_dir, dataset):

@@ -8,6 +8,10 @@ replace a good file. A mismatch is downloaded again, then reported. Local-only f
 are reported, or with `pull: {delete: true}` moved to a trash folder in the state
 directory (never unlinked).
 
+Memory stays flat whatever the file count: the authority's listing goes into a scratch
+SQLite file and is merged in path order with the index's rows, what is to download is
+kept in a second one, and the report counts every item but keeps a bounded number.
+
 GitLab: `git clone --mirror` new projects, `git remote update --prune` existing ones.
 """
 
@@ -15,13 +19,16 @@ import hashlib
 import io
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
 from syncer.actions.common import (
     DOCUMENT_LIMIT,
+    ItemTally,
     document_copy,
     for_each_dataset,
+    map_in_threads,
     read_local_document,
     recorded_run,
     require_on_this_machine,
@@ -47,10 +54,12 @@ from syncer.index.db import LOCAL, parent_of
 from syncer.index.exclude import compile_excludes
 from syncer.index.lock import dataset_lock
 from syncer.index.scan import scan_tree
+from syncer.index.scratch import ListingStore
 from syncer.verdict import UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.pull")
 DOWNLOAD_ATTEMPTS = 3  # a checksum mismatch is downloaded again this often, then reported
+RECORDS_BATCH = 1000  # downloaded files recorded in the index at a time
 # Statuses that make a pull exit 1: something could not be brought in line.
 FINDINGS = ("failed", "refused", "local_only")
 COUNTED = ("downloaded", "up_to_date", "unverifiable", "failed", "refused", "local_only", "trashed",
@@ -86,19 +95,17 @@ def pull_dataset(policy, db, dry_run=False):
         endpoint = build_endpoint(policy, concurrency=concurrency)
         policy.path.mkdir(parents=True, exist_ok=True)
         log.info("%s: pulling from %s%s", policy.name, endpoint.describe(), " (dry run)" if dry_run else "")
+        items = ItemTally(quiet=("up_to_date",))
         if endpoint.capabilities.repositories:
-            items = pull_repositories(policy, db, endpoint, concurrency, delete, dry_run)
+            items.add_all(pull_repositories(policy, db, endpoint, concurrency, delete, dry_run))
         else:
-            items = pull_files(policy, db, endpoint, concurrency, delete, dry_run)
-        counts = dict.fromkeys(COUNTED, 0)
-        for entry in items:
-            counts[entry["status"]] += 1
-        shown = sorted((entry for entry in items if entry["status"] not in ("up_to_date",)),
-                       key=lambda entry: (entry["path"], entry["status"]))
-        findings = sum(counts[status] for status in FINDINGS)
+            pull_files(policy, db, endpoint, concurrency, delete, dry_run, items)
+        findings = sum(items.counts.get(status, 0) for status in FINDINGS)
         outcome.update(name=policy.name, authority=endpoint.describe(), dry_run=dry_run,
-                       counts={status: count for status, count in counts.items() if count}, items=shown,
-                       exit_code=EXIT_FINDINGS if findings else EXIT_OK)
+                       counts={status: items.counts[status] for status in COUNTED if items.counts.get(status)},
+                       items=items.kept_items(), exit_code=EXIT_FINDINGS if findings else EXIT_OK)
+        if items.left_off:
+            outcome["items_left_off"] = items.left_off
         log.info("%s: %s", policy.name, ", ".join(f"{count} {status}" for status, count in outcome["counts"].items())
                  or "nothing to do")
     return dict(outcome)
@@ -114,51 +121,81 @@ def item(path, status, reason=None):
 # --- files ------------------------------------------------------------------------------
 
 
-def pull_files(policy, db, endpoint, concurrency, delete, dry_run):
+def pull_files(policy, db, endpoint, concurrency, delete, dry_run, items):
+    """Pull the files of `policy`'s dataset, adding each item to `items` (an ItemTally)."""
     algorithm = endpoint.capabilities.checksum or "sha256"
     algorithms = tuple(sorted({algorithm, "sha256"} & {"md5", "sha256"}))
     log.info("%s: indexing the local copy %s", policy.name, policy.path)
     scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, algorithms)
-    local = {}
-    leftovers = []
-    for path, size, _mtime_ns, md5, sha256 in db.iterate_files(policy.name, LOCAL):
-        if is_temporary_name(path.rpartition("/")[2]):
-            leftovers.append(path)
-        else:
-            local[path] = (size, {"md5": md5, "sha256": sha256})
+    leftovers = [row[0] for row in db.iterate_files(policy.name, LOCAL) if is_temporary_path(row[0])]
     remove_leftovers(policy, db, leftovers, dry_run)
     log.info("%s: listing the authority %s", policy.name, endpoint.describe())
+    with tempfile.TemporaryDirectory(dir=db.state_dir, prefix=f"pull-{policy.name}-") as scratch, \
+            ListingStore(Path(scratch) / "listing.sqlite") as listing, \
+            ListingStore(Path(scratch) / "wanted.sqlite") as wanted:
+        listing.load(endpoint.list_entries())
+        local_only = []
+        # The index is read only while the listing is merged with it, and written only once
+        # that is done: no cursor is ever open on a table being written.
+        indexed = (row for row in db.iterate_files(policy.name, LOCAL) if not is_temporary_path(row[0]))
+        wanted.load(entries_to_download(policy, endpoint, merge_by_path(listing.entries(), indexed), items,
+                                        local_only))
+        if dry_run:
+            items.add_all(item(entry.path, "to_download", entry.note) for entry in wanted.entries())
+        else:
+            log.info("%s: downloading %d files, %d at a time", policy.name, len(wanted), concurrency)
+            items.add_all(download_all(policy, db, endpoint, wanted.entries(), concurrency))
+        items.add_all(handle_local_only(policy, db, local_only, len(listing) > 0, delete, dry_run))
+
+
+def is_temporary_path(path):
+    return is_temporary_name(path.rpartition("/")[2])
+
+
+def merge_by_path(entries, rows):
+    """Yield (entry, row) for every path of the listed `entries` and the index's `rows`
+    ((path, ...) tuples), both in path order, None for the side that lacks the path:
+    a merge of two sorted streams, so nothing is held."""
+    entry, row = next(entries, None), next(rows, None)
+    while entry is not None or row is not None:
+        if row is None or (entry is not None and entry.path < row[0]):
+            yield entry, None
+            entry = next(entries, None)
+        elif entry is None or row[0] < entry.path:
+            yield None, row
+            row = next(rows, None)
+        else:
+            yield entry, row
+            entry, row = next(entries, None), next(rows, None)
+
+
+def entries_to_download(policy, endpoint, pairs, items, local_only):
+    """Decide each (listed entry, local row) of `pairs`: yield the entries to download;
+    add the other items to `items`, and the paths only the local copy has to `local_only`."""
     is_excluded = compile_excludes(policy.exclude)
     documents = endpoint.capabilities.documents
-    items, wanted, listed = [], [], set()
-    for entry in endpoint.list_entries():
-        listed.add(entry.path)
+    for entry, row in pairs:
+        if entry is None:
+            local_only.append(row[0])
+            continue
         if is_excluded(entry.path):
             continue
         problem = check_relative_path(entry.path)
         if problem or (entry.note or "").startswith("unsafe name"):
-            items.append(item(entry.path, "refused", entry.note or f"unsafe name: {problem}"))
+            items.add(item(entry.path, "refused", entry.note or f"unsafe name: {problem}"))
             continue
-        found = local.get(entry.path)
+        found = row and (row[1], {"md5": row[3], "sha256": row[4]})
         if documents and found:  # a document is compared by what it says (its digest), not its bytes
             found = document_copy(documents, entry.path, read_local_document(policy.path, entry.path))
         decision = decide(entry, found)
         if decision == "up_to_date":
-            items.append(item(entry.path, "up_to_date"))
+            items.add(item(entry.path, "up_to_date"))
         elif decision == "kept":
-            items.append(item(entry.path, "unverifiable", f"kept the local file: {entry.note or 'no checksum'}"))
+            items.add(item(entry.path, "unverifiable", f"kept the local file: {entry.note or 'no checksum'}"))
         elif decision == "unavailable":
-            items.append(item(entry.path, "unverifiable", entry.note or "no download URL"))
+            items.add(item(entry.path, "unverifiable", entry.note or "no download URL"))
         else:
-            wanted.append(entry)
-    if dry_run:
-        items += [item(entry.path, "to_download", entry.note) for entry in wanted]
-    else:
-        log.info("%s: downloading %d files, %d at a time", policy.name, len(wanted), concurrency)
-        items += download_all(policy, db, endpoint, wanted, concurrency)
-    local_only = sorted(path for path in local if path not in listed)
-    items += handle_local_only(policy, db, local_only, bool(listed), delete, dry_run)
-    return items
+            yield entry
 
 
 def decide(entry, local):
@@ -175,16 +212,25 @@ def decide(entry, local):
 
 
 def download_all(policy, db, endpoint, entries, concurrency):
-    """Download `entries` with at most `concurrency` in flight; return their items and
-    record the downloaded files' digests in the index (no second read by verify)."""
-    items, records = [], []
-    outcomes = run_in_threads(lambda entry: download_one(endpoint, entry, policy.path), entries, concurrency, "pull",
+    """Download `entries` (any iterable) with at most `concurrency` in flight; yield their
+    items and record the downloaded files' digests in the index (no second read by
+    verify), RECORDS_BATCH at a time."""
+    records = []
+    outcomes = map_in_threads(lambda entry: download_one(endpoint, entry, policy.path), entries, concurrency, "pull",
                               (EndpointError, UnsafePath, OSError))
     for entry, outcome, error in outcomes:
         status, reason, record = outcome if error is None else (*failure(error), None)
-        items.append(item(entry.path, status, reason))
+        yield item(entry.path, status, reason)
         if record:
             records.append(record)
+            if len(records) >= RECORDS_BATCH:
+                record_downloads(policy, db, records)
+                records = []
+    record_downloads(policy, db, records)
+
+
+def record_downloads(policy, db, records):
+    """Record downloaded files in the index once their folders are durable."""
     # One fsync per directory makes the renames durable (the files' bytes were fsynced
     # before their rename): cheaper than one per file, and a crash before it only
     # means a file is downloaded again.
@@ -193,7 +239,6 @@ def download_all(policy, db, endpoint, entries, concurrency):
     if records:
         with db.transaction():
             db.upsert_files(policy.name, LOCAL, records)
-    return items
 
 
 def failure(error):

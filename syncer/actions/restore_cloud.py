@@ -18,7 +18,7 @@ source and is never written.
 
 Memory stays flat whatever the file count: the authority's listing is kept in a scratch
 SQLite file and looked up per path, the uploads are fed to the pool as it frees up, and
-the report counts every item but keeps at most ITEMS_KEPT of them (the first by path).
+the report counts every item but keeps at most ITEMS_KEPT of them (common.ItemTally).
 """
 
 import logging
@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from syncer.actions.common import DOCUMENT_LIMIT, BoundedPool, document_copy, run_in_threads
+from syncer.actions.common import DOCUMENT_LIMIT, BoundedPool, ItemTally, document_copy, run_in_threads
 from syncer.actions.hooks import with_hooks
 from syncer.actions.restore import restore_snapshot, walk_files
 from syncer.endpoints.base import entry_copy
@@ -39,7 +39,6 @@ from syncer.verdict import UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.restore")
 
-ITEMS_KEPT = 10_000  # items a report lists (a million uploads are counted, not listed)
 
 
 def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_run=False, credentials_file=None,
@@ -93,38 +92,6 @@ def restore_snapshot_to_cloud(policy, db, target, snapshot, includes, dry_run, c
         report["items_left_off"] = items.left_off
     log.info("%s: %s", policy.name, ", ".join(f"{count} {status}" for status, count in counts.items()) or "nothing")
     return report
-
-
-class ItemTally:
-    """The items of one restore: every status counted, the items that are not `present`
-    kept up to `limit` (those first by path), how many more there were in `left_off`."""
-
-    def __init__(self, limit=ITEMS_KEPT):
-        self.limit = limit
-        self.counts = {}
-        self.kept = []
-        self.left_off = 0
-
-    def add_all(self, items):
-        for item in items:
-            self.add(item)
-
-    def add(self, item):
-        self.counts[item["status"]] = self.counts.get(item["status"], 0) + 1
-        if item["status"] != "present":
-            self.kept.append(item)
-            if len(self.kept) >= 2 * self.limit:
-                self.trim()
-
-    def trim(self):
-        self.kept.sort(key=lambda item: item["path"])
-        self.left_off += max(0, len(self.kept) - self.limit)
-        del self.kept[self.limit:]
-
-    def kept_items(self):
-        """Return the kept items in path order."""
-        self.trim()
-        return self.kept
 
 
 def upload_files(endpoint, root, concurrency, dry_run=False):

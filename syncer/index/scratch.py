@@ -9,6 +9,7 @@ back, removed by close(). Nothing else ever reads it.
 import os
 import pickle
 import sqlite3
+from contextlib import closing
 
 BATCH = 5000
 
@@ -86,3 +87,9 @@ class ListingStore(ScratchStore):
         """Return the entry listed at `path`, or None."""
         row = self.connection.execute("SELECT entry FROM listing WHERE path=?", (path,)).fetchone()
         return row and pickle.loads(row[0])
+
+    def entries(self):
+        """Yield the entries in path order (SQLite's binary order, the same as the index's)."""
+        with closing(self.connection.cursor()) as cursor:
+            for (entry,) in cursor.execute("SELECT entry FROM listing ORDER BY path"):
+                yield pickle.loads(entry)

@@ -1,12 +1,18 @@
-"""restore --to cloud streams: the authority's listing is looked up from a scratch file,
-never held, and the report counts every item but keeps a bounded number of them."""
+"""restore --to cloud and pull stream: the authority's listing is looked up from a scratch
+file (or merged with the index), never held, and a report counts every item but keeps a
+bounded number of them."""
 
 import hashlib
+import io
+import types
 import weakref
 
-from syncer.actions.restore_cloud import ItemTally, upload_files
+from syncer.actions.common import ItemTally
+from syncer.actions.pull import pull_files
+from syncer.actions.restore_cloud import upload_files
 from syncer.endpoints.base import Capabilities, Entry
 from syncer.endpoints.factory import wrap_endpoint
+from syncer.index.db import LOCAL, StateDB
 
 
 class Service:
@@ -39,6 +45,9 @@ class Service:
     def write_entry(self, path, source, digests):
         self.written.append(path)
 
+    def open_entry(self, entry):
+        return io.BytesIO(self.contents.get(entry.path, entry.path.encode()))
+
 
 def test_the_upload_compares_with_a_listing_it_never_holds(tmp_path):
     staging = tmp_path / "staging"
@@ -68,3 +77,28 @@ def test_the_report_counts_every_item_and_keeps_the_first_by_path():
     assert tally.counts == {"uploaded": 45, "present": 1000, "failed": 1}
     assert [item["path"] for item in tally.kept_items()] == ["a-failed"] + [f"f{number:03d}" for number in range(9)]
     assert tally.left_off == 36
+
+
+def test_a_pull_merges_a_listing_it_never_holds_with_the_index(tmp_path):
+    local = tmp_path / "local"
+    (local / "d").mkdir(parents=True)
+    for number in range(3000):
+        path = f"d/{number:05d}"
+        (local / path).write_bytes(path.encode())
+    (local / "d" / "00007").write_bytes(b"changed here")
+    (local / "d" / "00008").unlink()
+    (local / "d" / "00009").unlink()
+    (local / "d" / "mine").write_bytes(b"only here")
+    service = Service(3000, {})
+    policy = types.SimpleNamespace(name="d", path=local, exclude=[])
+    db = StateDB(tmp_path / "state")
+    items = ItemTally(quiet=("up_to_date",))
+    pull_files(policy, db, wrap_endpoint(service, concurrency=2), 2, False, False, items)
+    assert service.most_alive <= 3, service.most_alive  # a dict or a list of the listing keeps all 3000
+    assert items.counts == {"up_to_date": 2997, "downloaded": 3, "local_only": 1}
+    assert [(item["path"], item["status"]) for item in items.kept_items()] == [
+        ("d/00007", "downloaded"), ("d/00008", "downloaded"), ("d/00009", "downloaded"), ("d/mine", "local_only")]
+    assert (local / "d" / "00007").read_bytes() == b"d/00007" and (local / "d" / "00009").is_file()
+    indexed = {path: sha256 for path, _, _, _, sha256 in db.iterate_files("d", LOCAL)}
+    assert indexed["d/00008"] == hashlib.sha256(b"d/00008").hexdigest() and len(indexed) == 3001
+    assert list((tmp_path / "state").glob("pull-*")) == []  # the scratch listings are removed
