@@ -24,7 +24,12 @@ class ResponseStream:
         self.response.raw.decode_content = True
 
     def read(self, size=-1):
-        return self.response.raw.read(None if size is None or size < 0 else size)
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return self.response.raw.read(None if size is None or size < 0 else size)
+        except HTTPError as error:  # a reset or a timeout once the headers came: temporary, like one before
+            raise EndpointError(f"the connection broke while reading the answer ({error.__class__.__name__})")
 
     def close(self):
         self.response.close()

@@ -9,7 +9,6 @@ back, removed by close(). Nothing else ever reads it.
 import os
 import pickle
 import sqlite3
-from contextlib import closing
 
 BATCH = 5000
 
@@ -90,6 +89,7 @@ class ListingStore(ScratchStore):
 
     def entries(self):
         """Yield the entries in path order (SQLite's binary order, the same as the index's)."""
-        with closing(self.connection.cursor()) as cursor:
-            for (entry,) in cursor.execute("SELECT entry FROM listing ORDER BY path"):
-                yield pickle.loads(entry)
+        # A plain cursor, not closed explicitly: a generator dropped after close() (an error
+        # that left the store) must not fail on the closed connection when it is collected.
+        for (entry,) in self.connection.execute("SELECT entry FROM listing ORDER BY path"):
+            yield pickle.loads(entry)
