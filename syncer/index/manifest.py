@@ -6,8 +6,6 @@ Entries come in as dicts {"path", "size", "mtime_ns", "md5", "sha256"} and go ou
 same way; iteration is in path order (SQLite's binary order, the same as the index's).
 """
 
-from contextlib import closing
-
 from syncer.index.scratch import ScratchStore
 
 COLUMNS = ("path", "size", "mtime_ns", "md5", "sha256")
@@ -34,9 +32,9 @@ class ManifestStore(ScratchStore):
 
     def files(self):
         """Yield the entries that are files (they have a size), in path order."""
-        with closing(self.connection.cursor()) as cursor:
-            for row in cursor.execute(SELECT + " WHERE size IS NOT NULL ORDER BY path"):
-                yield dict(zip(COLUMNS, row))
+        # a plain cursor, as ListingStore.entries (a generator collected after close() stays quiet)
+        for row in self.connection.execute(SELECT + " WHERE size IS NOT NULL ORDER BY path"):
+            yield dict(zip(COLUMNS, row))
 
     def total_bytes(self):
         return self.connection.execute("SELECT COALESCE(SUM(size), 0) FROM manifest").fetchone()[0]
