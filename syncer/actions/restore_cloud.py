@@ -40,7 +40,6 @@ from syncer.verdict import UNVERIFIABLE, Copy, judge
 log = logging.getLogger("syncer.restore")
 
 
-
 def run_restore_cloud(policy, db, target, snapshot="latest", includes=(), dry_run=False, credentials_file=None,
                       endpoint_url=None, delete=False):
     """Restore `policy`'s dataset from `snapshot` to its authority (`target` "cloud") or

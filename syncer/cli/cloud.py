@@ -39,6 +39,9 @@ def render_pull(report):
         out.print(f"[bold]{dataset['name']}[/bold]  ({safe_text(dataset['authority'], markup=True)}){suffix}: "
                   f"{counts or 'nothing to do'}")
         print_items(out, dataset["items"])
+        if dataset.get("items_left_off"):  # a report keeps a bounded number of items (common.ItemTally)
+            out.print(f"  another {dataset['items_left_off']} items are counted above but not listed, "
+                      "not even by --json")
 
 
 def restore_to_cloud(current, policy, target, snapshot, includes, dry_run, credentials_file, endpoint_url, as_json,
