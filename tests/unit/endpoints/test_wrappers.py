@@ -8,7 +8,7 @@ import weakref
 import pytest
 
 from syncer.endpoints.base import Capabilities, Endpoint, Entry, MirrorEndpoint
-from syncer.endpoints.http import retry_after_seconds
+from syncer.endpoints.http import ResponseStream, retry_after_seconds
 from syncer.endpoints.wrappers import DryRunEndpoint, DryRunMirrors, LimitedEndpoint, RetryingEndpoint, RetryingMirrors
 from syncer.errors import AuthenticationError, EndpointError
 
@@ -192,3 +192,18 @@ def test_the_retried_listing_holds_no_entry_in_memory_and_yields_each_once_in_or
     assert (first.path, first.ref) == ("d/00000", {"key": 0})
     assert rest == [(f"d/{number:05d}", number) for number in range(1, 3000)]
     assert inner.alive == 0
+
+
+def test_a_connection_broken_while_a_body_is_read_is_a_temporary_endpoint_error():
+    from urllib3.exceptions import ProtocolError
+
+    class Broken:
+        decode_content = False
+
+        def read(self, size=None):
+            raise ProtocolError("Connection broken", ConnectionResetError(104, "Connection reset by peer"))
+
+    response = type("Response", (), {"raw": Broken(), "close": lambda self: None})()
+    with pytest.raises(EndpointError, match="connection broke while reading") as raised:
+        ResponseStream(response).read(100)
+    assert not raised.value.permanent  # the retry wrapper and pull's next run try again
