@@ -1,7 +1,12 @@
 """StateDB.compare leaves out the rows SQL shows equal: exactly those the verdict calls ok."""
 
 import itertools
+import os
+import threading
 
+import pytest
+
+from syncer.index import db as db_module
 from syncer.index.db import AUTHORITY, LOCAL, StateDB
 from syncer.verdict import OK, Copy, judge
 
@@ -16,7 +21,22 @@ def judged(row):
     return judge(expected, found).status
 
 
-def test_the_rows_left_out_as_equal_are_exactly_those_judged_ok(tmp_path):
+@pytest.fixture(params=["one thread", "three threads"])
+def compare_threads(request, monkeypatch):
+    """Run a test with the comparison's pass in this thread, then shared out to three."""
+    if request.param == "one thread":
+        yield
+        return
+    monkeypatch.setattr(db_module, "PARALLEL_COMPARE_ROWS", 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    calls, shared_out = [], StateDB.rows_in_threads
+    monkeypatch.setattr(StateDB, "rows_in_threads", lambda *arguments: calls.append(arguments[-1])
+                        or shared_out(*arguments))
+    yield
+    assert calls and set(calls) == {3}
+
+
+def test_the_rows_left_out_as_equal_are_exactly_those_judged_ok(tmp_path, compare_threads):
     db = StateDB(tmp_path / "state")
     local_rows, authority_rows = [], []
     sides = list(itertools.product(SIZES, DIGESTS, DIGESTS, NOTES))
@@ -42,7 +62,7 @@ def test_the_rows_left_out_as_equal_are_exactly_those_judged_ok(tmp_path):
     db.close()
 
 
-def test_a_dataset_with_every_row_equal_still_finds_what_is_missing_here(tmp_path):
+def test_a_dataset_with_every_row_equal_still_finds_what_is_missing_here(tmp_path, compare_threads):
     db = StateDB(tmp_path / "state")
     with db.transaction():
         db.upsert_files("data", LOCAL, [{"path": "a", "size": 1, "sha256": "d1"}])
@@ -50,4 +70,19 @@ def test_a_dataset_with_every_row_equal_still_finds_what_is_missing_here(tmp_pat
                                             {"path": "b", "size": 1, "sha256": "d2"}])
     equal = []
     assert [row[5] for row in db.compare("data", equal)] == ["b"] and equal == [1]
+    db.close()
+
+
+def test_a_comparison_left_half_way_leaves_no_thread_behind(tmp_path, monkeypatch):
+    monkeypatch.setattr(db_module, "PARALLEL_COMPARE_ROWS", 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    db = StateDB(tmp_path / "state")
+    rows = [{"path": f"d/{number:05d}", "size": 1, "sha256": "here"} for number in range(20_000)]
+    with db.transaction():
+        db.upsert_files("data", LOCAL, rows)
+        db.upsert_files("data", AUTHORITY, [dict(row, sha256="there") for row in rows])
+    compared = db.compare("data", [])
+    assert len([next(compared) for _ in range(10)]) == 10
+    compared.close()
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("compare-")]
     db.close()
