@@ -8,6 +8,7 @@ from pathlib import Path
 
 from syncer.actions.common import (
     DOCUMENT_LIMIT,
+    ItemTally,
     document_copy,
     for_each_dataset,
     read_local_document,
@@ -99,26 +100,30 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
             log.info("%s: listing the authority %s", policy.name, endpoint.describe())
             skipped += index_authority(db, policy, endpoint, deep, mirrors)
         counts = dict.fromkeys(STATUSES, 0)
-        items = []
-        corrupt = set(stats.corrupt)
+        kept = ItemTally(quiet=())  # a bounded number listed; every finding counted and stored
         # a document (a DNS zone) is compared by what it says, not its bytes: every row is judged
         equal = None if endpoint.capabilities.documents else []
-        for row in db.compare(policy.name, equal):
-            path = row[0] or row[5]
-            status, reason = judge_row(endpoint, policy, row)
-            if path in corrupt and status == CHANGED:
-                reason = CORRUPT_REASON
-            counts[status] += 1
-            if status != OK:
-                items.append({"path": path, "status": status, **({"reason": reason} if reason else {})})
+
+        def findings():
+            corrupt = set(stats.corrupt)
+            for row in db.compare(policy.name, equal):
+                path = row[0] or row[5]
+                status, reason = judge_row(endpoint, policy, row)
+                if path in corrupt and status == CHANGED:
+                    reason = CORRUPT_REASON
+                counts[status] += 1
+                if status != OK:
+                    yield {"path": path, "status": status, **({"reason": reason} if reason else {})}
+            for path, reason in skipped:
+                counts["unverifiable"] += 1
+                yield {"path": path, "status": "unverifiable", "reason": reason}
+
+        db.replace_findings(policy.name, (kept.add(item) or item for item in findings()))
         counts[OK] += sum(equal or ())
-        for path, reason in skipped:
-            counts["unverifiable"] += 1
-            items.append({"path": path, "status": "unverifiable", "reason": reason})
-        items.sort(key=lambda entry: (entry["path"], entry["status"]))
-        db.replace_findings(policy.name, items)
-        report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict,
+        report_dataset(outcome, policy, db, endpoint, stats, counts, kept.kept_items(), strict,
                        "changes" if changed_paths is not None and not deep else "tree")
+        if kept.left_off:
+            outcome["items_left_off"] = kept.left_off
     return dict(outcome)
 
 

@@ -12,19 +12,19 @@ What each side's changed paths come from:
 
 import logging
 
-from syncer.actions.common import recorded_run, require_on_this_machine
+from syncer.actions.common import ITEMS_KEPT, recorded_run, require_on_this_machine
 from syncer.actions.verify import CORRUPT_REASON, STATUSES, judge_row, note_document_difference, report_dataset
 from syncer.endpoints.factory import ENDPOINT_CLASSES, build_endpoint
 from syncer.errors import EndpointError
 from syncer.index.db import AUTHORITY
 from syncer.index.dirty import refresh_paths
 from syncer.index.incremental import (
-    all_findings,
     apply_listing,
     compare_scope,
     count_ok,
     covering_paths,
     diff_listing,
+    first_findings,
     previous_counts,
     replace_findings_in,
 )
@@ -53,17 +53,20 @@ def verify_by_changes(policy, db, strict, local_paths, authority_paths=None):
         require_on_this_machine(policy, "path", "authority")
         endpoint = build_endpoint(policy)
         algorithm = endpoint.capabilities.checksum or "sha256"
-        stats, counts, items, outcome["compared"] = compare_changes(
+        stats, counts, (items, left_off), outcome["compared"] = compare_changes(
             policy, db, endpoint, algorithm, prior, local_paths, authority_paths or ())
         report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, "changes", coverage=False)
+        if left_off:
+            outcome["items_left_off"] = left_off
     return dict(outcome)
 
 
 def compare_changes(policy, db, endpoint, algorithm, prior, local_paths, authority_paths):
     """Bring the rows of the changed paths up to date on both sides, judge only those
     and replace only their findings. Return (ScanStats of the local side, counts,
-    items, rows judged), counts and items for the whole dataset: `prior` (the last
-    verify's counts) gives the ok paths outside the changes."""
+    (items, how many more), rows judged), counts and items for the whole dataset (at
+    most ITEMS_KEPT items listed): `prior` (the last verify's counts) gives the ok
+    paths outside the changes."""
     root = endpoint.capabilities.local_root
     listed = []
     if root is None:
@@ -104,4 +107,4 @@ def compare_changes(policy, db, endpoint, algorithm, prior, local_paths, authori
     counts.update({status: number for status, number in db.count_findings(policy.name).items()
                    if status in counts})
     counts["ok"] = prior["ok"] - ok_before + ok_after
-    return stats, counts, all_findings(db, policy.name), compared
+    return stats, counts, first_findings(db, policy.name, ITEMS_KEPT), compared

@@ -82,6 +82,9 @@ def render_verify(report):
         table.add_row(*[style_count(status, value) for status, value in counts.items()])
         out.print(table)
         print_items(out, dataset["items"])
+        if dataset.get("items_left_off"):  # a report lists a bounded number of items (common.ItemTally)
+            out.print(f"  another {dataset['items_left_off']} items are counted above but not listed, not even by "
+                      "--json; every one is in the findings table of the state database")
 
 
 def style_count(status, value):

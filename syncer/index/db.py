@@ -439,12 +439,23 @@ class StateDB:
     # --- findings and runs ----------------------------------------------------
 
     def replace_findings(self, dataset, items):
-        now = time.time()
+        """Replace the findings of `dataset` with `items` (an iterable of report items,
+        however many: they are staged in a temporary table as they come, so none is held
+        here, and swapped in by one short transaction). Where a path comes twice, the
+        item that sorts last by (path, status) is kept."""
+        self.connection.execute("CREATE TEMP TABLE IF NOT EXISTS staged_findings (path TEXT NOT NULL, "
+                                "status TEXT NOT NULL, reason TEXT, PRIMARY KEY (path, status)) WITHOUT ROWID")
+        self.connection.execute("DELETE FROM temp.staged_findings")
+        self.connection.executemany(
+            "INSERT OR REPLACE INTO temp.staged_findings (path, status, reason) VALUES (?,?,?)",
+            ((item["path"], item["status"], item.get("reason")) for item in items))
         with self.transaction():
             self.connection.execute("DELETE FROM findings WHERE dataset=?", (dataset,))
-            self.connection.executemany(
-                "INSERT OR REPLACE INTO findings (dataset, path, status, reason, found_at) VALUES (?,?,?,?,?)",
-                ((dataset, item["path"], item["status"], item.get("reason"), now) for item in items))
+            self.connection.execute(
+                "INSERT OR REPLACE INTO findings (dataset, path, status, reason, found_at) "
+                "SELECT ?, path, status, reason, ? FROM temp.staged_findings ORDER BY path, status",
+                (dataset, time.time()))
+        self.connection.execute("DELETE FROM temp.staged_findings")
 
     def count_findings(self, dataset):
         cursor = self.connection.execute(

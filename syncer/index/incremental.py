@@ -119,12 +119,15 @@ def replace_findings_in(db, dataset, scope, items):
             ((dataset, item["path"], item["status"], item.get("reason"), now) for item in items))
 
 
-def all_findings(db, dataset):
-    """Return every finding of `dataset` as report items, in path order."""
-    cursor = db.execute("SELECT path, status, reason FROM findings WHERE dataset=? ORDER BY path, status",
-                        (dataset,))
-    return [{"path": path, "status": status, **({"reason": reason} if reason else {})}
-            for path, status, reason in cursor.fetchall()]
+def first_findings(db, dataset, limit):
+    """Return (the first `limit` findings of `dataset` as report items, in path order,
+    how many more there are): a report lists a bounded number, the table holds them all."""
+    cursor = db.execute("SELECT path, status, reason FROM findings WHERE dataset=? ORDER BY path, status LIMIT ?",
+                        (dataset, limit))
+    items = [{"path": path, "status": status, **({"reason": reason} if reason else {})}
+             for path, status, reason in cursor.fetchall()]
+    total = db.execute("SELECT COUNT(*) FROM findings WHERE dataset=?", (dataset,)).fetchone()[0]
+    return items, total - len(items)
 
 
 def diff_listing(db, dataset, entries, batch=2000):

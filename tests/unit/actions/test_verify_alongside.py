@@ -1,5 +1,6 @@
 """A `local` authority is indexed in a thread beside the local walk: the same report as
-indexed after it, and its failure fails the verify."""
+indexed after it, and its failure fails the verify. A report lists a bounded number of
+items; the findings table holds them all."""
 
 from syncer.actions import verify
 from syncer.actions.verify import run_verify
@@ -47,3 +48,18 @@ def test_a_failure_indexing_the_authority_alongside_fails_the_verify(tmp_path, m
     monkeypatch.setattr(verify, "index_authority", failing)
     report = verify_once(tmp_path, "state")
     assert report["exit_code"] == 3 and "directory cannot be read" in report["error"]
+
+
+def test_a_report_lists_a_bounded_number_of_items_and_the_findings_table_holds_them_all(tmp_path, monkeypatch):
+    from syncer.actions.common import ItemTally
+
+    monkeypatch.setattr(verify, "ItemTally", lambda **options: ItemTally(limit=2, **options))
+    report = verify_once(tmp_path, "state")
+    assert report["counts"] == {"ok": 2, "missing_local": 1, "extra_local": 1, "changed": 1, "unverifiable": 0}
+    assert [item["path"] for item in report["items"]] == ["edited.txt", "only-here.txt"]
+    assert report["items_left_off"] == 1
+    db = StateDB(tmp_path / "state")
+    try:
+        assert db.count_findings("docs") == {"missing_local": 1, "extra_local": 1, "changed": 1}
+    finally:
+        db.close()
