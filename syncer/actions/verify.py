@@ -105,15 +105,7 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
         equal = None if endpoint.capabilities.documents else []
 
         def findings():
-            corrupt = set(stats.corrupt)
-            for row in db.compare(policy.name, equal):
-                path = row[0] or row[5]
-                status, reason = judge_row(endpoint, policy, row)
-                if path in corrupt and status == CHANGED:
-                    reason = CORRUPT_REASON
-                counts[status] += 1
-                if status != OK:
-                    yield {"path": path, "status": status, **({"reason": reason} if reason else {})}
+            yield from judge_rows(endpoint, policy, db.compare(policy.name, equal), set(stats.corrupt), counts)
             for path, reason in skipped:
                 counts["unverifiable"] += 1
                 yield {"path": path, "status": "unverifiable", "reason": reason}
@@ -125,6 +117,19 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
         if kept.left_off:
             outcome["items_left_off"] = kept.left_off
     return dict(outcome)
+
+
+def judge_rows(endpoint, policy, rows, corrupt, counts):
+    """Judge StateDB.compare's `rows`, counting each status in `counts`; yield an item
+    for each row that is not ok (a path of `corrupt` that changed is named bit rot)."""
+    for row in rows:
+        path = row[0] or row[5]
+        status, reason = judge_row(endpoint, policy, row)
+        if path in corrupt and status == CHANGED:
+            reason = CORRUPT_REASON
+        counts[status] += 1
+        if status != OK:
+            yield {"path": path, "status": status, **({"reason": reason} if reason else {})}
 
 
 def report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, examined, coverage=True):

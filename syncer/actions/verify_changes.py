@@ -13,7 +13,7 @@ What each side's changed paths come from:
 import logging
 
 from syncer.actions.common import ITEMS_KEPT, recorded_run, require_on_this_machine
-from syncer.actions.verify import CORRUPT_REASON, STATUSES, judge_row, note_document_difference, report_dataset
+from syncer.actions.verify import STATUSES, judge_rows, note_document_difference, report_dataset
 from syncer.endpoints.factory import ENDPOINT_CLASSES, build_endpoint
 from syncer.errors import EndpointError
 from syncer.index.db import AUTHORITY
@@ -28,7 +28,7 @@ from syncer.index.incremental import (
     previous_counts,
     replace_findings_in,
 )
-from syncer.verdict import CHANGED, OK
+from syncer.verdict import OK
 
 log = logging.getLogger("syncer.verify")
 
@@ -88,23 +88,13 @@ def compare_changes(policy, db, endpoint, algorithm, prior, local_paths, authori
     else:
         authority = refresh_paths(db, policy.name, root, authority_paths, policy.exclude, ("sha256",), side=AUTHORITY)
         skipped += [(path, f"authority: {reason}") for path, reason in authority.skipped]
-    ok_after, compared, items = 0, 0, []
-    corrupt = set(stats.corrupt)
-    for row in compare_scope(db, policy.name, scope):
-        path = row[0] or row[5]
-        status, reason = judge_row(endpoint, policy, row)
-        compared += 1
-        if path in corrupt and status == CHANGED:
-            reason = CORRUPT_REASON
-        if status == OK:
-            ok_after += 1
-        else:
-            items.append({"path": path, "status": status, **({"reason": reason} if reason else {})})
+    judged = dict.fromkeys(STATUSES, 0)
+    items = list(judge_rows(endpoint, policy, compare_scope(db, policy.name, scope), set(stats.corrupt), judged))
     items += [{"path": path, "status": "unverifiable", "reason": reason} for path, reason in skipped]
     items.sort(key=lambda entry: (entry["path"], entry["status"]))  # as verify_dataset writes them
     replace_findings_in(db, policy.name, scope, items)
     counts = dict.fromkeys(STATUSES, 0)
     counts.update({status: number for status, number in db.count_findings(policy.name).items()
                    if status in counts})
-    counts["ok"] = prior["ok"] - ok_before + ok_after
-    return stats, counts, first_findings(db, policy.name, ITEMS_KEPT), compared
+    counts["ok"] = prior["ok"] - ok_before + judged[OK]
+    return stats, counts, first_findings(db, policy.name, ITEMS_KEPT), sum(judged.values())

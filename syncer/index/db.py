@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from syncer.errors import OperationalError, StateDamaged
+from syncer.index.hashing import usable_cores
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -219,7 +220,7 @@ class StateDB:
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.executescript(SCHEMA)
             if take_turns:
-                self.turn = os.open(self.state_dir / "state.db-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self.turn = self.open_turn()
         except (OSError, sqlite3.Error) as error:
             raise damaged(self.path, error) or OperationalError(f"state database {self.path} cannot be opened: "
                                                                 f"{error}")
@@ -231,12 +232,15 @@ class StateDB:
         if self.turn is not None:
             yield
             return
-        self.turn = os.open(self.state_dir / "state.db-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.turn = self.open_turn()
         try:
             yield
         finally:
             os.close(self.turn)
             self.turn = None
+
+    def open_turn(self):
+        return os.open(self.state_dir / "state.db-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def close(self):
         self.connection.close()
@@ -357,7 +361,7 @@ class StateDB:
         count = "SELECT COUNT(*) FROM files WHERE dataset=? AND side=?"
         with self.connection.translating():
             local_rows = self.connection.plain(count, (dataset, LOCAL)).fetchone()[0]
-            threads = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+            threads = min(4, usable_cores())
             if equal is not None and threads > 1 and local_rows >= PARALLEL_COMPARE_ROWS:
                 rows = self.rows_in_threads(sql, dataset, local_rows, threads)
             else:

@@ -184,12 +184,17 @@ def s3_multipart_etag(path, part_size):
     return f"{hashlib.md5(b''.join(part_digests)).hexdigest()}-{len(part_digests)}"
 
 
+def usable_cores():
+    """Return the cores this process may run on (its affinity, not the machine's count)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores)
+
+
 def default_workers():
     """Return the hashing threads for this machine: two per core we may run on, so
     that while one thread waits for the disk another keeps the core hashing (a cold
     read of one file at a time leaves the cores idle much of the time)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores) * THREADS_PER_CORE
+    return usable_cores() * THREADS_PER_CORE
 
 
 class HashPool:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from syncer.errors import SyncerError
 from syncer.index.db import StateDB, parent_of
 from syncer.index.exclude import compile_excludes
-from syncer.index.hashing import FileChanged, HashPool, default_workers
+from syncer.index.hashing import FileChanged, HashPool, default_workers, usable_cores
 from syncer.verdict import CORRUPT, Copy, judge
 
 log = logging.getLogger("syncer.scan")
@@ -280,7 +280,7 @@ class WalkerError(Exception):
 def walker_count(db, job):
     """Return how many processes may walk `job`'s tree once it proves large: one per
     core, or 0 on a single core (or when no state directory can be shared)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     if cores < 2 or not sys.executable or getattr(db, "state_dir", None) is None:
         return 0
     return cores
