@@ -382,6 +382,13 @@ def run(options):
             (root.parent / f"{root.name}.json").unlink(missing_ok=True)
 
 
+def print_verdict(name, value, target, higher_is_better, unit="x", width=52):
+    """Print one target's line: the value, the target and PASS or MISS."""
+    ok = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<="
+    print(f"  {name:<{width}} {value:7.2f}{unit:<4} target {sign} {target}{unit:<4} {'PASS' if ok else 'MISS'}")
+
+
 def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_files):
     cpu = platform.processor() or platform.machine()
     try:
@@ -434,9 +441,7 @@ def print_report(options, measure, cache_note, mixed_files, mixed_bytes, small_f
     print()
 
     def verdict(name, value, target, higher_is_better, unit="x"):
-        ok = value >= target if higher_is_better else value <= target
-        sign = ">=" if higher_is_better else "<="
-        print(f"  {name:<44} {value:7.2f}{unit:<4} target {sign} {target}{unit:<4} {'PASS' if ok else 'MISS'}")
+        print_verdict(name, value, target, higher_is_better, unit, width=44)
 
     print("targets (ratio = peer time / syncer time, except warm = syncer time / walk time):")
     verdict("MD5: syncer vs xargs md5sum", measure.median("md5/xargs") / measure.median("md5/syncer"),

@@ -41,6 +41,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.append(str(REPO))  # last: a --syncer-source or the installed syncer still comes first
+from bench.run import print_verdict  # noqa: E402
+
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 WORK = REPO / ".bench" / "scale"
@@ -440,10 +443,7 @@ def report(options, measure):
               f"{label:<38} {measure.median(label):8.1f} {measure.own[label] / MIB:9.0f} MiB")
     print()
 
-    def verdict(name, value, target, higher_is_better, unit="x"):
-        ok = value >= target if higher_is_better else value <= target
-        sign = ">=" if higher_is_better else "<="
-        print(f"  {name:<52} {value:7.2f}{unit:<4} target {sign} {target}{unit:<4} {'PASS' if ok else 'MISS'}")
+    verdict = print_verdict
 
     def ratio(peer, ours):
         return measure.median(peer) / measure.median(ours)
