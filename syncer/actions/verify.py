@@ -1,7 +1,6 @@
 """verify: compare the local copy with the authoritative copy, by checksum."""
 
 import logging
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from syncer.actions.common import (
 from syncer.endpoints import git
 from syncer.endpoints.factory import build_endpoint
 from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
-from syncer.index.db import AUTHORITY, LOCAL, StateDB
+from syncer.index.db import AUTHORITY, LOCAL
 from syncer.index.hashing import s3_multipart_etag
 from syncer.index.lock import dataset_lock
 from syncer.index.scan import ScanStats, scan_tree
@@ -69,7 +68,7 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
         endpoint = build_endpoint(policy)
         algorithm = endpoint.capabilities.checksum or "sha256"
         log.info("%s: indexing the local copy %s", policy.name, policy.path)
-        mirrors = alongside = None
+        mirrors = None
         if endpoint.capabilities.repositories:
             stats, mirrors = index_mirrors(db, policy.name, policy.path, deep)
         elif changed_paths is not None and not deep:
@@ -79,26 +78,13 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
                      policy.name, len(changed_paths))
             stats = refresh_paths(db, policy.name, policy.path, changed_paths, policy.exclude, (algorithm,))
         else:
-            with db.taking_turns():
-                alongside = index_local_authority_alongside(db, policy, endpoint, deep)
-                try:
-                    stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,), deep=deep,
-                                      progress=progress and (lambda files, hashed: progress(policy.name, files,
-                                                                                            hashed)))
-                except Exception:
-                    if alongside:  # never left writing once this verify lets go of the dataset
-                        alongside.join()
-                    raise
-                if alongside:
-                    alongside.join()
+            stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,), deep=deep,
+                              progress=progress and (lambda files, hashed: progress(policy.name, files, hashed)))
         log.info("%s: %d files, %d hashed (%.1f MiB) in %.1fs", policy.name, stats.files, stats.hashed,
                  stats.hashed_bytes / 2**20, stats.seconds)
         skipped = [(path, f"local: {reason}") for path, reason in stats.skipped]
-        if alongside:
-            skipped += alongside.result()
-        else:
-            log.info("%s: listing the authority %s", policy.name, endpoint.describe())
-            skipped += index_authority(db, policy, endpoint, deep, mirrors)
+        log.info("%s: listing the authority %s", policy.name, endpoint.describe())
+        skipped += index_authority(db, policy, endpoint, deep, mirrors)
         counts = dict.fromkeys(STATUSES, 0)
         kept = ItemTally(quiet=())  # a bounded number listed; every finding counted and stored
         # a document (a DNS zone) is compared by what it says, not its bytes: every row is judged
@@ -152,47 +138,6 @@ def report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, 
         from syncer.actions.offsite import compare_with_offsite
 
         outcome["offsite"] = compare_with_offsite(policy, db)
-
-
-class Alongside(threading.Thread):
-    """index_authority of a `local` authority's directory in a thread of its own, with a
-    connection of its own, while this one walks the local copy: each walk leaves the
-    cores idle at times (its start, a large file's tail) that the other fills. A daemon
-    thread, so an interrupt (Ctrl-C) ends the process without waiting for it: its rows
-    are written a transaction at a time, and its walker processes end with their pipes."""
-
-    def __init__(self, db, policy, endpoint, deep):
-        super().__init__(name=f"authority-{policy.name}", daemon=True)
-        self.state_dir, self.policy, self.endpoint, self.deep = db.state_dir, policy, endpoint, deep
-        self.skipped = self.error = None
-
-    def run(self):
-        try:
-            db = StateDB(self.state_dir, take_turns=True)
-            try:
-                self.skipped = index_authority(db, self.policy, self.endpoint, self.deep)
-            finally:
-                db.close()
-        except BaseException as error:  # raised again by result(), in the verify's own thread
-            self.error = error
-
-    def result(self):
-        if self.error is not None:
-            raise self.error
-        return self.skipped
-
-
-def index_local_authority_alongside(db, policy, endpoint, deep):
-    """Start indexing the authority beside the local walk when it is a directory on this
-    machine (Alongside); return the started thread, or None for any other authority,
-    which index_authority lists after the walk."""
-    root = endpoint.capabilities.local_root
-    if root is None or not root.is_dir() or getattr(db, "state_dir", None) is None:
-        return None
-    log.info("%s: indexing the authority %s alongside", policy.name, endpoint.describe())
-    alongside = Alongside(db, policy, endpoint, deep)
-    alongside.start()
-    return alongside
 
 
 def index_authority(db, policy, endpoint, deep=False, mirrors=None):

@@ -220,27 +220,10 @@ class StateDB:
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.executescript(SCHEMA)
             if take_turns:
-                self.turn = self.open_turn()
+                self.turn = os.open(self.state_dir / "state.db-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except (OSError, sqlite3.Error) as error:
             raise damaged(self.path, error) or OperationalError(f"state database {self.path} cannot be opened: "
                                                                 f"{error}")
-
-    @contextmanager
-    def taking_turns(self):
-        """Within the block, this connection's write transactions wait their turn on the
-        file lock as a StateDB opened with take_turns does (another thread's, say)."""
-        if self.turn is not None:
-            yield
-            return
-        self.turn = self.open_turn()
-        try:
-            yield
-        finally:
-            os.close(self.turn)
-            self.turn = None
-
-    def open_turn(self):
-        return os.open(self.state_dir / "state.db-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def close(self):
         self.connection.close()
