@@ -20,7 +20,7 @@ from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
 from syncer.index.db import AUTHORITY, LOCAL
 from syncer.index.hashing import s3_multipart_etag
 from syncer.index.lock import dataset_lock
-from syncer.index.scan import ScanStats, scan_tree
+from syncer.index.scan import ScanJob, ScanStats, scan_trees
 from syncer.verdict import CHANGED, OK, UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.verify")
@@ -68,7 +68,7 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
         endpoint = build_endpoint(policy)
         algorithm = endpoint.capabilities.checksum or "sha256"
         log.info("%s: indexing the local copy %s", policy.name, policy.path)
-        mirrors = None
+        mirrors = authority_stats = None
         if endpoint.capabilities.repositories:
             stats, mirrors = index_mirrors(db, policy.name, policy.path, deep)
         elif changed_paths is not None and not deep:
@@ -78,13 +78,19 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
                      policy.name, len(changed_paths))
             stats = refresh_paths(db, policy.name, policy.path, changed_paths, policy.exclude, (algorithm,))
         else:
-            stats = scan_tree(db, policy.name, LOCAL, policy.path, policy.exclude, (algorithm,), deep=deep,
-                              progress=progress and (lambda files, hashed: progress(policy.name, files, hashed)))
+            # a local authority's directory is walked with the local copy: the walker
+            # processes share out both trees, so neither's tail leaves the cores idle
+            exclude = tuple(policy.exclude or ())
+            jobs = [ScanJob(policy.name, LOCAL, str(policy.path), exclude, (algorithm,), deep)]
+            if (authority_root := local_authority_root(endpoint)) is not None:
+                jobs.append(ScanJob(policy.name, AUTHORITY, str(authority_root), exclude, ("sha256",), deep))
+            stats, *authority_stats = scan_trees(
+                db, jobs, progress=progress and (lambda files, hashed: progress(policy.name, files, hashed)))
         log.info("%s: %d files, %d hashed (%.1f MiB) in %.1fs", policy.name, stats.files, stats.hashed,
                  stats.hashed_bytes / 2**20, stats.seconds)
         skipped = [(path, f"local: {reason}") for path, reason in stats.skipped]
         log.info("%s: listing the authority %s", policy.name, endpoint.describe())
-        skipped += index_authority(db, policy, endpoint, deep, mirrors)
+        skipped += index_authority(db, policy, endpoint, deep, mirrors, authority_stats)
         counts = dict.fromkeys(STATUSES, 0)
         kept = ItemTally(quiet=())  # a bounded number listed; every finding counted and stored
         # a document (a DNS zone) is compared by what it says, not its bytes: every row is judged
@@ -140,18 +146,27 @@ def report_dataset(outcome, policy, db, endpoint, stats, counts, items, strict, 
         outcome["offsite"] = compare_with_offsite(policy, db)
 
 
-def index_authority(db, policy, endpoint, deep=False, mirrors=None):
+def local_authority_root(endpoint):
+    """Return the directory of an authority on this machine (None for a service); raise
+    EndpointError if it is not there: a missing disk is never an empty authority."""
+    root = endpoint.capabilities.local_root
+    if root is not None and not root.is_dir():
+        raise EndpointError(f"{endpoint.describe()}: directory does not exist or is not mounted", permanent=True)
+    return root
+
+
+def index_authority(db, policy, endpoint, deep=False, mirrors=None, scanned=None):
     """Record the authority's listing as the dataset's authority side of the index.
     Return (path, reason) of the items that could not be indexed.
 
     A directory on this machine is indexed with the hash cache, so a warm verify reads
-    nothing there that did not change. A repository whose local mirror differs gets a
-    note saying how (`mirrors` from index_mirrors)."""
-    root = endpoint.capabilities.local_root
+    nothing there that did not change (`scanned`: [its ScanStats] when the local walk
+    did it already). A repository whose local mirror differs gets a note saying how
+    (`mirrors` from index_mirrors)."""
+    root = local_authority_root(endpoint)
     if root is not None:
-        if not root.is_dir():
-            raise EndpointError(f"{endpoint.describe()}: directory does not exist or is not mounted", permanent=True)
-        stats = scan_tree(db, policy.name, AUTHORITY, root, policy.exclude, ("sha256",), deep=deep)
+        stats = scanned[0] if scanned else scan_trees(
+            db, [ScanJob(policy.name, AUTHORITY, str(root), tuple(policy.exclude or ()), ("sha256",), deep)])[0]
         return [(path, f"authority: {reason}") for path, reason in stats.skipped]
     entries = endpoint.list_entries()
     if mirrors is not None:

@@ -277,6 +277,14 @@ class StateDB:
                     "FROM files INDEXED BY files_parent WHERE dataset=? AND side=? AND parent=''", (dataset, side))
             return {row[0]: row for row in cursor}
 
+    def holds_files(self, dataset, side, count):
+        """Whether the index holds at least `count` rows of `dataset`/`side` (reads at
+        most that many keys, not the whole side)."""
+        # fetchall: a statement left unfinished would hold a read open, and the WAL
+        # could not start over while the walkers write
+        return bool(self.connection.execute("SELECT 1 FROM files WHERE dataset=? AND side=? LIMIT 1 OFFSET ?",
+                                            (dataset, side, max(count - 1, 0))).fetchall())
+
     def parents(self, dataset, side):
         cursor = self.connection.execute(
             "SELECT DISTINCT parent FROM files WHERE dataset=? AND side=?", (dataset, side))

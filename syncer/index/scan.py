@@ -70,32 +70,52 @@ def scan_tree(db, dataset, side, root, exclude=(), algorithms=("sha256",), deep=
     Hash new and changed files (every file with `deep`) with `algorithms`; drop rows
     of files that are gone. Return ScanStats. `progress(files_seen, bytes_hashed)`
     is called as work proceeds.
+    """
+    job = ScanJob(dataset, side, os.fspath(root), tuple(exclude or ()), tuple(algorithms), deep)
+    return scan_trees(db, [job], progress)[0]
 
-    A large tree is walked here until PARALLEL_MIN_FILES files have been seen, then the
-    rest is shared out to one process per core (see scan_in_processes); should that
-    fail, the whole walk is done again here, which is always safe.
+
+def scan_trees(db, jobs, progress=None):
+    """Bring the index of each ScanJob of `jobs` up to date; return their ScanStats, in
+    order. `progress(files_seen, bytes_hashed)` counts all the trees together.
+
+    A tree is walked here until PARALLEL_MIN_FILES of its files have been seen; what is
+    left of every tree is then shared out to one process per core (scan_in_processes),
+    which walk the trees side by side, so that one tree's tail does not leave cores
+    idle. A tree the index already holds that many files of goes to them at once,
+    started before anything is walked here. Should the processes fail, every tree is
+    walked again here, which is always safe.
     """
     started = time.monotonic()
-    job = ScanJob(dataset, side, os.fspath(root), tuple(exclude or ()), tuple(algorithms), deep)
-    walkers = walker_count(db, job)
-    result = ScanStats(), set()
-    left = scan_directories(db, job, [""], *result, progress=progress,
-                            share_after=PARALLEL_MIN_FILES if walkers > 1 else None)
-    if left:
+    walkers = walker_count(db)
+    results = [(ScanStats(), set()) for _ in jobs]
+    report = progress and (lambda: progress(sum(stats.files for stats, _ in results),
+                                            sum(stats.hashed_bytes for stats, _ in results)))
+    tasks = []
+    for number, (job, result) in enumerate(zip(jobs, results)):
+        if walkers > 1 and db.holds_files(job.dataset, job.side, PARALLEL_MIN_FILES):
+            left = [""]
+        else:
+            left = scan_directories(db, job, [""], *result, progress=report and (lambda *_: report()),
+                                    share_after=PARALLEL_MIN_FILES if walkers > 1 else None)
+        tasks += [(number, start) for start in left]
+    if tasks:
         try:
-            scan_in_processes(db, job, walkers, left, *result, progress=progress)
+            scan_in_processes(db, jobs, walkers, tasks, results, progress=report)
         except WalkerError as error:
-            log.warning("%s: walking in %d processes failed (%s); walking in this one", job.root, walkers, error)
-            result = ScanStats(), set()
-            scan_directories(db, job, [""], *result, progress=progress)
-    stats, visited = result
-    for parent in db.parents(dataset, side):
-        if parent not in visited:
-            db.delete_parent(dataset, side, parent)
-    stats.seconds = time.monotonic() - started
-    log.debug("scanned %s (%s): %d files, %d hashed (%d bytes) in %.2fs", job.root, side, stats.files,
-              stats.hashed, stats.hashed_bytes, stats.seconds)
-    return stats
+            log.warning("%s: walking in %d processes failed (%s); walking in this one",
+                        ", ".join(job.root for job in jobs), walkers, error)
+            results[:] = [(ScanStats(), set()) for _ in jobs]
+            for job, result in zip(jobs, results):
+                scan_directories(db, job, [""], *result, progress=report and (lambda *_: report()))
+    for job, (stats, visited) in zip(jobs, results):
+        for parent in db.parents(job.dataset, job.side):
+            if parent not in visited:
+                db.delete_parent(job.dataset, job.side, parent)
+        stats.seconds = time.monotonic() - started
+        log.debug("scanned %s (%s): %d files, %d hashed (%d bytes) in %.2fs", job.root, job.side, stats.files,
+                  stats.hashed, stats.hashed_bytes, stats.seconds)
+    return [stats for stats, _ in results]
 
 
 def scan_directories(db, job, starts, stats, visited, progress=None, workers=None, descend=True, share_after=None):
@@ -277,18 +297,18 @@ class WalkerError(Exception):
     """A walker process failed or broke the protocol."""
 
 
-def walker_count(db, job):
-    """Return how many processes may walk `job`'s tree once it proves large: one per
-    core, or 0 on a single core (or when no state directory can be shared)."""
+def walker_count(db):
+    """Return how many processes may walk a tree once it proves large: one per core,
+    or 0 on a single core (or when no state directory can be shared)."""
     cores = usable_cores()
     if cores < 2 or not sys.executable or getattr(db, "state_dir", None) is None:
         return 0
     return cores
 
 
-def scan_in_processes(db, job, walkers, starts, stats, visited, progress=None):
-    """Scan the directories `starts` of `job`, and all below them, with `walkers`
-    processes; add to `stats` and `visited`.
+def scan_in_processes(db, jobs, walkers, starts, results, progress=None):
+    """Scan the directories `starts`, (number of a job of `jobs`, directory), and all
+    below them, with `walkers` processes; add to that job's (stats, visited) of `results`.
 
     Each process takes the next directory as it finishes one. Raise WalkerError if a
     walker fails (its finished work is kept: rows it wrote are true; the caller walks
@@ -296,7 +316,7 @@ def scan_in_processes(db, job, walkers, starts, stats, visited, progress=None):
     """
     tasks = deque(starts)
     threads = max(1, default_workers() // walkers)
-    config = {"state_dir": os.fspath(db.state_dir), "threads": threads, "job": asdict(job)}
+    config = {"state_dir": os.fspath(db.state_dir), "threads": threads, "jobs": [asdict(job) for job in jobs]}
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
@@ -306,8 +326,8 @@ def scan_in_processes(db, job, walkers, starts, stats, visited, progress=None):
         for process, held in processes.items():
             # two tasks a process: the next is waiting in its pipe while it answers one
             while held < TASKS_HELD and tasks:
-                start = tasks.popleft()
-                task = {"start": start, "descend": len(tasks) >= walkers * TASKS_PER_WALKER}
+                number, start = tasks.popleft()
+                task = {"job": number, "start": start, "descend": len(tasks) >= walkers * TASKS_PER_WALKER}
                 process.stdin.write(json.dumps(task) + "\n")
                 held += 1
             process.stdin.flush()
@@ -331,12 +351,14 @@ def scan_in_processes(db, job, walkers, starts, stats, visited, progress=None):
                 *lines, key.data[1] = (pending + data).split(b"\n")
                 for line in lines:
                     try:
-                        tasks.extend(merge_walker_result(stats, visited, json.loads(line)))
-                    except (ValueError, KeyError, TypeError) as error:
+                        answer = json.loads(line)
+                        number = int(answer["job"])
+                        tasks.extend((number, start) for start in merge_walker_result(*results[number], answer))
+                    except (ValueError, KeyError, TypeError, IndexError) as error:
                         raise WalkerError(f"walker {process.pid} answered {line[:200]!r}: {error}")
                     processes[process] -= 1
                 if progress:
-                    progress(stats.files, stats.hashed_bytes)
+                    progress()
                 give_out()
         finished = True
     except OSError as error:
@@ -369,22 +391,24 @@ def merge_walker_result(stats, visited, result):
 
 
 def serve_walker():
-    """A walker process: read the job (one JSON line), then walk one task per line,
-    {"start": directory, "descend": whether to walk below it}, and answer each with a
-    JSON line of counts and the subdirectories left, until stdin closes."""
+    """A walker process: read the jobs (one JSON line), then walk one task per line,
+    {"job": its number, "start": directory, "descend": whether to walk below it}, and
+    answer each with a JSON line of its job's number, counts and the subdirectories
+    left, until stdin closes."""
     config = json.loads(sys.stdin.readline())
-    job = ScanJob(**{**config["job"], "exclude": tuple(config["job"]["exclude"]),
-                     "algorithms": tuple(config["job"]["algorithms"])})
+    jobs = [ScanJob(**{**job, "exclude": tuple(job["exclude"]), "algorithms": tuple(job["algorithms"])})
+            for job in config["jobs"]]
     try:
         db = StateDB(config["state_dir"], take_turns=True)
         try:
             for line in sys.stdin:
                 task = json.loads(line)
                 stats, visited = ScanStats(), set()
-                left = scan_directories(db, job, [task["start"]], stats, visited, workers=config["threads"],
-                                        descend=task["descend"])
+                left = scan_directories(db, jobs[task["job"]], [task["start"]], stats, visited,
+                                        workers=config["threads"], descend=task["descend"])
                 answer = {name: getattr(stats, name)
                           for name in ("files", "bytes", "hashed", "hashed_bytes", "removed")}
+                answer["job"] = task["job"]
                 answer.update(skipped=stats.skipped, corrupt=stats.corrupt, visited=sorted(visited), left=left)
                 sys.stdout.write(json.dumps(answer) + "\n")
                 sys.stdout.flush()
@@ -394,4 +418,4 @@ def serve_walker():
         sys.exit(error.exit_code)
 
 
-__all__ = ["ScanStats", "scan_tree", "parent_of"]
+__all__ = ["ScanJob", "ScanStats", "scan_tree", "scan_trees", "parent_of"]

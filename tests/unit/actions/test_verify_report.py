@@ -37,3 +37,16 @@ def test_a_report_lists_a_bounded_number_of_items_and_the_findings_table_holds_t
         assert db.count_findings("docs") == {"missing_local": 1, "extra_local": 1, "changed": 1}
     finally:
         db.close()
+
+
+def test_a_local_authority_is_walked_with_the_local_copy_by_one_set_of_walkers(tmp_path, monkeypatch):
+    sides, scan_trees = [], verify.scan_trees
+
+    def recorded(db, jobs, **options):
+        sides.append([job.side for job in jobs])
+        return scan_trees(db, jobs, **options)
+
+    monkeypatch.setattr(verify, "scan_trees", recorded)
+    report = verify_once(tmp_path, "state")
+    assert sides == [["local", "authority"]]
+    assert report["counts"] == {"ok": 2, "missing_local": 1, "extra_local": 1, "changed": 1, "unverifiable": 0}

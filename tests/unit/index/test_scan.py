@@ -30,21 +30,21 @@ def walk(request, monkeypatch):
     the walkers really ran and never failed (a failure would be hidden by the
     fallback to walking here)."""
     if request.param == "one process":
-        monkeypatch.setattr(scan, "walker_count", lambda db, job: 0)
+        monkeypatch.setattr(scan, "walker_count", lambda db: 0)
         yield
         return
     calls, failures = [], []
     in_processes = scan.scan_in_processes
 
     def watched(*arguments, **keywords):
-        calls.append(arguments[1].root)
+        calls.append(arguments[1])
         try:
             return in_processes(*arguments, **keywords)
         except scan.WalkerError as error:
             failures.append(error)
             raise
 
-    monkeypatch.setattr(scan, "walker_count", lambda db, job: 2)
+    monkeypatch.setattr(scan, "walker_count", lambda db: 2)
     monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 0)
     monkeypatch.setattr(scan, "TASKS_PER_WALKER", 0 if request.param.endswith("subtrees") else 10**6)
     monkeypatch.setattr(scan, "scan_in_processes", watched)
@@ -232,7 +232,7 @@ def test_a_failing_walker_process_falls_back_to_walking_here(db, tmp_path, monke
     scan_tree(db, "data", LOCAL, root)
     (root / "a/x").write_text("changed")
     (root / "b/c/d/e").unlink()
-    monkeypatch.setattr(scan, "walker_count", lambda db, job: 2)
+    monkeypatch.setattr(scan, "walker_count", lambda db: 2)
     monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 0)
     monkeypatch.setattr(scan, "WALKER_MAIN", "import sys; sys.stdin.readline(); sys.exit(3)")
     warnings = logging.Handler(logging.WARNING)
@@ -247,6 +247,52 @@ def test_a_failing_walker_process_falls_back_to_walking_here(db, tmp_path, monke
     assert (stats.files, stats.hashed, stats.removed) == (len(TREE) - 1, 1, 1)
     assert indexed(db)["a/x"] == (7, sha256("changed"))
     assert "b/c/d/e" not in indexed(db)
+
+
+def record_calls(monkeypatch, name, calls, what):
+    """Wrap scan.`name` so that each call appends what(*its arguments) to `calls`."""
+    real = getattr(scan, name)
+
+    def wrapper(*arguments, **options):
+        calls.append(what(*arguments))
+        return real(*arguments, **options)
+
+    monkeypatch.setattr(scan, name, wrapper)
+
+
+def test_the_trees_of_one_scan_share_one_set_of_walker_processes(db, tmp_path, monkeypatch):
+    local = write_tree(tmp_path / "local", TREE)
+    authority = write_tree(tmp_path / "authority", {**TREE, "a/x": "other", "only/there": "t"})
+    given = []
+    monkeypatch.setattr(scan, "walker_count", lambda db: 2)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 0)
+    record_calls(monkeypatch, "scan_in_processes", given, lambda db, jobs, walkers, starts, *_: sorted(
+        {number for number, _ in starts}))
+    local_stats, authority_stats = scan.scan_trees(db, [scan.ScanJob("data", LOCAL, str(local)),
+                                                        scan.ScanJob("data", AUTHORITY, str(authority))])
+    assert given == [[0, 1]]  # one hand-over, holding both trees
+    assert (local_stats.files, authority_stats.files) == (len(TREE), len(TREE) + 1)
+    assert indexed(db) == {path: (len(text), sha256(text)) for path, text in TREE.items()}
+    assert indexed(db, AUTHORITY) == {**indexed(db), "a/x": (5, sha256("other")), "only/there": (1, sha256("t"))}
+
+
+def test_a_tree_the_index_knows_to_be_large_goes_to_the_walkers_before_any_is_walked_here(db, tmp_path,
+                                                                                        monkeypatch):
+    root = write_tree(tmp_path / "root", TREE)
+    walked_here, given = [], []
+    monkeypatch.setattr(scan, "walker_count", lambda db: 2)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", len(TREE) + 1)
+    record_calls(monkeypatch, "scan_directories", walked_here, lambda db, job, starts, *_: starts)
+    record_calls(monkeypatch, "scan_in_processes", given, lambda db, jobs, walkers, starts, *_: list(starts))
+    scan_tree(db, "data", LOCAL, root)  # fewer files than PARALLEL_MIN_FILES: walked here, whole
+    assert (walked_here, given) == ([[""]], [])
+    monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", len(TREE))  # the index now holds that many rows
+    walked_here.clear()
+    (root / "a/x").write_text("changed")
+    stats = scan_tree(db, "data", LOCAL, root)
+    assert (walked_here, given) == ([], [[(0, "")]])
+    assert (stats.files, stats.hashed, stats.removed) == (len(TREE), 1, 0)
+    assert indexed(db)["a/x"] == (7, sha256("changed"))
 
 
 def rot_in_place(path):
