@@ -80,11 +80,11 @@ def scan_trees(db, jobs, progress=None):
     order. `progress(files_seen, bytes_hashed)` counts all the trees together.
 
     A tree is walked here until PARALLEL_MIN_FILES of its files have been seen; what is
-    left of every tree is then shared out to one process per core (scan_in_processes),
-    which walk the trees side by side, so that one tree's tail does not leave cores
-    idle. A tree the index already holds that many files of goes to them at once,
-    started before anything is walked here. Should the processes fail, every tree is
-    walked again here, which is always safe.
+    left of it, and every tree after it, is then shared out to one process per core
+    (scan_in_processes), which walk the trees side by side, so that one tree's tail
+    does not leave cores idle. A tree the index already holds that many files of goes
+    to them at once, before anything is walked here. Should the processes fail, every
+    tree is walked again here, which is always safe.
     """
     started = time.monotonic()
     walkers = walker_count(db)
@@ -93,8 +93,8 @@ def scan_trees(db, jobs, progress=None):
                                             sum(stats.hashed_bytes for stats, _ in results)))
     tasks = []
     for number, (job, result) in enumerate(zip(jobs, results)):
-        if walkers > 1 and db.holds_files(job.dataset, job.side, PARALLEL_MIN_FILES):
-            left = [""]
+        if walkers > 1 and (tasks or db.holds_files(job.dataset, job.side, PARALLEL_MIN_FILES)):
+            left = [""]  # the walkers are needed anyway: they start on it at once
         else:
             left = scan_directories(db, job, [""], *result, progress=report and (lambda *_: report()),
                                     share_after=PARALLEL_MIN_FILES if walkers > 1 else None)

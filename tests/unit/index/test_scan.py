@@ -276,6 +276,23 @@ def test_the_trees_of_one_scan_share_one_set_of_walker_processes(db, tmp_path, m
     assert indexed(db, AUTHORITY) == {**indexed(db), "a/x": (5, sha256("other")), "only/there": (1, sha256("t"))}
 
 
+def test_once_one_tree_proves_large_the_trees_after_it_go_to_the_walkers_unwalked_here(db, tmp_path, monkeypatch):
+    local = write_tree(tmp_path / "local", TREE)
+    authority = write_tree(tmp_path / "authority", TREE)
+    walked_here, given = [], []
+    monkeypatch.setattr(scan, "walker_count", lambda db: 2)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 2)
+    record_calls(monkeypatch, "scan_directories", walked_here, lambda db, job, *_: job.side)
+    record_calls(monkeypatch, "scan_in_processes", given, lambda db, jobs, walkers, starts, *_: list(starts))
+    stats = scan.scan_trees(db, [scan.ScanJob("data", LOCAL, str(local)), scan.ScanJob("data", AUTHORITY,
+                                                                                       str(authority))])
+    assert walked_here == [LOCAL]  # its first files, here; then the walkers take the rest and the authority
+    [starts] = given
+    assert (1, "") in starts and all(number == 0 for number, start in starts if start)
+    assert [(one.files, one.hashed) for one in stats] == [(len(TREE), len(TREE))] * 2
+    assert indexed(db) == indexed(db, AUTHORITY) == {path: (len(text), sha256(text)) for path, text in TREE.items()}
+
+
 def test_a_tree_the_index_knows_to_be_large_goes_to_the_walkers_before_any_is_walked_here(db, tmp_path,
                                                                                         monkeypatch):
     root = write_tree(tmp_path / "root", TREE)
