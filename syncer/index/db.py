@@ -96,6 +96,8 @@ l.note IS NULL AND (l.size IS NULL OR a.size IS NULL OR l.size = a.size) AND (
   OR (l.md5 = a.md5 AND l.md5 <> ''
    AND NOT (IFNULL(l.sha256, '') <> '' AND IFNULL(a.sha256, '') <> '' AND l.sha256 <> a.sha256)))
 """
+PARENT_IS = "dataset=? AND side=? AND parent=?"
+PARENT_BELOW = "dataset=? AND side=? AND parent >= ? AND parent < ?"  # rows in any folder below one
 PARALLEL_COMPARE_ROWS = 100_000  # local rows from which the comparison's pass is shared out to threads
 MISSING_LOCAL_SQL = """
 SELECT NULL, NULL, NULL, NULL, NULL, a.path, a.size, a.md5, a.sha256, a.etag, a.note FROM files a
@@ -262,20 +264,28 @@ class StateDB:
         (name, *stat fields) and nothing is sliced or copied per file.
         """
         usable = " AND ".join(["dirty = 0"] + [f"{DIGEST_COLUMN[name]} IS NOT NULL" for name in algorithms])
+        columns = f"substr(path, ?), CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino"
         with self.connection.translating():
-            if parent:
-                # The primary key's range [parent/, parent0) holds the directory and all below
-                # it ('0' follows '/'); a scan of that range beats a lookup per row through
-                # files_parent. The unary + keeps the planner off files_parent.
+            if parent and not self.has_rows(PARENT_IS, (dataset, side, parent)):
+                return {}  # a folder of folders: nothing to read (most folders above the files)
+            if parent and not self.has_rows(PARENT_BELOW, (dataset, side, parent + "/", parent + "0")):
+                # No row below its subfolders: the primary key's range [parent/, parent0),
+                # which holds the folder and all below it ('0' follows '/'), holds only its
+                # own rows, and a scan of it beats a lookup per row through files_parent.
+                # The unary + keeps the planner off files_parent.
                 cursor = self.connection.plain(
-                    f"SELECT substr(path, ?), CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
-                    "FROM files WHERE dataset=? AND side=? AND path >= ? AND path < ? AND +parent = ?",
-                    (len(parent) + 2, dataset, side, parent + "/", parent + "0", parent))
-            else:
+                    f"SELECT {columns} FROM files WHERE dataset=? AND side=? AND path >= ? AND path < ? "
+                    "AND +parent = ?", (len(parent) + 2, dataset, side, parent + "/", parent + "0", parent))
+            else:  # the top, or a folder with rows below it too, which a range scan would read in vain
                 cursor = self.connection.plain(
-                    f"SELECT path, CASE WHEN {usable} THEN size END, mtime_ns, ctime_ns, dev, ino "
-                    "FROM files INDEXED BY files_parent WHERE dataset=? AND side=? AND parent=''", (dataset, side))
+                    f"SELECT {columns} FROM files INDEXED BY files_parent WHERE dataset=? AND side=? AND parent=?",
+                    (len(parent) + 2 if parent else 1, dataset, side, parent))
             return {row[0]: row for row in cursor}
+
+    def has_rows(self, where, parameters):
+        # fetchall: an unfinished statement would hold a read open (see holds_files)
+        return bool(self.connection.plain(f"SELECT 1 FROM files INDEXED BY files_parent WHERE {where} LIMIT 1",
+                                          parameters).fetchall())
 
     def holds_files(self, dataset, side, count):
         """Whether the index holds at least `count` rows of `dataset`/`side` (reads at

@@ -184,6 +184,9 @@ def test_cache_keys_are_per_directory_and_relative(db, tmp_path):
     keys = db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))
     assert keys == {"x": ("x", info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_dev, info.st_ino)}
     assert set(db.cache_keys_in_directory("data", LOCAL, "", ("sha256",))) == {"a.txt", "a0", "empty"}
+    # a folder of folders, a folder of files only, and one with both, each read its own way
+    assert [set(db.cache_keys_in_directory("data", LOCAL, folder, ("sha256",))) for folder in ("b/c", "b/c/d", "a")] \
+        == [set(), {"e"}, {"x"}]
     assert db.cache_keys_in_directory("data", LOCAL, "a", ("md5",))["x"][1] is None
     mark_changed(db, "data", ["a/x"])
     assert db.cache_keys_in_directory("data", LOCAL, "a", ("sha256",))["x"][1] is None
