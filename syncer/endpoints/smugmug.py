@@ -13,7 +13,6 @@ nothing to download and is listed unverifiable too, never as verified.
 """
 
 import base64
-import hashlib
 import os
 from urllib.parse import quote
 
@@ -21,6 +20,7 @@ from syncer.endpoints.base import Capabilities, Entry, check_relative_path
 from syncer.endpoints.http import ResponseStream, send
 from syncer.errors import AuthenticationError, EndpointError
 from syncer.index.exclude import glob_to_regex
+from syncer.index.hashing import FileChanged, hash_file
 from syncer.verdict import CHANGED, NOTHING_TO_DOWNLOAD, Copy, judge
 
 DEFAULT_API_URL = "https://api.smugmug.com"
@@ -262,7 +262,11 @@ class SmugMugEndpoint:
         decision, made from the listing. Raise EndpointError unless `stat` is ok."""
         album_path, _, file_name = path.rpartition("/")
         album = self._find_album(album_path)
-        md5 = digests.get("md5") or hash_md5(source)
+        try:
+            md5 = digests.get("md5") or hash_file(source, ("md5",)).digests["md5"]
+        except FileChanged:
+            raise EndpointError(f"{self.describe()}: {source} changed while its MD5 was taken; {path} was not "
+                                "uploaded", permanent=True) from None
         size = os.path.getsize(source)
         existing = self._image_named(album, file_name)
         replacing = own_uri(existing) if existing else None
@@ -315,14 +319,6 @@ class SmugMugEndpoint:
         image = self._image_named(self._find_album(album_path), file_name)
         if image and image.get("Uri"):
             self._request("DELETE", self.api_url + image["Uri"])
-
-
-def hash_md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- authorizing syncer (OAuth 1.0a, out of band) ------------------------------------

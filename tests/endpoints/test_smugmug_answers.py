@@ -130,6 +130,27 @@ def test_an_upload_to_a_new_name_adds_an_image_and_the_answer_is_checked(fake, t
     assert sorted(listing(fake)) == ["Trip/new.jpg", "Trip/old.jpg"]
 
 
+def test_an_upload_without_a_digest_takes_the_files_md5_and_none_of_a_file_that_changes_while_read(
+        fake, tmp_path, monkeypatch):
+    from syncer.endpoints import smugmug as endpoint_module
+    from syncer.errors import EndpointError
+    from syncer.index.hashing import FileChanged
+
+    fake.add_album("/Trip")
+    source = tmp_path / "new.jpg"
+    source.write_bytes(b"new photo")
+    assert endpoint_of(fake).write_entry("Trip/new.jpg", str(source), {}).checksum == \
+        hashlib.md5(b"new photo").hexdigest()
+
+    def changing(path, algorithms):
+        raise FileChanged(path)
+
+    monkeypatch.setattr(endpoint_module, "hash_file", changing)
+    with pytest.raises(EndpointError, match="changed while its MD5 was taken; Trip/other.jpg was not uploaded"):
+        endpoint_of(fake).write_entry("Trip/other.jpg", str(source), {})
+    assert [log["file_name"] for log in fake.upload_log] == ["new.jpg"]
+
+
 def test_an_upload_to_a_name_that_is_there_replaces_that_image_never_adds_a_second(fake, tmp_path):
     album = fake.add_album("/Trip")
     first = fake.add_image(album, "IMG_1.jpg", b"first")
