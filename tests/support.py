@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,3 +187,34 @@ def run_demo(root):
 def demo_environment():
     """The environment the demo, and the commands it prints, run in: no SYNCER_* setting."""
     return {key: value for key, value in os.environ.items() if not key.startswith("SYNCER_")}
+
+
+class CountedListing:
+    """An authority's listing of `count` entries, in memory, that counts how many of the
+    entries it listed are still alive: a caller that holds the listing keeps them all."""
+
+    def __init__(self, count):
+        from syncer.endpoints.base import Capabilities
+
+        self.capabilities = Capabilities(checksum="sha256")
+        self.count = count
+        self.alive = self.most_alive = 0
+
+    def describe(self):
+        return "counted listing"
+
+    def entry(self, number):
+        from syncer.endpoints.base import Entry
+
+        return Entry(f"d/{number:05d}", number, f"{number:064x}", "sha256", ref={"key": number})
+
+    def forget(self):
+        self.alive -= 1
+
+    def list_entries(self):
+        for number in range(self.count):
+            entry = self.entry(number)
+            self.alive += 1
+            weakref.finalize(entry, self.forget)
+            self.most_alive = max(self.most_alive, self.alive)
+            yield entry

@@ -5,42 +5,28 @@ bounded number of them."""
 import hashlib
 import io
 import types
-import weakref
 
 from syncer.actions.common import ItemTally
 from syncer.actions.pull import pull_files
 from syncer.actions.restore_cloud import upload_files
-from syncer.endpoints.base import Capabilities, Entry
+from syncer.endpoints.base import Entry
 from syncer.endpoints.factory import wrap_endpoint
 from syncer.index.db import LOCAL, StateDB
+from tests.support import CountedListing
 
 
-class Service:
-    """An authority of `count` listed files (the Endpoint contract, in memory) that counts
-    how many of the entries it listed are still alive and records what is written."""
-
-    capabilities = Capabilities(checksum="sha256")
+class Service(CountedListing):
+    """An authority of `count` listed files (the Endpoint contract, in memory) whose
+    contents are `contents` (else its path) and that records what is written."""
 
     def __init__(self, count, contents):
-        self.count, self.contents = count, contents
-        self.alive = self.most_alive = 0
-        self.written = []
+        super().__init__(count)
+        self.contents, self.written = contents, []
 
-    def describe(self):
-        return "service"
-
-    def forget(self):
-        self.alive -= 1
-
-    def list_entries(self):
-        for number in range(self.count):
-            path = f"d/{number:05d}"
-            content = self.contents.get(path, path.encode())
-            entry = Entry(path, len(content), hashlib.sha256(content).hexdigest(), "sha256", ref=path)
-            self.alive += 1
-            weakref.finalize(entry, self.forget)
-            self.most_alive = max(self.most_alive, self.alive)
-            yield entry
+    def entry(self, number):
+        path = f"d/{number:05d}"
+        content = self.contents.get(path, path.encode())
+        return Entry(path, len(content), hashlib.sha256(content).hexdigest(), "sha256", ref=path)
 
     def write_entry(self, path, source, digests):
         self.written.append(path)

@@ -3,7 +3,6 @@ server's Retry-After; the concurrency limit holds a slot per open transfer."""
 
 import io
 import threading
-import weakref
 
 import pytest
 
@@ -11,6 +10,7 @@ from syncer.endpoints.base import Capabilities, Endpoint, Entry, MirrorEndpoint
 from syncer.endpoints.http import ResponseStream, retry_after_seconds
 from syncer.endpoints.wrappers import DryRunEndpoint, DryRunMirrors, LimitedEndpoint, RetryingEndpoint, RetryingMirrors
 from syncer.errors import AuthenticationError, EndpointError
+from tests.support import CountedListing
 
 
 class Flaky:
@@ -159,32 +159,8 @@ def test_check_access_is_forwarded_and_retried_when_temporary():
     assert refused.calls == 1
 
 
-class Counted:
-    """An endpoint whose listing counts how many of the entries it listed are still alive."""
-
-    capabilities = Capabilities(checksum="sha256")
-
-    def __init__(self, count):
-        self.count = count
-        self.alive = self.most_alive = 0
-
-    def describe(self):
-        return "counted"
-
-    def forget(self):
-        self.alive -= 1
-
-    def list_entries(self):
-        for number in range(self.count):
-            entry = Entry(f"d/{number:05d}", number, f"{number:064x}", "sha256", ref={"key": number})
-            self.alive += 1
-            weakref.finalize(entry, self.forget)
-            self.most_alive = max(self.most_alive, self.alive)
-            yield entry
-
-
 def test_the_retried_listing_holds_no_entry_in_memory_and_yields_each_once_in_order():
-    inner = Counted(3000)
+    inner = CountedListing(3000)
     listed = RetryingEndpoint(inner, sleep=lambda seconds: None).list_entries()
     first = next(listed)  # the whole listing is taken (and spooled) before the first entry
     assert inner.most_alive <= 2, inner.most_alive  # a list of the entries would keep all 3000
