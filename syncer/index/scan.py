@@ -287,8 +287,12 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
 PARALLEL_MIN_FILES = 20_000  # files walked here before more processes are worth starting
 # While fewer directories than this per process wait to be given out, a process is given
 # one directory and hands back its subdirectories, so that one large subtree never leaves
-# the other processes idle; past it, a process is given a whole subtree.
+# the other processes idle; past it, a process is given a subtree, which it walks until
+# it has seen TASK_FILES files and then hands back what it has not walked: a subtree can
+# be most of a tree (the last tree of a scan, or a tree whose files all lie below one
+# folder), and walked whole by one process it would leave the others idle.
 TASKS_PER_WALKER = 16
+TASK_FILES = 10_000
 TASKS_HELD = 2
 WALKER_MAIN = "from syncer.index.scan import serve_walker; serve_walker()"
 
@@ -316,7 +320,8 @@ def scan_in_processes(db, jobs, walkers, starts, results, progress=None):
     """
     tasks = deque(starts)
     threads = max(1, default_workers() // walkers)
-    config = {"state_dir": os.fspath(db.state_dir), "threads": threads, "jobs": [asdict(job) for job in jobs]}
+    config = {"state_dir": os.fspath(db.state_dir), "threads": threads, "task_files": TASK_FILES,
+              "jobs": [asdict(job) for job in jobs]}
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
@@ -405,7 +410,8 @@ def serve_walker():
                 task = json.loads(line)
                 stats, visited = ScanStats(), set()
                 left = scan_directories(db, jobs[task["job"]], [task["start"]], stats, visited,
-                                        workers=config["threads"], descend=task["descend"])
+                                        workers=config["threads"], descend=task["descend"],
+                                        share_after=max(1, config["task_files"]) if task["descend"] else None)
                 answer = {name: getattr(stats, name)
                           for name in ("files", "bytes", "hashed", "hashed_bytes", "removed")}
                 answer["job"] = task["job"]

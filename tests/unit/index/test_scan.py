@@ -21,12 +21,14 @@ def db(tmp_path):
     state.close()
 
 
-@pytest.fixture(params=["one process", "walker processes", "walker processes, whole subtrees"])
+@pytest.fixture(params=["one process", "walker processes", "walker processes, whole subtrees",
+                        "walker processes, subtrees handed back"])
 def walk(request, monkeypatch):
     """Run a test with the tree walked here, then with it shared out to two walker
     processes from the first directory down, one directory a task (a large tree's
     path, with the most hand-overs between the processes), then a whole subtree a
-    task (what a walker is given once many directories wait), and check that
+    task (what a walker is given once many directories wait), then a subtree of
+    which a walker hands back what is left after its first file, and check that
     the walkers really ran and never failed (a failure would be hidden by the
     fallback to walking here)."""
     if request.param == "one process":
@@ -46,7 +48,8 @@ def walk(request, monkeypatch):
 
     monkeypatch.setattr(scan, "walker_count", lambda db: 2)
     monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 0)
-    monkeypatch.setattr(scan, "TASKS_PER_WALKER", 0 if request.param.endswith("subtrees") else 10**6)
+    monkeypatch.setattr(scan, "TASKS_PER_WALKER", 10**6 if request.param == "walker processes" else 0)
+    monkeypatch.setattr(scan, "TASK_FILES", 1 if request.param.endswith("handed back") else 10**6)
     monkeypatch.setattr(scan, "scan_in_processes", watched)
     yield
     assert calls and not failures
@@ -294,6 +297,19 @@ def test_once_one_tree_proves_large_the_trees_after_it_go_to_the_walkers_unwalke
     assert (1, "") in starts and all(number == 0 for number, start in starts if start)
     assert [(one.files, one.hashed) for one in stats] == [(len(TREE), len(TREE))] * 2
     assert indexed(db) == indexed(db, AUTHORITY) == {path: (len(text), sha256(text)) for path, text in TREE.items()}
+
+
+def test_a_walker_given_a_subtree_hands_back_what_it_has_not_walked_after_task_files(db, tmp_path, monkeypatch):
+    root = write_tree(tmp_path / "root", {f"top/{folder}/{name}": name for folder in "abcd" for name in "xyz"})
+    answers = []
+    monkeypatch.setattr(scan, "walker_count", lambda db: 2)
+    monkeypatch.setattr(scan, "PARALLEL_MIN_FILES", 0)
+    monkeypatch.setattr(scan, "TASKS_PER_WALKER", 0)  # every task a subtree
+    monkeypatch.setattr(scan, "TASK_FILES", 3)  # a folder's worth
+    record_calls(monkeypatch, "merge_walker_result", answers, lambda stats, visited, answer: answer["left"])
+    stats = scan_tree(db, "data", LOCAL, root)
+    assert sum(len(left) for left in answers) >= 3  # all of "top" was one task: b, c, d handed back
+    assert (stats.files, stats.hashed) == (12, 12) and len(indexed(db)) == 12
 
 
 def test_a_tree_the_index_knows_to_be_large_goes_to_the_walkers_before_any_is_walked_here(db, tmp_path,
