@@ -103,6 +103,25 @@ def test_nothing_is_carried_over_from_a_verify_that_failed_or_a_local_authority_
         db.close()
 
 
+def test_so_many_changes_that_comparing_everything_costs_less_compare_everything(tmp_path, monkeypatch):
+    from syncer.actions import verify_changes
+
+    policy, db = dataset(tmp_path)
+    monkeypatch.setattr(verify_changes, "ALWAYS_BY_CHANGES", 2)
+    monkeypatch.setattr(verify_changes, "PATHS_PER_CHANGE", 16)  # 47 paths: up to 2 changes by changes
+    try:
+        run_verify([policy], db)
+        (tmp_path / "data" / "a.txt").write_text("A")
+        [few] = run_verify([policy], db, changed={"docs": ["a.txt"]}, changed_authority={"docs": ["b.txt"]})["datasets"]
+        assert few["compared"] == 2 and few["counts"]["changed"] == 1
+        [many] = run_verify([policy], db, changed={"docs": ["a.txt", "b.txt"]},
+                            changed_authority={"docs": ["c.txt"]})["datasets"]
+        assert "compared" not in many and many["counts"]["changed"] == 1  # every row compared
+        assert many["counts"]["ok"] == len(TREE) - 1
+    finally:
+        db.close()
+
+
 def test_covering_paths_keeps_each_path_once_below_its_changed_directory():
     assert covering_paths(["a/b", "a.txt", "a", "", "a/b/c", "b/c", "b/cd", "b/c/d"]) == [
         "a", "a.txt", "b/c", "b/cd"]
