@@ -20,7 +20,7 @@ from syncer.errors import EXIT_FINDINGS, EXIT_OK, EndpointError
 from syncer.index.db import AUTHORITY, LOCAL
 from syncer.index.hashing import s3_multipart_etag
 from syncer.index.lock import dataset_lock
-from syncer.index.scan import ScanJob, ScanStats, scan_trees
+from syncer.index.scan import ScanJob, ScanStats, scan_tree, scan_trees
 from syncer.verdict import CHANGED, OK, UNVERIFIABLE, Copy, judge
 
 log = logging.getLogger("syncer.verify")
@@ -165,8 +165,8 @@ def index_authority(db, policy, endpoint, deep=False, mirrors=None, scanned=None
     (`mirrors` from index_mirrors)."""
     root = local_authority_root(endpoint)
     if root is not None:
-        stats = scanned[0] if scanned else scan_trees(
-            db, [ScanJob(policy.name, AUTHORITY, str(root), tuple(policy.exclude or ()), ("sha256",), deep)])[0]
+        stats = scanned[0] if scanned else scan_tree(db, policy.name, AUTHORITY, root, policy.exclude, ("sha256",),
+                                                     deep=deep)
         return [(path, f"authority: {reason}") for path, reason in stats.skipped]
     entries = endpoint.list_entries()
     if mirrors is not None:

@@ -13,9 +13,14 @@ What each side's changed paths come from:
 import logging
 
 from syncer.actions.common import ITEMS_KEPT, recorded_run, require_on_this_machine
-from syncer.actions.verify import STATUSES, judge_rows, note_document_difference, report_dataset
+from syncer.actions.verify import (
+    STATUSES,
+    judge_rows,
+    local_authority_root,
+    note_document_difference,
+    report_dataset,
+)
 from syncer.endpoints.factory import ENDPOINT_CLASSES, build_endpoint
-from syncer.errors import EndpointError
 from syncer.index.db import AUTHORITY
 from syncer.index.dirty import refresh_paths
 from syncer.index.incremental import (
@@ -78,7 +83,7 @@ def compare_changes(policy, db, endpoint, algorithm, prior, local_paths, authori
     (items, how many more), rows judged), counts and items for the whole dataset (at
     most ITEMS_KEPT items listed): `prior` (the last verify's counts) gives the ok
     paths outside the changes."""
-    root = endpoint.capabilities.local_root
+    root = local_authority_root(endpoint)
     listed = []
     if root is None:
         log.info("%s: listing the authority %s", policy.name, endpoint.describe())
@@ -86,8 +91,6 @@ def compare_changes(policy, db, endpoint, algorithm, prior, local_paths, authori
         if endpoint.capabilities.documents:
             entries = (note_document_difference(endpoint, entry, policy.path) for entry in entries)
         listed = diff_listing(db, policy.name, entries)
-    elif not root.is_dir():
-        raise EndpointError(f"{endpoint.describe()}: directory does not exist or is not mounted", permanent=True)
     scope = covering_paths([*local_paths, *authority_paths, *listed])
     log.info("%s: %d local, %d authority path(s) changed since the last verify: comparing only those",
              policy.name, len(local_paths), len(authority_paths) + len(listed))

@@ -89,14 +89,15 @@ def scan_trees(db, jobs, progress=None):
     started = time.monotonic()
     walkers = walker_count(db)
     results = [(ScanStats(), set()) for _ in jobs]
-    report = progress and (lambda: progress(sum(stats.files for stats, _ in results),
-                                            sum(stats.hashed_bytes for stats, _ in results)))
+    # called with one walk's counts, or none: it reports the sums over every tree instead
+    report = progress and (lambda *_: progress(sum(stats.files for stats, _ in results),
+                                               sum(stats.hashed_bytes for stats, _ in results)))
     tasks = []
     for number, (job, result) in enumerate(zip(jobs, results)):
         if walkers > 1 and (tasks or db.holds_files(job.dataset, job.side, PARALLEL_MIN_FILES)):
             left = [""]  # the walkers are needed anyway: they start on it at once
         else:
-            left = scan_directories(db, job, [""], *result, progress=report and (lambda *_: report()),
+            left = scan_directories(db, job, [""], *result, progress=report,
                                     share_after=PARALLEL_MIN_FILES if walkers > 1 else None)
         tasks += [(number, start) for start in left]
     if tasks:
@@ -107,7 +108,7 @@ def scan_trees(db, jobs, progress=None):
                         ", ".join(job.root for job in jobs), walkers, error)
             results[:] = [(ScanStats(), set()) for _ in jobs]
             for job, result in zip(jobs, results):
-                scan_directories(db, job, [""], *result, progress=report and (lambda *_: report()))
+                scan_directories(db, job, [""], *result, progress=report)
     for job, (stats, visited) in zip(jobs, results):
         for parent in db.parents(job.dataset, job.side):
             if parent not in visited:
