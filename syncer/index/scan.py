@@ -258,7 +258,7 @@ def walk_directory(root, relative, is_excluded, deep, cached, pool, record, stat
                         if known and suspects is not None and known[1:3] == (info.st_size, info.st_mtime_ns) \
                                 and known[4:] == (info.st_dev, info.st_ino):
                             suspects.add(path)  # the same file, same size and mtime: only ctime moved
-                        for done in pool.submit(path, f"{root}/{path}", info.st_size, info):
+                        for done in pool.submit(path, f"{root}/{path}", info.st_size, info, (fd, name)):
                             record(*done)
                     elif entry.is_dir(follow_symlinks=False):
                         directories.append(path or (f"{relative}/{name}" if relative else name))

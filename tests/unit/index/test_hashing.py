@@ -222,3 +222,40 @@ def test_the_pool_hashes_a_file_that_changed_after_the_walk_saw_it_again(tmp_pat
     with HashPool(("sha256",)) as pool:
         [(key, hashed)] = pool.submit("small", str(path), seen.st_size, seen)
     assert key == "small" and hashed.digests["sha256"] == hashlib.sha256(b"after, longer").hexdigest()
+
+
+@pytest.mark.parametrize("changed_since_seen", [False, True])
+def test_a_small_file_is_read_in_the_directory_the_walk_listed_not_where_its_path_now_leads(
+        tmp_path, changed_since_seen):
+    """The walk hands the pool its open directory and the file's name: a folder of the
+    dataset swapped for a symlink after it was listed does not steer the read (nor the
+    read again of a file that changed since it was seen) to a file outside the dataset."""
+    listed, outside = tmp_path / "listed", tmp_path / "outside"
+    listed.mkdir()
+    outside.mkdir()
+    (listed / "f").write_bytes(b"the dataset's")
+    (outside / "f").write_bytes(b"someone else")
+    seen = os.lstat(listed / "f")
+    if changed_since_seen:
+        (listed / "f").write_bytes(b"the dataset's, edited")
+    directory = os.open(listed, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        listed.rename(tmp_path / "moved")
+        listed.symlink_to(outside)
+        with HashPool(("sha256",)) as pool:
+            [(key, hashed)] = pool.submit("f", str(listed / "f"), seen.st_size, seen, (directory, "f"))
+    finally:
+        os.close(directory)
+    expected = b"the dataset's, edited" if changed_since_seen else b"the dataset's"
+    assert key == "f" and hashed.digests["sha256"] == hashlib.sha256(expected).hexdigest()
+
+
+def test_a_file_read_again_in_its_directory_is_not_followed_as_a_symlink(tmp_path):
+    (tmp_path / "outside").write_bytes(b"someone else")
+    (tmp_path / "f").symlink_to(tmp_path / "outside")
+    directory = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(OSError):
+            hashing.hash_file("f", ("sha256",), directory=directory)
+    finally:
+        os.close(directory)

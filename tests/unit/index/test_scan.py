@@ -180,6 +180,26 @@ def test_a_symlinked_directory_is_not_followed(db, tmp_path):
     assert dict(stats.skipped)["elsewhere"] == "symlink, not compared"
 
 
+def test_a_folder_swapped_for_a_symlink_while_it_is_walked_does_not_steer_a_read_outside(db, tmp_path,
+                                                                                           monkeypatch):
+    """The walk reads a file by its name in the folder it listed: a folder replaced by a
+    symlink to elsewhere between the listing and the read is not followed."""
+    outside = write_tree(tmp_path / "outside", {"f": "someone else's"})
+    root = write_tree(tmp_path / "root", {"sub/f": "the dataset's"})
+    submit = scan.HashPool.submit
+
+    def swapping(pool, key, *arguments):
+        if (root / "sub").is_dir() and not (root / "sub").is_symlink():
+            (root / "sub").rename(tmp_path / "moved")
+            (root / "sub").symlink_to(outside, target_is_directory=True)
+        return submit(pool, key, *arguments)
+
+    monkeypatch.setattr(scan, "walker_count", lambda db: 0)
+    monkeypatch.setattr(scan.HashPool, "submit", swapping)
+    scan_tree(db, "data", LOCAL, root)
+    assert indexed(db) == {"sub/f": (len("the dataset's"), sha256("the dataset's"))}
+
+
 def test_cache_keys_are_per_directory_and_relative(db, tmp_path):
     root = write_tree(tmp_path / "root", TREE)
     scan_tree(db, "data", LOCAL, root)
