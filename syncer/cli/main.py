@@ -15,6 +15,7 @@ from syncer.cli.common import Settings, global_options, json_option, settings
 from syncer.cli.group import cli
 from syncer.errors import EXIT_USAGE, Interrupted, PolicyError, SyncerError, UsageError, exit_code_of
 from syncer.log import escape_controls, mask, plural
+from syncer.verdict import CHANGED, EXTRA_LOCAL, MISSING_LOCAL, UNVERIFIABLE
 
 log = logging.getLogger("syncer")
 
@@ -59,6 +60,24 @@ def verify(datasets, deep, strict, as_json):
     with progress_reporter(not as_json) as progress:
         report = run_verify(policies, current.db(), deep=deep, strict=strict, progress=progress)
     print_json(report) if as_json else render_verify(report)
+    return report["datasets"]
+
+
+@cli.command()
+@global_options
+@click.argument("datasets", nargs=-1)
+@click.option("--status", "statuses", multiple=True,
+              type=click.Choice((MISSING_LOCAL, EXTRA_LOCAL, CHANGED, UNVERIFIABLE)),
+              help="List only items of this status (repeat for more).")
+@json_option
+def findings(datasets, statuses, as_json):
+    """List every finding of the last verify, however many (a verify's report stops at 10,000)."""
+    from syncer.actions.findings import run_findings
+    from syncer.cli.render import print_json_streamed, render_findings
+
+    current = settings()
+    report = run_findings(current.policies(datasets), current.existing_db(), statuses)
+    print_json_streamed(report) if as_json else render_findings(report)
     return report["datasets"]
 
 

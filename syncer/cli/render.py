@@ -49,13 +49,37 @@ def safe_text(text, markup=False):
 def print_json(document):
     """Print `document`; a command whose policy files were partly left out says so in it
     too ("policy_problems", "left_out"), so a script reading only stdout learns why."""
-    current = click.get_current_context(silent=True)
-    settings = current.find_object(Settings) if current else None
-    if settings and settings.policy_problems and isinstance(document, dict) and "error" not in document:
-        document = {**document, "policy_problems": [mask(problem) for problem in settings.policy_problems],
-                    "left_out": settings.left_out}
+    if isinstance(document, dict) and "error" not in document:
+        document = {**document, **policy_problem_keys()}
     json.dump(document, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
+
+
+def policy_problem_keys():
+    """{"policy_problems", "left_out"} when policy files were left out, else {}."""
+    current = click.get_current_context(silent=True)
+    settings = current.find_object(Settings) if current else None
+    if not (settings and settings.policy_problems):
+        return {}
+    return {"policy_problems": [mask(problem) for problem in settings.policy_problems],
+            "left_out": settings.left_out}
+
+
+def print_json_streamed(report):
+    """Print `report`, {"datasets": [...]}, as print_json would, but write each dataset's
+    "items" (an iterator) one at a time as they come: a million of them are never held."""
+    out = sys.stdout
+    out.write('{\n  "datasets": [')
+    for number, dataset in enumerate(report["datasets"]):
+        head = json.dumps({key: value for key, value in dataset.items() if key != "items"}, default=str)
+        out.write(("," if number else "") + "\n    " + head[:-1] + (", " if len(head) > 2 else "") + '"items": [')
+        for count, item in enumerate(dataset.get("items", ())):
+            out.write(("," if count else "") + "\n      " + json.dumps(item, default=str))
+        out.write("\n    ]}")
+    out.write("\n  ]")
+    for key, value in policy_problem_keys().items():
+        out.write(f",\n  {json.dumps(key)}: {json.dumps(value, default=str)}")
+    out.write("\n}\n")
 
 
 def human_age(seconds):
@@ -84,7 +108,7 @@ def render_verify(report):
         print_items(out, dataset["items"])
         if dataset.get("items_left_off"):  # a report lists a bounded number of items (common.ItemTally)
             out.print(f"  another {dataset['items_left_off']} items are counted above but not listed, not even by "
-                      "--json; every one is in the findings table of the state database")
+                      f"--json: `syncer findings {dataset['name']}` lists every one")
 
 
 def style_count(status, value):
@@ -269,6 +293,25 @@ def progress_reporter(enabled):
                                          f"({rate:.0f} MiB/s)")
 
         yield update
+
+
+def render_findings(report):
+    """Per dataset a line of its counts and when its last verify finished, then every
+    item, one a line, written as they come (plainly: rich's layout of each of a million
+    lines would take minutes)."""
+    out = console()
+    for dataset in report["datasets"]:
+        if dataset["verified_at"] is None and not dataset["counts"]:
+            out.print(f"[bold]{dataset['name']}[/bold]: never verified (`syncer verify {dataset['name']}`)")
+            continue
+        counts = ", ".join(f"{count} {status}" for status, count in dataset["counts"].items()) or "no findings"
+        when = (f"verify of {time.strftime('%Y-%m-%d %H:%M', time.localtime(dataset['verified_at']))}"
+                if dataset["verified_at"] is not None else "no verify completed since")
+        out.print(f"[bold]{dataset['name']}[/bold]: {counts} ({when})")
+        for entry in dataset["items"]:
+            reason = f"  ({escape_controls(entry['reason'])})" if entry.get("reason") else ""
+            sys.stdout.write(f"  {entry['status']:<14} {safe_name(entry['path'])}{reason}\n")
+        sys.stdout.flush()
 
 
 def render_items(dataset, summary):

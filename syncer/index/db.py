@@ -462,6 +462,15 @@ class StateDB:
                 (dataset, time.time()))
         self.connection.execute("DELETE FROM temp.staged_findings")
 
+    def iterate_findings(self, dataset, statuses=()):
+        """Yield (path, status, reason) of every finding of `dataset` (those of `statuses`
+        only, if given), in path order, streamed."""
+        where = f" AND status IN ({', '.join('?' * len(statuses))})" if statuses else ""
+        with self.connection.translating():
+            yield from self.connection.plain(
+                f"SELECT path, status, reason FROM findings WHERE dataset=?{where} ORDER BY path, status",
+                (dataset, *statuses))
+
     def count_findings(self, dataset):
         cursor = self.connection.execute(
             "SELECT status, COUNT(*) FROM findings WHERE dataset=? GROUP BY status", (dataset,))

@@ -14,7 +14,8 @@ COMMANDS = {
     "check-policies": [], "status": [], "run": [],
     "verify": ["{dataset}"], "pull": ["{dataset}"], "push": ["{dataset}"], "scrub": ["{dataset}"],
     "repair": ["{dataset}"], "snapshots": ["{dataset}"], "check": ["{dataset}"],
-    "audit-offsite": ["{dataset}"], "restore": ["{dataset}", "--to", "{target}"], "drill": ["{dataset}"],
+    "audit-offsite": ["{dataset}"], "findings": ["{dataset}"], "restore": ["{dataset}", "--to", "{target}"],
+    "drill": ["{dataset}"],
     "job": ["verify", "{dataset}"],
 }
 # Commands that reach the state database (the others never open it).
