@@ -84,12 +84,19 @@ def verify_dataset(policy, db, deep=False, strict=False, progress=None, changed_
             jobs = [ScanJob(policy.name, LOCAL, str(policy.path), exclude, (algorithm,), deep)]
             if (authority_root := local_authority_root(endpoint)) is not None:
                 jobs.append(ScanJob(policy.name, AUTHORITY, str(authority_root), exclude, ("sha256",), deep))
+            # the walkers count both trees' files together, and the progress line says so
+            label = policy.name if len(jobs) == 1 else f"{policy.name} and its authority"
             stats, *authority_stats = scan_trees(
-                db, jobs, progress=progress and (lambda files, hashed: progress(policy.name, files, hashed)))
+                db, jobs, progress=progress and (lambda files, hashed: progress(label, files, hashed)))
         log.info("%s: %d files, %d hashed (%.1f MiB) in %.1fs", policy.name, stats.files, stats.hashed,
                  stats.hashed_bytes / 2**20, stats.seconds)
         skipped = [(path, f"local: {reason}") for path, reason in stats.skipped]
-        log.info("%s: listing the authority %s", policy.name, endpoint.describe())
+        if authority_stats:
+            log.info("%s: the authority %s, walked with it: %d files, %d hashed (%.1f MiB)", policy.name,
+                     endpoint.describe(), authority_stats[0].files, authority_stats[0].hashed,
+                     authority_stats[0].hashed_bytes / 2**20)
+        else:
+            log.info("%s: listing the authority %s", policy.name, endpoint.describe())
         skipped += index_authority(db, policy, endpoint, deep, mirrors, authority_stats)
         counts = dict.fromkeys(STATUSES, 0)
         kept = ItemTally(quiet=())  # a bounded number listed; every finding counted and stored

@@ -50,3 +50,24 @@ def test_a_local_authority_is_walked_with_the_local_copy_by_one_set_of_walkers(t
     report = verify_once(tmp_path, "state")
     assert sides == [["local", "authority"]]
     assert report["counts"] == {"ok": 2, "missing_local": 1, "extra_local": 1, "changed": 1, "unverifiable": 0}
+
+
+def test_a_local_authority_walked_with_the_local_copy_is_said_so_and_not_listed_again(tmp_path, caplog):
+    write_tree(tmp_path / "data", LOCAL)
+    write_tree(tmp_path / "authority", AUTHORITY)
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),
+                                          "authority": {"type": "local", "path": str(tmp_path / "authority")}})
+    [policy] = load_policies(tmp_path / "p")
+    seen = []
+    db = StateDB(tmp_path / "state")
+    try:
+        with caplog.at_level("INFO", logger="syncer"):
+            run_verify([policy], db, progress=lambda label, files, hashed: seen.append((label, files)))
+    finally:
+        db.close()
+    messages = [record.getMessage() for record in caplog.records]
+    assert f"docs: the authority local:{tmp_path / 'authority'}, walked with it: 4 files, 4 hashed (0.0 MiB)" \
+        in messages
+    assert not any("listing the authority" in message for message in messages)
+    # the progress line counts both trees' files, and its label says so
+    assert seen and seen[-1] == ("docs and its authority", 8)
