@@ -74,7 +74,7 @@ def refresh_paths(db, dataset, root, paths, exclude=(), algorithms=("sha256",), 
                 continue
             if row and (row[0], row[1], row[3], row[4]) == (info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino):
                 record.suspects.add(path)  # the same file with the same size and mtime
-            for done in pool.submit(path, os.path.join(root, path)):
+            for done in pool.submit(path, os.path.join(root, path), info.st_size, info):
                 record(*done)
         for done in pool.drain():
             record(*done)

@@ -94,19 +94,25 @@ def read_chunks(fd):
         yield view[:count]
 
 
-def hash_file(path, algorithms, on_chunk=None, directory=None):
+def hash_file(path, algorithms, on_chunk=None, directory=None, seen=None):
     """Return a Hashed for the file at `path` with a digest per algorithm name.
     `on_chunk(byte_count)` is called after each read (scrub's throttle). With
-    `directory` (an open directory), `path` is a name in it, and a symlink of that
-    name is not followed.
+    `directory` (an open directory), `path` is a name in it. With `seen`, the lstat a
+    walk made of it, the file opened must be that one (its device and inode): a path
+    whose folder was swapped for a symlink since leads elsewhere. Either way, a symlink
+    of that name is not followed.
 
-    Raise FileChanged if its size or mtime moved while it was read, OSError if it
-    cannot be read.
+    Raise FileChanged if its size or mtime moved while it was read (or it is not the
+    file seen), OSError if it cannot be read.
     """
-    fd = open_for_reading(path, READ_FLAGS | NO_FOLLOW, directory) if directory is not None \
-        else open_for_reading(path)
+    if directory is not None or seen is not None:
+        fd = open_for_reading(path, READ_FLAGS | NO_FOLLOW, directory)
+    else:
+        fd = open_for_reading(path)
     try:
         before = os.fstat(fd)
+        if seen is not None and (before.st_dev, before.st_ino) != (seen.st_dev, seen.st_ino):
+            raise FileChanged(path)
         hashers = [(name, ALGORITHMS[name]()) for name in algorithms]
         size = read_into_hashers(fd, before.st_size, [hasher for _, hasher in hashers], on_chunk)
         after = os.fstat(fd)
@@ -232,7 +238,9 @@ class HashPool:
         A small file the caller has just lstat'ed (`seen`) is hashed at once, in this
         thread: its few microseconds of work would cost more in a thread's hand-over of
         the GIL, which a walk that stats files between reads pays again and again. With
-        `at`, (open directory, name), it is opened by its name in that directory."""
+        `at`, (open directory, name), it is opened by its name in that directory. A
+        larger file hashed on a thread, later, by its path, must then still be the file
+        `seen` (hash_file)."""
         if seen is not None and seen.st_size <= SMALL_FILE:
             directory, name = at or (None, path)
             try:
@@ -242,7 +250,7 @@ class HashPool:
             except OSError as error:
                 return [(key, error)]
         self.batch_keys.append(key)
-        self.batch_paths.append(path)
+        self.batch_paths.append((path, seen))
         if size is not None and size <= SMALL_FILE and len(self.batch_paths) < BATCH_FILES:
             return []
         return self.dispatch()
@@ -265,15 +273,15 @@ class HashPool:
 
     def run_job(self, paths):
         try:
-            return [self.hash_or_error(path) for path in paths]
+            return [self.hash_or_error(path, seen=seen) for path, seen in paths]
         finally:
             with self.finished:
                 self.unfinished -= 1
                 self.finished.notify()
 
-    def hash_or_error(self, path, directory=None):
+    def hash_or_error(self, path, directory=None, seen=None):
         try:
-            return self.hash_once_more_if_changed(path, directory)
+            return self.hash_once_more_if_changed(path, directory, seen)
         except (OSError, FileChanged) as error:
             return error
 
@@ -287,11 +295,11 @@ class HashPool:
         self.pending_files -= len(keys)
         return list(zip(keys, future.result()))
 
-    def hash_once_more_if_changed(self, path, directory=None):
+    def hash_once_more_if_changed(self, path, directory=None, seen=None):
         try:
-            return hash_file(path, self.algorithms, directory=directory)
+            return hash_file(path, self.algorithms, directory=directory, seen=seen)
         except FileChanged:
-            return hash_file(path, self.algorithms, directory=directory)
+            return hash_file(path, self.algorithms, directory=directory, seen=seen)
 
     def close(self):
         self.executor.shutdown(wait=True, cancel_futures=True)

@@ -259,3 +259,13 @@ def test_a_file_read_again_in_its_directory_is_not_followed_as_a_symlink(tmp_pat
             hashing.hash_file("f", ("sha256",), directory=directory)
     finally:
         os.close(directory)
+
+
+def test_a_file_hashed_by_path_must_be_the_one_the_walk_saw(tmp_path):
+    (tmp_path / "f").write_bytes(b"seen")
+    seen = os.lstat(tmp_path / "f")
+    (tmp_path / "g").write_bytes(b"another")
+    (tmp_path / "g").replace(tmp_path / "f")
+    with pytest.raises(FileChanged):
+        hashing.hash_file(tmp_path / "f", ("sha256",), seen=seen)
+    assert hashing.hash_file(tmp_path / "f", ("sha256",)).digests["sha256"] == hashlib.sha256(b"another").hexdigest()

@@ -180,12 +180,16 @@ def test_a_symlinked_directory_is_not_followed(db, tmp_path):
     assert dict(stats.skipped)["elsewhere"] == "symlink, not compared"
 
 
+@pytest.mark.parametrize("size", [20, 100_000], ids=["small, read by the walk", "large, read on a thread"])
 def test_a_folder_swapped_for_a_symlink_while_it_is_walked_does_not_steer_a_read_outside(db, tmp_path,
-                                                                                           monkeypatch):
-    """The walk reads a file by its name in the folder it listed: a folder replaced by a
-    symlink to elsewhere between the listing and the read is not followed."""
-    outside = write_tree(tmp_path / "outside", {"f": "someone else's"})
-    root = write_tree(tmp_path / "root", {"sub/f": "the dataset's"})
+                                                                                           monkeypatch, size):
+    """The walk reads a small file by its name in the folder it listed, and a large one
+    only if the file its path leads to is the one it saw: a folder replaced by a symlink
+    to elsewhere between the listing and the read is not followed (the large file is
+    then noted as changing, to be hashed by the next verify)."""
+    ours, theirs = "d" * size, "o" * size
+    outside = write_tree(tmp_path / "outside", {"f": theirs})
+    root = write_tree(tmp_path / "root", {"sub/f": ours})
     submit = scan.HashPool.submit
 
     def swapping(pool, key, *arguments):
@@ -197,7 +201,13 @@ def test_a_folder_swapped_for_a_symlink_while_it_is_walked_does_not_steer_a_read
     monkeypatch.setattr(scan, "walker_count", lambda db: 0)
     monkeypatch.setattr(scan.HashPool, "submit", swapping)
     scan_tree(db, "data", LOCAL, root)
-    assert indexed(db) == {"sub/f": (len("the dataset's"), sha256("the dataset's"))}
+    [(path, size_indexed, _, _, digest)] = db.iterate_files("data", LOCAL)
+    assert path == "sub/f" and digest != sha256(theirs)
+    if size == 20:
+        assert (size_indexed, digest) == (size, sha256(ours))
+    else:
+        assert digest is None and db.execute("SELECT note FROM files WHERE path='sub/f'").fetchone()[0] == \
+            "kept changing while it was read"
 
 
 def test_cache_keys_are_per_directory_and_relative(db, tmp_path):
