@@ -10,7 +10,7 @@ LOCAL = {"same.txt": "same", "edited.txt": "here", "only-here.txt": "x", "d/e/de
 AUTHORITY = {"same.txt": "same", "edited.txt": "there", "only-there.txt": "y", "d/e/deep.txt": "deep"}
 
 
-def verify_once(tmp_path, name):
+def verify_once(tmp_path, name, progress=None):
     write_tree(tmp_path / "data", LOCAL)
     write_tree(tmp_path / "authority", AUTHORITY)
     write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),
@@ -18,7 +18,7 @@ def verify_once(tmp_path, name):
     [policy] = load_policies(tmp_path / "p")
     db = StateDB(tmp_path / name)
     try:
-        [report] = run_verify([policy], db)["datasets"]
+        [report] = run_verify([policy], db, progress=progress)["datasets"]
     finally:
         db.close()
     return report
@@ -53,18 +53,9 @@ def test_a_local_authority_is_walked_with_the_local_copy_by_one_set_of_walkers(t
 
 
 def test_a_local_authority_walked_with_the_local_copy_is_said_so_and_not_listed_again(tmp_path, caplog):
-    write_tree(tmp_path / "data", LOCAL)
-    write_tree(tmp_path / "authority", AUTHORITY)
-    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "data"),
-                                          "authority": {"type": "local", "path": str(tmp_path / "authority")}})
-    [policy] = load_policies(tmp_path / "p")
     seen = []
-    db = StateDB(tmp_path / "state")
-    try:
-        with caplog.at_level("INFO", logger="syncer"):
-            run_verify([policy], db, progress=lambda label, files, hashed: seen.append((label, files)))
-    finally:
-        db.close()
+    with caplog.at_level("INFO", logger="syncer"):
+        verify_once(tmp_path, "state", progress=lambda label, files, hashed: seen.append((label, files)))
     messages = [record.getMessage() for record in caplog.records]
     assert f"docs: the authority local:{tmp_path / 'authority'}, walked with it: 4 files, 4 hashed (0.0 MiB)" \
         in messages
