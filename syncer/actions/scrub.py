@@ -8,6 +8,7 @@ longest-unconfirmed files first, so repeated scrubs cover the whole dataset.
 
 import logging
 import os
+import stat
 import time
 
 from syncer.actions.common import for_each_dataset, recorded_run, require_on_this_machine
@@ -72,16 +73,18 @@ def scrub_dataset(policy, db, fraction, rate_mib_s=None):
                 break
             absolute = policy.path / path
             try:
-                info = os.stat(absolute)
+                info = os.lstat(absolute)
             except FileNotFoundError:
                 counts["missing"] += 1  # verify reports it; repair can restore it
                 continue
-            if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
+            # a symlink put in the file's place is a change the next verify reports, never
+            # a file read outside the dataset (whose other content would look like rot)
+            if not stat.S_ISREG(info.st_mode) or (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
                 counts["edited"] += 1  # a legitimate change: the next verify re-hashes it
                 continue
             expected = {name: digest for name, digest in (("md5", md5), ("sha256", sha256)) if digest}
             try:
-                hashed = hash_file(absolute, tuple(expected), on_chunk=throttle.consume)
+                hashed = hash_file(absolute, tuple(expected), on_chunk=throttle.consume, seen=info)
             except FileChanged:
                 counts["edited"] += 1  # written to while we read it: an edit, not rot
                 continue

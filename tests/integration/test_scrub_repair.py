@@ -70,6 +70,22 @@ def test_bit_rot_is_found_and_repaired_from_the_authority(dataset):
     assert cli(dataset, "verify").exit_code == 0
 
 
+def test_a_symlink_put_in_a_files_place_is_not_read_nor_repaired_as_rot(dataset, tmp_path):
+    """Outside the dataset, a file of the same size and mtime but other content: scrub
+    does not follow the symlink to it, so it finds no rot, and repair replaces nothing."""
+    target = dataset / "local/photos/05.jpg"
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes(b"x" * target.stat().st_size)
+    os.utime(outside, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns))
+    target.unlink()
+    target.symlink_to(outside)
+    result = cli(dataset, "scrub", "--fraction", "100%")
+    assert result.exit_code == 0, result.output
+    assert only(result)["counts"]["corrupt"] == 0 and only(result)["counts"]["edited"] == 1
+    assert only(cli(dataset, "repair"))["items"] == []
+    assert target.is_symlink() and outside.read_bytes() == b"x" * outside.stat().st_size
+
+
 def test_a_legitimate_edit_is_not_corruption(dataset):
     target = dataset / "local/photos/04.jpg"
     target.write_bytes(b"edited by the user")
