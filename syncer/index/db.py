@@ -64,12 +64,17 @@ CREATE TABLE IF NOT EXISTS read_data (
 CREATE TABLE IF NOT EXISTS findings (
     dataset TEXT NOT NULL,
     path TEXT NOT NULL,
-    status TEXT NOT NULL,
+    status TEXT NOT NULL,             -- a path can have two (missing_local, and unverifiable here)
     reason TEXT,
     found_at REAL NOT NULL,
-    PRIMARY KEY (dataset, path)
+    PRIMARY KEY (dataset, path, status)
 ) WITHOUT ROWID;
 """
+# Until 2026-11-30 findings were keyed by (dataset, path), so a path found twice kept
+# one of its statuses; upgrade_findings rebuilds such a table with its rows.
+FINDINGS_KEYED = """
+CREATE TABLE findings_keyed (dataset TEXT NOT NULL, path TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
+    found_at REAL NOT NULL, PRIMARY KEY (dataset, path, status)) WITHOUT ROWID"""
 
 LOCAL, AUTHORITY = "local", "authority"
 DIGEST_COLUMN = {"md5": "md5", "sha256": "sha256"}  # algorithm -> column; never user input in SQL
@@ -201,6 +206,32 @@ class StateCursor(sqlite3.Cursor):
             raise self.connection.translated(error) from None
 
 
+def findings_key(connection):
+    """The columns of the findings table's primary key, in order."""
+    return [row[1] for row in sorted(connection.execute("PRAGMA table_info(findings)"), key=lambda row: row[5])
+            if row[5]]
+
+
+def upgrade_findings(connection):
+    """Rebuild a findings table keyed by (dataset, path), the key before the status
+    was part of it, keeping its rows (a state database of an earlier version): status
+    and the page read it, and an emptied table would look like a healthy dataset."""
+    if findings_key(connection) != ["dataset", "path"]:
+        return
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        if findings_key(connection) == ["dataset", "path"]:  # another process may have done it meanwhile
+            connection.execute(FINDINGS_KEYED)
+            connection.execute("INSERT INTO findings_keyed (dataset, path, status, reason, found_at) "
+                               "SELECT dataset, path, status, reason, found_at FROM findings")
+            connection.execute("DROP TABLE findings")
+            connection.execute("ALTER TABLE findings_keyed RENAME TO findings")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
 class StateDB:
     """The state database of one state directory."""
 
@@ -221,6 +252,7 @@ class StateDB:
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=NORMAL")
             self.connection.executescript(SCHEMA)
+            upgrade_findings(self.connection)
             if take_turns:
                 self.turn = os.open(self.state_dir / "state.db-turn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except (OSError, sqlite3.Error) as error:
@@ -446,8 +478,9 @@ class StateDB:
     def replace_findings(self, dataset, items):
         """Replace the findings of `dataset` with `items` (an iterable of report items,
         however many: they are staged in a temporary table as they come, so none is held
-        here, and swapped in by one short transaction). Where a path comes twice, the
-        item that sorts last by (path, status) is kept."""
+        here, and swapped in by one short transaction). A path may come with two
+        statuses (missing_local and unverifiable): both are kept; of two items with the
+        same path and status, the last."""
         self.connection.execute("CREATE TEMP TABLE IF NOT EXISTS staged_findings (path TEXT NOT NULL, "
                                 "status TEXT NOT NULL, reason TEXT, PRIMARY KEY (path, status)) WITHOUT ROWID")
         self.connection.execute("DELETE FROM temp.staged_findings")

@@ -76,9 +76,10 @@ def previous_counts(db, dataset):
     counts = json.loads(row[1]).get("counts")
     if not isinstance(counts, dict) or "ok" not in counts:
         return None
-    # The findings table keeps one status a path: a path counted twice (a symlink here
-    # where the authority has a file is missing_local and unverifiable) is not in it
-    # whole, and counts drawn from it would drop a finding. Such a dataset walks.
+    # Counts are drawn from the table from here on, so it must hold what the run counted.
+    # One written before findings were keyed by status too kept one status a path (a
+    # symlink here where the authority has a file is missing_local and unverifiable), and
+    # counts drawn from it would drop a finding: such a dataset walks once more.
     written = db.count_findings(dataset)
     if any(written.get(status, 0) != number for status, number in counts.items() if status != "ok"):
         return None

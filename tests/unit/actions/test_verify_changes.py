@@ -154,10 +154,10 @@ def test_a_listing_diffed_in_sql_leaves_the_rows_a_replaced_listing_would(tmp_pa
         db.close()
 
 
-def test_a_path_counted_twice_by_the_last_verify_makes_the_next_one_walk(tmp_path):
+def test_a_path_counted_twice_by_the_last_verify_is_carried_over_whole(tmp_path):
     """A symlink here where the authority has a file is both missing_local and
-    unverifiable; the findings table keeps one status a path, so counts drawn from it
-    would lose the missing_local and exit 0: verify compares the whole dataset instead."""
+    unverifiable; the findings table keeps both statuses of the path, so a verify by
+    changes carries over the missing_local with the rest, and exits 1."""
     policy, db = dataset(tmp_path)
     data = tmp_path / "data"
     try:
@@ -168,8 +168,8 @@ def test_a_path_counted_twice_by_the_last_verify_makes_the_next_one_walk(tmp_pat
         (data / "c.txt").write_text("C")
         [then] = run_verify([policy], db, changed={"docs": ["c.txt"]},
                             changed_authority={"docs": []})["datasets"]
-        assert "compared" not in then  # the whole dataset was compared
-        assert (then["counts"]["missing_local"], then["counts"]["changed"]) == (1, 1)
+        assert then["compared"] == 1  # only the changed path
+        assert (then["counts"]["missing_local"], then["counts"]["unverifiable"], then["counts"]["changed"]) == (1, 1, 1)
         assert then["exit_code"] == 1
     finally:
         db.close()

@@ -86,3 +86,19 @@ def test_a_state_directory_that_is_not_there_is_not_created(tmp_path, capsys):
                                                                                       "path": str(tmp_path)}})
     code, _ = run(tmp_path, "findings", "docs", capsys=capsys)
     assert code == 2 and not (tmp_path / "state").exists()
+
+
+def test_a_path_with_two_statuses_is_listed_with_both_and_counts_as_a_finding(tmp_path, capsys):
+    """A symlink here where the authority has a file: missing_local and unverifiable."""
+    write_tree(tmp_path / "data", {"real.txt": "r"})
+    (tmp_path / "data/link.txt").symlink_to(tmp_path / "data/real.txt")
+    write_tree(tmp_path / "authority", {"real.txt": "r", "link.txt": "a file there"})
+    write_policy(tmp_path / "policies", "docs", {
+        "path": str(tmp_path / "data"), "authority": {"type": "local", "path": str(tmp_path / "authority")}})
+    code, _ = run(tmp_path, "verify", "docs", capsys=capsys)
+    assert code == 1
+    code, out = run(tmp_path, "findings", "docs", "--json", capsys=capsys)
+    [dataset] = json.loads(out)["datasets"]
+    assert code == 1 and dataset["counts"] == {"missing_local": 1, "unverifiable": 1}
+    assert [(item["path"], item["status"]) for item in dataset["items"]] == [
+        ("link.txt", "missing_local"), ("link.txt", "unverifiable")]
