@@ -306,7 +306,7 @@ def render_findings(report):
             continue
         counts = ", ".join(f"{count} {status}" for status, count in dataset["counts"].items()) or "no findings"
         when = (f"verify of {time.strftime('%Y-%m-%d %H:%M', time.localtime(dataset['verified_at']))}"
-                if dataset["verified_at"] is not None else "no verify completed since")
+                if dataset["verified_at"] is not None else "no verify has completed")
         out.print(f"[bold]{dataset['name']}[/bold]: {counts} ({when})")
         for entry in dataset["items"]:
             reason = f"  ({escape_controls(entry['reason'])})" if entry.get("reason") else ""
