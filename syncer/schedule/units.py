@@ -24,6 +24,8 @@ PRIVATE_TMP = ("/tmp", "/var/tmp")  # PrivateTmp=yes gives each service its own,
 
 # As borgmatic hardens its units: read-only system, private /tmp and devices, no new
 # privileges, kernel and namespaces off limits; writable only where syncer must write.
+# Temporary files (a drill's restore, a listing's spool, restic's packs) go to the
+# service's private /var/tmp, on disk: /tmp is a tmpfs on Debian 13, in the board's RAM.
 HARDENING = """\
 NoNewPrivileges=yes
 PrivateTmp=yes
@@ -51,6 +53,7 @@ Nice=10
 CPUSchedulingPolicy=batch
 IOSchedulingClass=idle
 Environment=XDG_CACHE_HOME={state}/cache
+Environment=TMPDIR=/var/tmp
 {credentials}"""
 
 
