@@ -61,7 +61,12 @@ CREATE TABLE IF NOT EXISTS read_data (
     cycle_started REAL,              -- when slice 1 of the current cycle was read
     last_full REAL                   -- when a cycle last ended: every pack read without an error
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS findings (
+"""
+# The findings table, here and in upgrade_findings, which builds it under another name:
+# until 2026-11-30 it was keyed by (dataset, path), so a path found twice kept one of
+# its statuses.
+FINDINGS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     dataset TEXT NOT NULL,
     path TEXT NOT NULL,
     status TEXT NOT NULL,             -- a path can have two (missing_local, and unverifiable here)
@@ -70,11 +75,7 @@ CREATE TABLE IF NOT EXISTS findings (
     PRIMARY KEY (dataset, path, status)
 ) WITHOUT ROWID;
 """
-# Until 2026-11-30 findings were keyed by (dataset, path), so a path found twice kept
-# one of its statuses; upgrade_findings rebuilds such a table with its rows.
-FINDINGS_KEYED = """
-CREATE TABLE findings_keyed (dataset TEXT NOT NULL, path TEXT NOT NULL, status TEXT NOT NULL, reason TEXT,
-    found_at REAL NOT NULL, PRIMARY KEY (dataset, path, status)) WITHOUT ROWID"""
+SCHEMA += FINDINGS_TABLE.format(name="findings")
 
 LOCAL, AUTHORITY = "local", "authority"
 DIGEST_COLUMN = {"md5": "md5", "sha256": "sha256"}  # algorithm -> column; never user input in SQL
@@ -221,7 +222,7 @@ def upgrade_findings(connection):
     connection.execute("BEGIN IMMEDIATE")
     try:
         if findings_key(connection) == ["dataset", "path"]:  # another process may have done it meanwhile
-            connection.execute(FINDINGS_KEYED)
+            connection.execute(FINDINGS_TABLE.format(name="findings_keyed"))
             connection.execute("INSERT INTO findings_keyed (dataset, path, status, reason, found_at) "
                                "SELECT dataset, path, status, reason, found_at FROM findings")
             connection.execute("DROP TABLE findings")
