@@ -309,8 +309,7 @@ def render_findings(report):
                 if dataset["verified_at"] is not None else "no verify has completed")
         out.print(f"[bold]{dataset['name']}[/bold]: {counts} ({when})")
         for entry in dataset["items"]:
-            reason = f"  ({escape_controls(entry['reason'])})" if entry.get("reason") else ""
-            sys.stdout.write(f"  {entry['status']:<14} {safe_name(entry['path'])}{reason}\n")
+            sys.stdout.write(item_line(entry) + "\n")
         sys.stdout.flush()
 
 
@@ -323,11 +322,16 @@ def render_items(dataset, summary):
     print_items(out, dataset.get("items", []))
 
 
+def item_line(entry):
+    """One report item as a line: status, path, where it came from, why."""
+    reason = f"  ({safe_text(entry['reason'])})" if entry.get("reason") else ""
+    source = f" from {entry['source']}" if entry.get("source") else ""
+    return f"  {entry['status']:<14} {safe_name(entry['path'])}{source}{reason}"
+
+
 def print_items(out, items):
     """One line per item (status, path, source, reason), the first ITEM_LIMIT of them."""
     for entry in items[:ITEM_LIMIT]:
-        reason = f"  ({safe_text(entry['reason'])})" if entry.get("reason") else ""
-        source = f" from {entry['source']}" if entry.get("source") else ""
-        out.print(f"  {entry['status']:<14} {safe_name(entry['path'])}{source}{reason}", markup=False)
+        out.print(item_line(entry), markup=False)
     if len(items) > ITEM_LIMIT:
         out.print(f"  ... and {len(items) - ITEM_LIMIT} more (use --json for the full list)")
