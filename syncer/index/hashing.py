@@ -105,10 +105,8 @@ def hash_file(path, algorithms, on_chunk=None, directory=None, seen=None):
     Raise FileChanged if its size or mtime moved while it was read (or it is not the
     file seen), OSError if it cannot be read.
     """
-    if directory is not None or seen is not None:
-        fd = open_for_reading(path, READ_FLAGS | NO_FOLLOW, directory)
-    else:
-        fd = open_for_reading(path)
+    named = directory is not None or seen is not None
+    fd = open_for_reading(path, READ_FLAGS | NO_FOLLOW if named else READ_FLAGS, directory)
     try:
         before = os.fstat(fd)
         if seen is not None and (before.st_dev, before.st_ino) != (seen.st_dev, seen.st_ino):
