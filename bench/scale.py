@@ -24,6 +24,9 @@ changes after k = 10 and k = 1,000 changed files (half in the local copy, half i
 authority), in this process, through run_verify(changed=..., changed_authority=...) as
 the daemon calls it for a watched dataset, each checked to find exactly the k changes.
 With --verify-only, only the cold and warm verify rounds run, against their peers.
+With --floor, only the cold rounds run: syncer and `xargs md5sum` against the least
+Python can do for the same work (bench/floor_walk.py, one process a tree) keeping no
+index, one row a folder, or one row a file: how near md5sum a Python verify can come.
 """
 
 import argparse
@@ -221,7 +224,9 @@ def run(options):
         return measure.run(label, command + list(arguments), environment, expect=expect)
 
     (WORK / "rclone.conf").write_text("")
-    if options.verify_only:
+    if options.floor:
+        (WORK / "floor").mkdir(exist_ok=True)  # no index or repository to set up: cold rounds only
+    elif options.verify_only:
         log("first verify (index) ...")
         syncer_run("setup/verify", state, "verify", policy_dir=WORK / "policies-verify")
     else:
@@ -246,6 +251,12 @@ def run(options):
         # batch (-n 256, used before) spent most of the peer's CPU starting md5sum processes.
         measure.run("cold verify/xargs md5sum", f"find {local} {authority} -type f -print0 | "
                     f"xargs -0 -P {CORES} md5sum > /dev/null", shell=True)
+
+    def floor(index):
+        walker = f"{PYTHON} {REPO / 'bench' / 'floor_walk.py'} {index}"
+        measure.run(f"cold verify/Python floor, index: {index}",
+                    f"{walker} {local} {WORK / 'floor' / 'local.db'} & walker=$!; "
+                    f"{walker} {authority} {WORK / 'floor' / 'authority.db'} && wait $walker", shell=True)
 
     def warm_verify():
         syncer_run("warm verify/syncer", state, "verify", policy_dir=WORK / "policies-verify")
@@ -296,6 +307,10 @@ def run(options):
         syncer_run("scrub/syncer", state, "scrub", expect=(0, 1))
         syncer_run("status/syncer", state, "status", "--json", expect=(0, 1))
 
+    if options.floor:
+        floors = [lambda index=index: floor(index) for index in ("none", "folder", "file")]
+        interleave(options.rounds, [cold_verify, md5sum] + floors)
+        return report_floor(options, measure)
     if options.memory_only:  # syncer's own memory at scale, once each, no peers
         for step in (warm_verify, small_change, drill, restore, restore_to_cloud, scrub_and_status):
             step()
@@ -425,6 +440,16 @@ def report_memory(options, measure):
               + (f"  children {children / MIB:5.0f} MiB" if children else ""))
 
 
+def report_floor(options, measure):
+    print(f"syncer scale bench (--floor), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+          f"{options.files} files x 2, cold, median of {options.rounds} rounds; load average "
+          f"{options.load_at_start:.1f} at start, {os.getloadavg()[0]:.1f} at end")
+    peer = measure.median("cold verify/xargs md5sum")
+    for label in measure.times:
+        print(f"  {label.split('/', 1)[1]:<32} {measure.median(label):8.1f} s   "
+              f"{peer / measure.median(label):5.2f}x the speed of xargs -P{CORES} md5sum")
+
+
 def report(options, measure):
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.machine())
@@ -488,6 +513,8 @@ def main():
                         help="only a whole verify against verifies by changes after 10 and 1,000 changes")
     parser.add_argument("--verify-only", action="store_true",
                         help="cold and warm verify against their peers only (no repository, push, drill or restore)")
+    parser.add_argument("--floor", action="store_true",
+                        help="cold verify and md5sum against a bare Python walk, with and without an index")
     parser.add_argument("--clean", action="store_true", help="delete the generated trees afterwards")
     options = parser.parse_args()
     options.restore_rounds = options.restore_rounds or options.rounds
