@@ -35,7 +35,7 @@ def daemon():
     # others, and its exit code tells how it stopped.
     report_left_out(global_, "daemon", current.policy_problems)
     current.policy_problems = []
-    return Daemon(policies, current.resolved_state_dir(), global_).run()
+    return Daemon(policies, current.resolved_state_dir(), global_, current.resolved_policies_dir()).run()
 
 
 @cli.command()

@@ -8,7 +8,12 @@ soon after start, as systemd's Persistent=true does: as a job of its own that wa
 a free worker however busy the board is, never dropped by the misfire grace time.
 Steps of one dataset never overlap. SIGTERM lets the running steps finish for
 `stop_grace`, then abandons them (recorded as interrupted) and exits 0. Under systemd
-Type=notify: READY, STATUS, WATCHDOG and STOPPING.
+Type=notify: READY, STATUS, WATCHDOG, RELOADING and STOPPING.
+
+The policies are read again when a file of the policies directory changes, or on
+SIGHUP (`systemctl reload`): a dataset added is scheduled without a restart, and one
+removed is no longer run. A set of files with any problem is not applied: the daemon
+goes on with the policies it has, and says why.
 """
 
 import logging
@@ -20,15 +25,17 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncer.actions.changes import mark_changes, refresh_changes
 from syncer.actions.run import RUNNERS
-from syncer.actions.supervise import supervised, write_metrics, write_status_page
+from syncer.actions.supervise import supervised, tell_global_receivers, write_metrics, write_status_page
 from syncer.actions.verify import run_verify
-from syncer.errors import SyncerError, exit_code_of
+from syncer.errors import EXIT_USAGE, PolicyError, SyncerError, exit_code_of
 from syncer.index.db import AUTHORITY, StateDB
 from syncer.index.runs import abandon_unfinished, last_started
+from syncer.policy.load import GLOBAL_FILE_NAMES, POLICY_SUFFIXES, load_global_settings, read_policies
 from syncer.policy.settings import cron_gaps, cron_trigger, watch_settings
 from syncer.process import stop_running_children
 from syncer.schedule.watch import PendingChanges, Watcher
@@ -41,6 +48,7 @@ TICK_SECONDS = 0.5
 FULL_WALK_SECONDS = 86400
 CATCH_UP_DELAY = 2.0  # seconds after start; staggered per job
 JITTER_SHARE = 0.1  # of the shortest gap between a schedule's times
+POLICY_CHECK_SECONDS = 5.0  # how often the policies directory is looked at for edits
 
 
 class Notifier:
@@ -69,10 +77,17 @@ class Notifier:
 
 
 class Daemon:
-    def __init__(self, policies, state_dir, global_settings):
+    def __init__(self, policies, state_dir, global_settings, policies_dir=None):
+        """`policies_dir`: where `policies` were read, read again when it changes (or on
+        SIGHUP); None: the policies stay as given."""
         self.policies = {policy.name: policy for policy in policies}
         self.state_dir = state_dir
         self.settings = global_settings
+        self.policies_dir = policies_dir
+        self.policies_seen = policies_signature(policies_dir)
+        self.next_policy_check = time.monotonic() + POLICY_CHECK_SECONDS
+        self.reload_asked = threading.Event()
+        self.scheduled = set()  # the ids of the schedules' jobs (plan_jobs), replaced by a reload
         self.stop_event = threading.Event()
         self.dataset_locks = {name: threading.Lock() for name in self.policies}
         self.active = {}  # (dataset, action) -> start time
@@ -101,7 +116,9 @@ class Daemon:
             for action, expression in policy.schedule.items():
                 trigger = cron_trigger(expression, jitter=bounded_jitter(expression, self.settings.jitter, now))
                 self.scheduler.add_job(self.run_step, trigger, args=(policy.name, action), id=f"{policy.name}:{action}",
-                                       name=f"{policy.name} {action}")
+                                       name=f"{policy.name} {action}", replace_existing=True,
+                                       misfire_grace_time=int(self.settings.misfire_grace))
+                self.scheduled.add(f"{policy.name}:{action}")
                 added += 1
                 missed = missed_run(expression, last_started(self.db, policy.name, action), now)
                 if missed:
@@ -112,7 +129,7 @@ class Daemon:
                     start = datetime.now().astimezone() + timedelta(seconds=CATCH_UP_DELAY + catch_ups * 0.5)
                     self.scheduler.add_job(self.run_step, args=(policy.name, action), next_run_time=start,
                                            id=f"{policy.name}:{action}:missed", misfire_grace_time=None,
-                                           name=f"{policy.name} {action} (missed run)")
+                                           name=f"{policy.name} {action} (missed run)", replace_existing=True)
                     catch_ups += 1
         return added
 
@@ -137,14 +154,80 @@ class Daemon:
                 log.info("%s: watching %s; changes are marked dirty, then %s after %gs of quiet", policy.name,
                          policy.path, push, debounce)
 
+    # --- policies edited --------------------------------------------------------
+
+    def check_policies(self):
+        """Read the policies again when SIGHUP asked for it or a file of the directory
+        changed since they were last read; return whether they were applied."""
+        if self.policies_dir is None:
+            return False
+        asked = self.reload_asked.is_set()
+        if not asked and time.monotonic() < self.next_policy_check:
+            return False
+        self.next_policy_check = time.monotonic() + POLICY_CHECK_SECONDS
+        seen = policies_signature(self.policies_dir)
+        if not asked and seen == self.policies_seen:
+            return False
+        self.reload_asked.clear()
+        self.policies_seen = seen  # a set not applied is said once, not at every check
+        return self.reload_policies("SIGHUP" if asked else f"{self.policies_dir} changed")
+
+    def reload_policies(self, why):
+        """Apply the policies of `policies_dir` as read now: schedules, watches and global
+        settings. Return True; False when a file has a problem (then nothing changes: a
+        file left out would stop its dataset's runs, which start-up says at once but an
+        edit must not do unseen)."""
+        self.notifier.notify("RELOADING=1")
+        try:
+            policies, problems = read_policies(self.policies_dir, state_dir=self.state_dir)
+            settings = load_global_settings(self.policies_dir)
+        except PolicyError as error:
+            policies, problems = [], error.problems
+        except OSError as error:
+            policies, problems = [], [f"{self.policies_dir}: {error.strerror or error}"]
+        if problems:
+            text = "; ".join(problems)
+            log.error("policies not applied (%s): %s; going on with the %d dataset(s) read before", why, text,
+                      len(self.policies))
+            tell_global_receivers(self.settings, "daemon", f"did not apply the edited policies: {text}", EXIT_USAGE)
+            self.notifier.notify("READY=1")
+            return False
+        before = set(self.policies)
+        self.settings = settings
+        self.policies = {policy.name: policy for policy in policies}
+        for name in self.policies:
+            self.dataset_locks.setdefault(name, threading.Lock())
+        for job_id in self.scheduled:
+            try:
+                self.scheduler.remove_job(job_id)
+            except JobLookupError:
+                pass
+        self.scheduled.clear()
+        jobs = self.plan_jobs()
+        if self.watcher:  # watched anew: what changed meanwhile is not known, so the next verify walks
+            self.watcher.stop()
+            self.watcher = None
+            self.watch_started.clear()
+            self.changes.lose_track()
+        self.plan_watches()
+        watching = len(self.watcher.watching) if self.watcher else 0
+        added, removed = sorted(set(self.policies) - before), sorted(before - set(self.policies))
+        log.info("policies applied (%s): %d dataset(s)%s%s, %d scheduled job(s), %d watched dataset(s)", why,
+                 len(self.policies), f", added {', '.join(added)}" if added else "",
+                 f", removed {', '.join(removed)}" if removed else "", jobs, watching)
+        write_metrics(list(self.policies.values()), self.db, self.settings)
+        write_status_page(list(self.policies.values()), self.db, self.settings)
+        self.notifier.notify(f"READY=1\nSTATUS={jobs} scheduled job(s), {watching} watched dataset(s)")
+        return True
+
     # --- steps ----------------------------------------------------------------
 
     def run_step(self, dataset, action, changed_paths=None):
         """Run one action on one dataset, supervised (pings, notifications, metrics)."""
         with self.dataset_locks[dataset]:
-            if self.stop_event.is_set():
+            policy = self.policies.get(dataset)
+            if self.stop_event.is_set() or policy is None:  # stopping, or its policy removed since
                 return
-            policy = self.policies[dataset]
             with self.active_lock:
                 self.active[(dataset, action)] = time.time()
                 self.notifier.notify("STATUS=running " + ", ".join(f"{d} {a}" for d, a in self.active))
@@ -211,7 +294,9 @@ class Daemon:
 
     def trigger_push(self, dataset, paths):
         """After a quiet spell: re-index the changed paths and push, as one step."""
-        policy = self.policies[dataset]
+        policy = self.policies.get(dataset)
+        if policy is None:  # its policy was removed while the changes waited
+            return
         if not policy.offsite:
             self.say_once((dataset, "watch-push"), "%s: changes are marked dirty for the next verify; no push "
                           "follows (no offsite in the policy)", dataset)
@@ -251,6 +336,7 @@ class Daemon:
         """Run until SIGTERM/SIGINT."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda number, frame: self.stop_event.set())
+        signal.signal(signal.SIGHUP, lambda number, frame: self.reload_asked.set())
         jobs = self.plan_jobs()
         self.plan_watches()
         write_metrics(list(self.policies.values()), self.db, self.settings)
@@ -269,6 +355,11 @@ class Daemon:
         log.info("daemon started: %d scheduled job(s), %d watched dataset(s), pid %d", jobs, watching, os.getpid())
         while not self.stop_event.is_set():
             self.tick()
+            try:
+                self.check_policies()
+            except Exception as error:  # never the daemon's end: it goes on with what it has
+                log.error("policies not applied: %s: %s", error.__class__.__name__, error)
+                log.debug("reload failed", exc_info=True)
             if self.notifier.watchdog_interval and time.monotonic() >= next_ping:
                 self.notifier.notify("WATCHDOG=1")
                 next_ping = time.monotonic() + self.notifier.watchdog_interval
@@ -304,6 +395,20 @@ class Daemon:
             logging.shutdown()
             sys.stdout.flush()
             os._exit(0)
+
+
+def policies_signature(directory):
+    """What tells that a file of the policies directory changed: each policy file's and
+    syncer.yaml's name, inode, size and mtime. None without a directory."""
+    if directory is None:
+        return None
+    try:
+        with os.scandir(directory) as entries:
+            return sorted((entry.name, entry.inode(), entry.stat().st_size, entry.stat().st_mtime_ns)
+                          for entry in entries if entry.name.endswith(POLICY_SUFFIXES)
+                          or entry.name in GLOBAL_FILE_NAMES)
+    except OSError:
+        return ()  # gone or unreadable: a change too, which the reload then names
 
 
 def bounded_jitter(expression, jitter, now=None):

@@ -163,6 +163,7 @@ Conflicts=syncer.timer syncer-verify.timer
 Type=notify
 NotifyAccess=main
 ExecStart={exec_start(paths, "daemon")}
+ExecReload=/bin/kill -HUP $MAINPID
 WatchdogSec=120s
 Restart=on-failure
 RestartSec=30s

@@ -208,6 +208,22 @@ def test_nothing_to_catch_up_when_the_last_run_is_recent(site, daemons):
     assert daemon.stop()[0] == 0
 
 
+def test_a_dataset_added_while_the_daemon_runs_is_scheduled_on_sighup_or_by_itself(site, daemons):
+    policy(site, schedule={"drill": "0 3 * * *"})
+    daemon = daemons(site)
+    daemon.wait_for_output("daemon started")
+    mail = write_tree(site["tmp"] / "mail", FILES)
+    write_policy(site["policies"], "mail", {"path": str(mail), "authority": {"type": "local", "path": str(mail)},
+                                            "schedule": {"verify": "*/2 * * * * *"}})
+    daemon.process.send_signal(signal.SIGHUP)  # what `systemctl reload syncer-daemon` sends
+    daemon.wait_for_output("policies applied (SIGHUP): 2 dataset(s), added mail")
+    wait_until(lambda: [run for run in runs(site, "verify") if run[0] == "mail"], 10, "a verify of mail", daemon)
+    (site["policies"] / "mail.yaml").unlink()  # no signal: the daemon sees the directory change
+    daemon.wait_for_output("changed): 1 dataset(s), removed mail", seconds=15)
+    assert daemon.process.poll() is None
+    assert daemon.stop()[0] == 0
+
+
 def test_a_change_in_a_watched_dataset_leads_to_a_new_snapshot(site, daemons, tmp_path):
     restic = require_tool("restic")
     password = write_secret(tmp_path / "secrets" / "restic.pass", "daemon-test-password\n")

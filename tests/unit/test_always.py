@@ -510,3 +510,93 @@ def test_the_daemon_watches_a_local_authority_and_its_next_verify_compares_just_
         if daemon.watcher:
             daemon.watcher.stop()
         daemon.db.close()
+
+
+def edited_policies_daemon(tmp_path):
+    """A daemon of two datasets, docs and photos, reading tmp_path/p again when it
+    changes; its schedules planned, not started."""
+    from syncer.policy.model import GlobalSettings
+    from syncer.schedule.daemon import Daemon
+
+    for name in ("docs", "photos"):
+        (tmp_path / name).mkdir()
+        write_policy(tmp_path / "p", name, {"path": str(tmp_path / name), "schedule": {"verify": "0 4 * * *"},
+                                            "authority": {"type": "local", "path": str(tmp_path / name)}})
+    daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings(daemon={"jitter": 0}),
+                    tmp_path / "p")
+    daemon.plan_jobs()
+    return daemon
+
+
+def check_now(daemon):
+    daemon.next_policy_check = 0
+    return daemon.check_policies()
+
+
+def job_ids(daemon):
+    return {job.id for job in daemon.scheduler.get_jobs()}
+
+
+def test_the_daemon_applies_an_edited_policies_directory_without_a_restart(tmp_path, caplog):
+    daemon = edited_policies_daemon(tmp_path)
+    try:
+        assert check_now(daemon) is False  # nothing changed: nothing read again
+        (tmp_path / "music").mkdir()
+        write_policy(tmp_path / "p", "music", {"path": str(tmp_path / "music"), "schedule": {"push": "0 5 * * *"},
+                                               "authority": {"type": "local", "path": str(tmp_path / "music")}})
+        (tmp_path / "p" / "photos.yaml").unlink()
+        with caplog.at_level(logging.INFO, logger="syncer.daemon"):
+            assert check_now(daemon) is True
+        assert job_ids(daemon) == {"docs:verify", "music:push"}
+        assert set(daemon.policies) == {"docs", "music"}
+        assert "added music, removed photos" in caplog.text
+        daemon.run_step("photos", "verify")  # a job of the removed dataset that was already due
+        assert daemon.db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+        # an edit of a schedule is applied too; syncer.yaml's settings with it
+        write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "docs"), "schedule": {"drill": "0 6 * * *"},
+                                              "authority": {"type": "local", "path": str(tmp_path / "docs")}})
+        (tmp_path / "p" / "syncer.yaml").write_text("daemon: {jitter: 0, stop_grace: 7s}\n")
+        assert check_now(daemon) is True
+        assert job_ids(daemon) == {"docs:drill", "music:push"}
+        assert daemon.settings.stop_grace == 7
+    finally:
+        daemon.db.close()
+
+
+def test_an_edit_with_a_problem_changes_nothing_and_is_said(tmp_path, caplog):
+    daemon = edited_policies_daemon(tmp_path)
+    try:
+        (tmp_path / "p" / "photos.yaml").write_text("path: [unclosed\n")  # an editor's half-written save
+        with caplog.at_level(logging.ERROR, logger="syncer.daemon"):
+            assert check_now(daemon) is False
+        assert job_ids(daemon) == {"docs:verify", "photos:verify"}  # photos is not dropped from the schedule
+        assert set(daemon.policies) == {"docs", "photos"}
+        assert "policies not applied" in caplog.text and "photos.yaml" in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="syncer.daemon"):
+            assert check_now(daemon) is False  # said once, not at every check
+        assert caplog.text == ""
+        daemon.reload_asked.set()  # SIGHUP reads again even when nothing changed since
+        assert check_now(daemon) is False and "photos.yaml" in caplog.text
+        write_policy(tmp_path / "p", "photos", {"path": str(tmp_path / "photos"),
+                                                "authority": {"type": "local", "path": str(tmp_path / "photos")}})
+        assert check_now(daemon) is True
+        assert job_ids(daemon) == {"docs:verify"}
+    finally:
+        daemon.db.close()
+
+
+def test_a_daemon_given_its_policies_only_never_reads_them_again(tmp_path):
+    from syncer.policy.model import GlobalSettings
+    from syncer.schedule.daemon import Daemon
+
+    (tmp_path / "docs").mkdir()
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "docs"),
+                                          "authority": {"type": "local", "path": str(tmp_path / "docs")}})
+    daemon = Daemon(load_policies(tmp_path / "p"), tmp_path / "state", GlobalSettings())
+    try:
+        (tmp_path / "p" / "docs.yaml").unlink()
+        daemon.reload_asked.set()
+        assert check_now(daemon) is False and set(daemon.policies) == {"docs"}
+    finally:
+        daemon.db.close()
