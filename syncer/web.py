@@ -16,7 +16,8 @@ import logging
 import signal
 from urllib.parse import parse_qs
 
-from syncer.errors import UsageError
+from syncer.errors import PolicyError, UsageError
+from syncer.policy.load import policies_signature, read_policies
 
 log = logging.getLogger("syncer")
 DEFAULT_LISTEN = "127.0.0.1:8473"
@@ -49,8 +50,11 @@ class StatusApp:
     """The WSGI application: "/" the page, "/metrics" the Prometheus text, "/api/status"
     the status report as JSON (what `status --json` prints)."""
 
-    def __init__(self, policies, state_dir, token=None):
+    def __init__(self, policies, state_dir, token=None, policies_dir=None):
+        """`policies_dir`: where `policies` were read, read again when a file there
+        changes, so that the page shows a dataset added since the server started."""
         self.policies, self.state_dir, self.token = policies, state_dir, token
+        self.policies_dir, self.policies_seen = policies_dir, policies_signature(policies_dir)
         self.routes = {"/": (self.page, "text/html; charset=utf-8"),
                        "/metrics": (self.metrics, "text/plain; version=0.0.4; charset=utf-8"),
                        "/api/status": (self.status, "application/json")}
@@ -88,22 +92,40 @@ class StatusApp:
             credential = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [""])[0]
         return hmac.compare_digest(credential.strip().encode(), self.token.encode())
 
+    def current_policies(self):
+        """The policies, read again when a file of their directory changed. A set with a
+        problem is not taken (as the daemon does): the last one read is shown, and the
+        problem is logged once."""
+        seen = policies_signature(self.policies_dir)
+        if seen != self.policies_seen:
+            self.policies_seen = seen
+            try:
+                policies, problems = read_policies(self.policies_dir, state_dir=self.state_dir)
+            except PolicyError as error:
+                problems = error.problems
+            if problems:
+                log.error("serve: the edited policies are not shown (%s); showing the %d dataset(s) read before",
+                          "; ".join(problems), len(self.policies))
+            else:
+                self.policies = policies
+        return self.policies
+
     def page(self, db):
         from syncer.actions.page import build_page
         from syncer.notify.page import render_page
 
-        return render_page(build_page(self.policies, db))
+        return render_page(build_page(self.current_policies(), db))
 
     def metrics(self, db):
         from syncer.actions.status import run_status
         from syncer.notify.textfile import render_metrics
 
-        return render_metrics(run_status(self.policies, db))
+        return render_metrics(run_status(self.current_policies(), db))
 
     def status(self, db):
         from syncer.actions.status import run_status
 
-        return json.dumps(run_status(self.policies, db), indent=2, default=str) + "\n"
+        return json.dumps(run_status(self.current_policies(), db), indent=2, default=str) + "\n"
 
 
 def answer(start_response, status, text, headers, method, content_type="text/plain; charset=utf-8"):

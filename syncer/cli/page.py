@@ -56,7 +56,8 @@ def serve(listen, token_file):
     policies = current.policies()
     current.existing_db()  # the page is read from it: say so now if it is not there
     try:
-        serve_forever(StatusApp(policies, current.resolved_state_dir(), token), host, port)
+        serve_forever(StatusApp(policies, current.resolved_state_dir(), token, current.resolved_policies_dir()),
+                      host, port)
     except OSError as error:
         raise OperationalError(f"cannot listen on {listen}: {error.strerror or error}")
     return EXIT_OK

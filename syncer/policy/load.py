@@ -43,6 +43,20 @@ def policy_files(directory):
                   if p.suffix in POLICY_SUFFIXES and p.is_file() and p.name not in GLOBAL_FILE_NAMES)
 
 
+def policies_signature(directory):
+    """What tells that a file of the policies directory changed, for those that read it
+    again: the name, inode, size and mtime of each of its YAML files (syncer.yaml's
+    too). None without a directory; () when it cannot be listed."""
+    if directory is None:
+        return None
+    try:
+        with os.scandir(directory) as entries:
+            return sorted((entry.name, entry.inode(), entry.stat().st_size, entry.stat().st_mtime_ns)
+                          for entry in entries if entry.name.endswith(POLICY_SUFFIXES))
+    except OSError:
+        return ()  # gone or unreadable: a change too, which reading it again then names
+
+
 def load_policies(directory, check_paths=True, state_dir=None):
     """Given a policies directory, return the list of Policy objects.
 

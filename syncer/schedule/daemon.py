@@ -35,7 +35,7 @@ from syncer.actions.verify import run_verify
 from syncer.errors import EXIT_USAGE, PolicyError, SyncerError, exit_code_of
 from syncer.index.db import AUTHORITY, StateDB
 from syncer.index.runs import abandon_unfinished, last_started
-from syncer.policy.load import GLOBAL_FILE_NAMES, POLICY_SUFFIXES, load_global_settings, read_policies
+from syncer.policy.load import load_global_settings, policies_signature, read_policies
 from syncer.policy.settings import cron_gaps, cron_trigger, watch_settings
 from syncer.process import stop_running_children
 from syncer.schedule.watch import PendingChanges, Watcher
@@ -395,20 +395,6 @@ class Daemon:
             logging.shutdown()
             sys.stdout.flush()
             os._exit(0)
-
-
-def policies_signature(directory):
-    """What tells that a file of the policies directory changed: each policy file's and
-    syncer.yaml's name, inode, size and mtime. None without a directory."""
-    if directory is None:
-        return None
-    try:
-        with os.scandir(directory) as entries:
-            return sorted((entry.name, entry.inode(), entry.stat().st_size, entry.stat().st_mtime_ns)
-                          for entry in entries if entry.name.endswith(POLICY_SUFFIXES)
-                          or entry.name in GLOBAL_FILE_NAMES)
-    except OSError:
-        return ()  # gone or unreadable: a change too, which the reload then names
 
 
 def bounded_jitter(expression, jitter, now=None):

@@ -1,5 +1,8 @@
 """`syncer serve`'s application, called as WSGI without a server: routes, methods, token."""
 
+import json
+import logging
+
 import pytest
 
 from syncer.errors import UsageError
@@ -63,3 +66,28 @@ def test_a_token_is_needed_on_every_path_and_compared_whole(tmp_path):
     assert call(app, authorization=f"Bearer {TOKEN}")[0] == "200 OK"
     assert call(app, "GET", "/metrics", query=f"token={TOKEN}")[0] == "200 OK"
     assert call(app, "DELETE", authorization=f"Bearer {TOKEN}")[0] == "405 Method Not Allowed"
+
+
+def test_the_served_datasets_follow_the_policies_directory_but_not_a_broken_edit(tmp_path, caplog):
+    from syncer.policy import load_policies
+    from tests.support import write_policy
+
+    def datasets(app):
+        return [dataset["name"] for dataset in json.loads(call(app, "GET", "/api/status")[2])["datasets"]]
+
+    for name in ("docs", "mail"):
+        (tmp_path / name).mkdir()
+    write_policy(tmp_path / "p", "docs", {"path": str(tmp_path / "docs"),
+                                          "authority": {"type": "local", "path": str(tmp_path / "docs")}})
+    StateDB(tmp_path / "state").close()
+    app = StatusApp(load_policies(tmp_path / "p"), tmp_path / "state", policies_dir=tmp_path / "p")
+    assert datasets(app) == ["docs"]
+    write_policy(tmp_path / "p", "mail", {"path": str(tmp_path / "mail"),
+                                          "authority": {"type": "local", "path": str(tmp_path / "mail")}})
+    assert datasets(app) == ["docs", "mail"]  # added while serving: shown without a restart
+    (tmp_path / "p" / "mail.yaml").write_text("path: [unclosed\n")
+    with caplog.at_level(logging.ERROR, logger="syncer"):
+        assert datasets(app) == ["docs", "mail"]  # a half-written save: the last good set stays
+    assert "mail.yaml" in caplog.text and "not shown" in caplog.text
+    (tmp_path / "p" / "mail.yaml").unlink()
+    assert datasets(app) == ["docs"]
