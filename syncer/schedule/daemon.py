@@ -179,6 +179,14 @@ class Daemon:
         edit must not do unseen)."""
         self.notifier.notify("RELOADING=1")
         try:
+            return self.apply_policies(why)
+        finally:
+            watching = len(self.watcher.watching) if self.watcher else 0
+            self.notifier.notify(f"READY=1\nSTATUS={len(self.scheduled)} scheduled job(s), {watching} watched "
+                                 "dataset(s)")
+
+    def apply_policies(self, why):
+        try:
             policies, problems = read_policies(self.policies_dir, state_dir=self.state_dir)
             settings = load_global_settings(self.policies_dir)
         except PolicyError as error:
@@ -189,8 +197,9 @@ class Daemon:
             text = "; ".join(problems)
             log.error("policies not applied (%s): %s; going on with the %d dataset(s) read before", why, text,
                       len(self.policies))
-            tell_global_receivers(self.settings, "daemon", f"did not apply the edited policies: {text}", EXIT_USAGE)
-            self.notifier.notify("READY=1")
+            # on a thread: a slow receiver must not hold up the main loop and its watchdog pings
+            threading.Thread(target=tell_global_receivers, daemon=True, args=(
+                self.settings, "daemon", f"did not apply the edited policies: {text}", EXIT_USAGE)).start()
             return False
         before = set(self.policies)
         self.settings = settings
@@ -217,7 +226,6 @@ class Daemon:
                  f", removed {', '.join(removed)}" if removed else "", jobs, watching)
         write_metrics(list(self.policies.values()), self.db, self.settings)
         write_status_page(list(self.policies.values()), self.db, self.settings)
-        self.notifier.notify(f"READY=1\nSTATUS={jobs} scheduled job(s), {watching} watched dataset(s)")
         return True
 
     # --- steps ----------------------------------------------------------------
