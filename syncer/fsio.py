@@ -21,6 +21,7 @@ import stat
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from syncer.errors import OperationalError
 from syncer.verdict import OK, UNVERIFIABLE, Copy, judge
@@ -274,6 +275,44 @@ def remove_temporaries(root, folder):
                 pass
     finally:
         os.close(descriptor)
+    return removed
+
+
+def make_temporary_folder(parent):
+    """Create a folder of syncer's temporary shape in `parent` (mode 700); return its path.
+    Should the process die before it is renamed or removed, the next run of the same
+    step finds it by that exact shape (remove_temporary_folders)."""
+    while True:
+        path = Path(parent) / (TEMPORARY_PREFIX + secrets.token_hex(16))
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
+def remove_temporary_folders(root, folders):
+    """Remove the folders of syncer's temporary shape named in `folders` (relative paths
+    below `root`, as a walk found them) with all they hold; return how many. Each is
+    reached one folder at a time without following a symlink, and removed through its
+    parent's descriptor, so a folder swapped for a symlink since the walk leads nowhere."""
+    removed = 0
+    for relative in folders:
+        *parts, name = relative.split("/")
+        if not is_temporary_name(name):
+            continue
+        try:
+            descriptor = open_folder(root, parts, create=False)
+        except (FileNotFoundError, UnsafePath):
+            continue
+        try:
+            if stat.S_ISDIR(os.stat(name, dir_fd=descriptor, follow_symlinks=False).st_mode):
+                shutil.rmtree(name, dir_fd=descriptor)
+                removed += 1
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(descriptor)
     return removed
 
 

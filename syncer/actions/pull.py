@@ -47,6 +47,7 @@ from syncer.fsio import (
     move_file,
     open_folder,
     remove_temporaries,
+    remove_temporary_folders,
     split_relative,
     write_file,
 )
@@ -348,7 +349,11 @@ def handle_local_only(policy, db, paths, authority_listed_anything, delete, dry_
 def pull_repositories(policy, db, endpoint, concurrency, delete, dry_run):
     """Mirror every project of the configured groups into `<path_with_namespace>.git`."""
     root = policy.path
-    mirrors = set(git.find_mirrors(root))
+    temporaries = []  # left by a clone that was interrupted: under the dataset's lock, none is under way
+    mirrors = set(git.find_mirrors(root, temporaries))
+    if temporaries and not dry_run:
+        removed = remove_temporary_folders(root, temporaries)
+        log.info("%s: removed %d folder(s) left by an interrupted clone", policy.name, removed)
     projects = endpoint.list_projects()
     items, jobs, listed = [], [], set()
     for project in projects:

@@ -13,6 +13,7 @@ import logging
 import os
 
 from syncer.errors import EndpointError
+from syncer.fsio import is_temporary_name
 from syncer.log import mask
 from syncer.process import TimedOut, run_process
 
@@ -133,8 +134,10 @@ def describe_ref_differences(local, remote, limit=3):
     return "; ".join(differences[:limit]) + more
 
 
-def find_mirrors(root):
-    """Yield the paths (relative, '/'-separated) of the bare repositories `*.git` below `root`."""
+def find_mirrors(root, temporaries=None):
+    """Yield the paths (relative, '/'-separated) of the bare repositories `*.git` below
+    `root`. With `temporaries` (a list), add to it the paths of the folders of syncer's
+    temporary shape met on the way: what interrupted clones left."""
     for directory, subdirectories, _files in os.walk(root):
         subdirectories.sort()
         for name in list(subdirectories):
@@ -144,4 +147,6 @@ def find_mirrors(root):
                     subdirectories.remove(name)
                     yield os.path.relpath(absolute, root).replace(os.sep, "/")
             elif name.startswith(".syncer-"):
-                subdirectories.remove(name)  # an interrupted clone, never a mirror
+                subdirectories.remove(name)  # a clone under way or interrupted, never a mirror
+                if temporaries is not None and is_temporary_name(name):
+                    temporaries.append(os.path.relpath(os.path.join(directory, name), root).replace(os.sep, "/"))

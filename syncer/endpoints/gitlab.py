@@ -9,12 +9,12 @@ are copied with git, not file by file: this is a MirrorEndpoint.
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from syncer.endpoints import git
 from syncer.endpoints.base import Capabilities, Entry, check_relative_path
 from syncer.errors import AuthenticationError, EndpointError
+from syncer.fsio import make_temporary_folder
 
 
 class GitLabEndpoint:
@@ -131,11 +131,12 @@ class GitLabEndpoint:
         return git.auth_environment(self.url, self.token)
 
     def clone_mirror(self, project, target):
-        """Clone the project as a bare mirror at `target`, via a temporary name beside it
-        so that an interrupted clone never looks like a mirror."""
+        """Clone the project as a bare mirror at `target`, via a folder of syncer's
+        temporary shape beside it, so that an interrupted clone never looks like a mirror
+        and the next pull removes what it left (no project's path can take that shape)."""
         target = Path(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = Path(tempfile.mkdtemp(prefix=".syncer-clone-", dir=target.parent))
+        temporary = make_temporary_folder(target.parent)
         try:
             git.run_git(git.clone_mirror_argv(project["http_url_to_repo"], temporary / "mirror.git"), self._auth(),
                         where=f"{self.describe()}: {project['path_with_namespace']}")

@@ -388,6 +388,9 @@ def crash_gitlab_pull(tmp_path, kills, seed):
             assert after.exit_code == 0, f"{context}: the next pull failed: {after.output}"
             unrepaired = [path for path, refs in now.items() if mirror_refs(local / path) != refs]
             assert not unrepaired, f"{context}: the next pull did not repair {unrepaired}"
+            left = [os.path.join(folder, name) for folder, names, _ in os.walk(local) for name in names
+                    if name.startswith(".syncer-")]
+            assert not left, f"{context}: the next pull left the killed clone's folder {left}"
             verified = run("verify", "--json", policies=tmp_path / "policies", state=tmp_path / "state")
             assert verified.exit_code == 0, f"{context}: {verified.output}"
             recovered += 1

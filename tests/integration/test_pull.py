@@ -293,6 +293,29 @@ def test_gitlab_local_only_mirrors_are_extra_and_a_bad_token_names_the_key(tmp_p
     assert "glpat-wrong-token" not in refused.output and "Traceback" not in refused.output
 
 
+def test_the_folder_an_interrupted_clone_left_is_removed_by_the_next_pull_and_nothing_else(tmp_path, gitlab_fake):
+    fake = gitlab_fake
+    fake.commit(fake.add_project("team", "tool"), {"a": "b"})
+    policies, state = gitlab_site(tmp_path, fake)
+    local, outside = tmp_path / "local", write_tree(tmp_path / "outside", {"keep.txt": "mine"})
+    left = write_tree(local / "team" / f".syncer-tmp-{'ab' * 16}", {"mirror.git/HEAD": "ref: refs/heads/main\n",
+                                                                   "mirror.git/objects/pack/p.pack": "partial"})
+    kept = [write_tree(local / "team" / ".syncer-clone-x1y2z3", {"mirror.git/HEAD": "an earlier version's"}),
+            write_tree(local / "team" / f".syncer-tmp-{'AB' * 16}", {"f": "not the exact shape"}),
+            write_tree(local / "notes" / ".syncer-tmpfoo", {"f": "a user's"})]
+    (local / "team" / f".syncer-tmp-{'cd' * 16}").symlink_to(outside, target_is_directory=True)
+    dry = run_syncer("pull", "--dry-run", policies=policies, state=state)
+    assert dry.exit_code == 0, dry.output
+    assert left.is_dir()  # a dry run removes nothing
+    pulled = run_syncer("pull", "-v", policies=policies, state=state)
+    assert pulled.exit_code == 0, pulled.output
+    assert "removed 1 folder(s) left by an interrupted clone" in pulled.output
+    assert not left.exists()
+    assert all(path.is_dir() for path in kept) and (local / "team" / "tool.git" / "HEAD").is_file()
+    assert (local / "team" / f".syncer-tmp-{'cd' * 16}").is_symlink()  # the link, not what it leads to
+    assert (outside / "keep.txt").read_text() == "mine"
+
+
 def test_gitlab_token_never_reaches_argv_or_config(tmp_path):
     from syncer.endpoints import git
 
