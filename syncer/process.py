@@ -29,10 +29,13 @@ INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 PR_SET_PDEATHSIG = 1
 
 try:
-    # Loaded here, not in the child: between fork and exec only the call itself is safe.
-    prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    # Loaded here, not in the child: between fork and exec only the calls themselves are safe.
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    prctl, set_disposition = libc.prctl, libc.signal
+    set_disposition.argtypes, set_disposition.restype = (ctypes.c_int, ctypes.c_void_p), ctypes.c_void_p
 except OSError:
-    prctl = None
+    prctl = set_disposition = None
+SIG_DFL = 0
 
 
 # The programs running through run_process, with whether each has a group of its own.
@@ -43,10 +46,15 @@ class TimedOut(Exception):
     """The program ran past its timeout; it and its process group were stopped."""
 
 
-def die_with_parent():
-    """In the child, before exec: get SIGTERM when syncer dies."""
+def prepare_child():
+    """In the child, before exec: get SIGTERM when syncer dies, and take SIGINT as a
+    program started from a terminal does. syncer started in the background of a script
+    (`syncer push &`: a shell without job control starts it so) has SIGINT ignored, and
+    its children would inherit that: a shell cannot even trap it then, and the SIGINT
+    that stops a child first (a hook's cleanup, git) would be lost."""
     if prctl is not None:
         prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        set_disposition(signal.SIGINT, SIG_DFL)
 
 
 def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environment=None, cwd=None, timeout=None,
@@ -77,7 +85,7 @@ def run_process(argv, *, on_output, on_errors=None, stdout_file=None, environmen
         argv, shell=shell, env=environment, cwd=cwd, stdin=subprocess.DEVNULL,
         stdout=stdout_file if stdout_file is not None else subprocess.PIPE,
         stderr=subprocess.PIPE if on_errors else subprocess.STDOUT,
-        start_new_session=own_group, preexec_fn=die_with_parent)
+        start_new_session=own_group, preexec_fn=prepare_child)
     failures, readers = [], []  # failures: what a line handler raised, raised again here
     child = (process, own_group)
     with RUNNING_LOCK:

@@ -97,13 +97,13 @@ def test_a_timeout_stops_the_whole_process_group(short_grace):
     assert group_members(group) == []
 
 
-def test_an_interrupted_caller_stops_the_group_with_sigint_first(tmp_path):
+@pytest.mark.parametrize("started_ignoring_sigint", [False, True])
+def test_an_interrupted_caller_stops_the_group_with_sigint_first(tmp_path, short_grace, started_ignoring_sigint):
     """Ctrl-C at a terminal reaches syncer, not the child's group: the door passes it on
-    as SIGINT (restic removes its lock on SIGINT), then stops the group.
-
-    The whole grace (5 s, not short_grace's 1 s) before the SIGTERM: once, with the
-    whole suite running beside it, the shell had not yet written its trace a second
-    after the SIGINT, and the SIGTERM ended it first."""
+    as SIGINT (restic removes its lock on SIGINT), then stops the group. Also when
+    syncer itself was started with SIGINT ignored (in the background of a script: a
+    shell without job control starts `cmd &` so): its child is not, or the shell could
+    not even trap it."""
     trace = tmp_path / "trace"
     script = f"echo $$; trap 'echo INT >> {trace}; exit 130' INT; echo ready; sleep 300 & wait"
     output = []
@@ -117,11 +117,14 @@ def test_an_interrupted_caller_stops_the_group_with_sigint_first(tmp_path):
             os.kill(os.getpid(), signal.SIGUSR1)  # handled in the main thread, inside the door's wait
 
     previous = signal.signal(signal.SIGUSR1, interrupt)
+    previous_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if started_ignoring_sigint else None
     try:
         with pytest.raises(KeyboardInterrupt):
             run_process(["sh", "-c", script], on_output=take)
     finally:
         signal.signal(signal.SIGUSR1, previous)
+        if previous_sigint is not None:
+            signal.signal(signal.SIGINT, previous_sigint)
     assert trace.read_text() == "INT\n"
     assert group_members(int(output[0])) == []
 
