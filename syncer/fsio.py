@@ -254,10 +254,11 @@ def fsync_folder(path):
         os.close(descriptor)
 
 
-def remove_temporaries(root, folder):
-    """Remove syncer's temporary files (exact shape only) from `folder` (relative, ''
-    for the root) below `root`; return how many. A folder that is gone, or reached
-    only through a symlink, is left alone."""
+def remove_temporaries(root, folder, folders=False):
+    """Remove syncer's temporaries (exact shape only) from `folder` (relative, '' for
+    the root) below `root`: its files, or with `folders` its folders and all they hold;
+    return how many. A folder that is gone, or reached only through a symlink, is left
+    alone, and so is a symlink of that shape (rmtree refuses one put there since)."""
     try:
         descriptor = open_folder(root, folder.split("/") if folder else [], create=False)
     except (FileNotFoundError, UnsafePath):
@@ -265,11 +266,14 @@ def remove_temporaries(root, folder):
     removed = 0
     try:
         with os.scandir(descriptor) as entries:
-            names = [entry.name for entry in entries
-                     if is_temporary_name(entry.name) and entry.is_file(follow_symlinks=False)]
+            names = [entry.name for entry in entries if is_temporary_name(entry.name)
+                     and (entry.is_dir if folders else entry.is_file)(follow_symlinks=False)]
         for name in names:
             try:
-                os.unlink(name, dir_fd=descriptor)
+                if folders:
+                    shutil.rmtree(name, dir_fd=descriptor)
+                else:
+                    os.unlink(name, dir_fd=descriptor)
                 removed += 1
             except FileNotFoundError:
                 pass
@@ -281,7 +285,7 @@ def remove_temporaries(root, folder):
 def make_temporary_folder(parent):
     """Create a folder of syncer's temporary shape in `parent` (mode 700); return its path.
     Should the process die before it is renamed or removed, the next run of the same
-    step finds it by that exact shape (remove_temporary_folders)."""
+    step finds it by that exact shape (remove_temporaries)."""
     while True:
         path = Path(parent) / (TEMPORARY_PREFIX + secrets.token_hex(16))
         try:
@@ -289,31 +293,6 @@ def make_temporary_folder(parent):
             return path
         except FileExistsError:
             continue
-
-
-def remove_temporary_folders(root, folders):
-    """Remove the folders of syncer's temporary shape named in `folders` (relative paths
-    below `root`, as a walk found them) with all they hold; return how many. Each is
-    reached one folder at a time without following a symlink, and removed through its
-    parent's descriptor, so a folder swapped for a symlink since the walk leads nowhere."""
-    removed = 0
-    for relative in folders:
-        *parts, name = relative.split("/")
-        if not is_temporary_name(name):
-            continue
-        try:
-            descriptor = open_folder(root, parts, create=False)
-        except (FileNotFoundError, UnsafePath):
-            continue
-        try:
-            if stat.S_ISDIR(os.stat(name, dir_fd=descriptor, follow_symlinks=False).st_mode):
-                shutil.rmtree(name, dir_fd=descriptor)
-                removed += 1
-        except FileNotFoundError:
-            pass
-        finally:
-            os.close(descriptor)
-    return removed
 
 
 # --- a tree about to be moved into place ------------------------------------------------

@@ -47,7 +47,6 @@ from syncer.fsio import (
     move_file,
     open_folder,
     remove_temporaries,
-    remove_temporary_folders,
     split_relative,
     write_file,
 )
@@ -352,8 +351,13 @@ def pull_repositories(policy, db, endpoint, concurrency, delete, dry_run):
     temporaries = []  # left by a clone that was interrupted: under the dataset's lock, none is under way
     mirrors = set(git.find_mirrors(root, temporaries))
     if temporaries and not dry_run:
-        removed = remove_temporary_folders(root, temporaries)
-        log.info("%s: removed %d folder(s) left by an interrupted clone", policy.name, removed)
+        try:
+            removed = sum(remove_temporaries(root, folder, folders=True)
+                          for folder in sorted({parent_of(path) for path in temporaries}))
+            log.info("%s: removed %d folder(s) left by an interrupted clone", policy.name, removed)
+        except OSError as error:  # left for the next pull: the mirrors matter more
+            log.warning("%s: cannot remove what an interrupted clone left (%s): %s", policy.name,
+                        ", ".join(temporaries), error.strerror or error)
     projects = endpoint.list_projects()
     items, jobs, listed = [], [], set()
     for project in projects:
