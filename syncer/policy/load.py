@@ -49,12 +49,19 @@ def policies_signature(directory):
     too). None without a directory; () when it cannot be listed."""
     if directory is None:
         return None
+    files = []
     try:
         with os.scandir(directory) as entries:
-            return sorted((entry.name, entry.inode(), entry.stat().st_size, entry.stat().st_mtime_ns)
-                          for entry in entries if entry.name.endswith(POLICY_SUFFIXES))
+            for entry in entries:
+                if entry.name.endswith(POLICY_SUFFIXES):
+                    try:
+                        info = entry.stat()
+                    except OSError:  # gone since listed, or a dangling link (an editor's lock): not a policy
+                        continue
+                    files.append((entry.name, entry.inode(), info.st_size, info.st_mtime_ns))
     except OSError:
         return ()  # gone or unreadable: a change too, which reading it again then names
+    return sorted(files)
 
 
 def load_policies(directory, check_paths=True, state_dir=None):

@@ -541,6 +541,8 @@ def test_the_daemon_applies_an_edited_policies_directory_without_a_restart(tmp_p
     daemon = edited_policies_daemon(tmp_path)
     try:
         assert check_now(daemon) is False  # nothing changed: nothing read again
+        (tmp_path / "p" / ".#docs.yaml").symlink_to("anna@board.1234")  # Emacs's lock while editing
+        assert check_now(daemon) is False
         (tmp_path / "music").mkdir()
         write_policy(tmp_path / "p", "music", {"path": str(tmp_path / "music"), "schedule": {"push": "0 5 * * *"},
                                                "authority": {"type": "local", "path": str(tmp_path / "music")}})
