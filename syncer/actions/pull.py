@@ -348,8 +348,12 @@ def handle_local_only(policy, db, paths, authority_listed_anything, delete, dry_
 def pull_repositories(policy, db, endpoint, concurrency, delete, dry_run):
     """Mirror every project of the configured groups into `<path_with_namespace>.git`."""
     root = policy.path
-    temporaries = []  # left by a clone that was interrupted: under the dataset's lock, none is under way
-    mirrors = set(git.find_mirrors(root, temporaries))
+    skipped = []  # left by clones that were interrupted: under the dataset's lock, none is under way
+    mirrors = set(git.find_mirrors(root, skipped))
+    temporaries = [path for path in skipped if is_temporary_path(path)]
+    for path in sorted(set(skipped) - set(temporaries)):
+        log.warning("%s: %s is not a mirror (an earlier version's interrupted clone, or not syncer's); syncer "
+                    "leaves it: delete it once you have looked", policy.name, path)
     if temporaries and not dry_run:
         try:
             removed = sum(remove_temporaries(root, folder, folders=True)

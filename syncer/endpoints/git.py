@@ -13,7 +13,6 @@ import logging
 import os
 
 from syncer.errors import EndpointError
-from syncer.fsio import is_temporary_name
 from syncer.log import mask
 from syncer.process import TimedOut, run_process
 
@@ -134,10 +133,10 @@ def describe_ref_differences(local, remote, limit=3):
     return "; ".join(differences[:limit]) + more
 
 
-def find_mirrors(root, temporaries=None):
+def find_mirrors(root, skipped=None):
     """Yield the paths (relative, '/'-separated) of the bare repositories `*.git` below
-    `root`. With `temporaries` (a list), add to it the paths of the folders of syncer's
-    temporary shape met on the way: what interrupted clones left."""
+    `root`. With `skipped` (a list), add to it the paths of the `.syncer-*` folders met
+    on the way and not entered: clones under way, or what interrupted ones left."""
     for directory, subdirectories, _files in os.walk(root):
         subdirectories.sort()
         for name in list(subdirectories):
@@ -148,5 +147,5 @@ def find_mirrors(root, temporaries=None):
                     yield os.path.relpath(absolute, root).replace(os.sep, "/")
             elif name.startswith(".syncer-"):
                 subdirectories.remove(name)  # a clone under way or interrupted, never a mirror
-                if temporaries is not None and is_temporary_name(name):
-                    temporaries.append(os.path.relpath(os.path.join(directory, name), root).replace(os.sep, "/"))
+                if skipped is not None:
+                    skipped.append(os.path.relpath(os.path.join(directory, name), root).replace(os.sep, "/"))

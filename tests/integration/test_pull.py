@@ -310,6 +310,7 @@ def test_the_folder_an_interrupted_clone_left_is_removed_by_the_next_pull_and_no
     pulled = run_syncer("pull", "-v", policies=policies, state=state)
     assert pulled.exit_code == 0, pulled.output
     assert "removed 1 folder(s) left by an interrupted clone" in pulled.output
+    assert "team/.syncer-clone-x1y2z3 is not a mirror" in pulled.output  # said, not removed
     assert not left.exists()
     assert all(path.is_dir() for path in kept) and (local / "team" / "tool.git" / "HEAD").is_file()
     assert (local / "team" / f".syncer-tmp-{'cd' * 16}").is_symlink()  # the link, not what it leads to
