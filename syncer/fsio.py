@@ -56,6 +56,11 @@ class Written:
     info: os.stat_result
 
 
+def temporary_name():
+    """A new name of the exact shape is_temporary_name matches."""
+    return TEMPORARY_PREFIX + secrets.token_hex(16)
+
+
 def is_temporary_name(name):
     """Whether `name` (one path component) has the exact shape of syncer's temporary files."""
     return TEMPORARY_NAME.fullmatch(name) is not None
@@ -153,7 +158,7 @@ def write_file(root, relative, open_stream, expected=None, size=None, algorithms
         replaced = existing_file(folder, name, relative)
         if mode is None:
             mode = stat.S_IMODE(replaced.st_mode) & 0o1777 if replaced else None
-        temporary = TEMPORARY_PREFIX + secrets.token_hex(16)
+        temporary = temporary_name()
         # A new file is created 0o666 so that the kernel applies the umask (reading the
         # umask would change it for every thread); a kept mode is set exactly below.
         descriptor = os.open(temporary, NEW_FILE_FLAGS, 0o666 if mode is None else mode & 0o777, dir_fd=folder)
@@ -287,7 +292,7 @@ def make_temporary_folder(parent):
     Should the process die before it is renamed or removed, the next run of the same
     step finds it by that exact shape (remove_temporaries)."""
     while True:
-        path = Path(parent) / (TEMPORARY_PREFIX + secrets.token_hex(16))
+        path = Path(parent) / temporary_name()
         try:
             os.mkdir(path, 0o700)
             return path

@@ -1,7 +1,6 @@
 """Credentials files: KEY=VALUE lines, readable by their owner only."""
 
 import os
-import secrets
 import stat
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,7 +108,7 @@ def staged_credentials(path, values):
     folder fsynced); otherwise it is removed and `path` is left exactly as it was.
     Raise CredentialError for a value that cannot be one line, OperationalError when the
     folder cannot be written."""
-    from syncer.fsio import TEMPORARY_PREFIX, fsync_folder
+    from syncer.fsio import fsync_folder, temporary_name
 
     path = Path(path)
     for key, value in values.items():
@@ -119,7 +118,7 @@ def staged_credentials(path, values):
     try:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        staged = path.parent / (TEMPORARY_PREFIX + secrets.token_hex(16))
+        staged = path.parent / temporary_name()
         descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except (OSError, UnicodeDecodeError) as error:
         raise OperationalError(f"cannot write the credentials file {path}: {getattr(error, 'strerror', error)}")
