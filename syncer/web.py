@@ -16,8 +16,8 @@ import logging
 import signal
 from urllib.parse import parse_qs
 
-from syncer.errors import PolicyError, UsageError
-from syncer.policy.load import policies_signature, read_policies
+from syncer.errors import UsageError
+from syncer.policy.load import policies_signature, reread_policies
 
 log = logging.getLogger("syncer")
 DEFAULT_LISTEN = "127.0.0.1:8473"
@@ -99,10 +99,7 @@ class StatusApp:
         seen = policies_signature(self.policies_dir)
         if seen != self.policies_seen:
             self.policies_seen = seen
-            try:
-                policies, problems = read_policies(self.policies_dir, state_dir=self.state_dir)
-            except PolicyError as error:
-                problems = error.problems
+            policies, problems = reread_policies(self.policies_dir, self.state_dir)
             if problems:
                 log.error("serve: the edited policies are not shown (%s); showing the %d dataset(s) read before",
                           "; ".join(problems), len(self.policies))

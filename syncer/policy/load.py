@@ -64,6 +64,19 @@ def policies_signature(directory):
     return sorted(files)
 
 
+def reread_policies(directory, state_dir=None):
+    """Read the policies again for a process that keeps running (the daemon, serve):
+    return (policies, problems), problems being every file's, or why the directory
+    could not be read. Those who call it apply a set only without problems: a file left
+    out of an edit would silently stop its dataset."""
+    try:
+        return read_policies(directory, state_dir=state_dir)
+    except PolicyError as error:
+        return [], error.problems
+    except OSError as error:
+        return [], [f"{directory}: {error.strerror or error}"]
+
+
 def load_policies(directory, check_paths=True, state_dir=None):
     """Given a policies directory, return the list of Policy objects.
 

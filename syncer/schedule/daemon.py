@@ -32,10 +32,10 @@ from syncer.actions.changes import mark_changes, refresh_changes
 from syncer.actions.run import RUNNERS
 from syncer.actions.supervise import supervised, tell_global_receivers, write_metrics, write_status_page
 from syncer.actions.verify import run_verify
-from syncer.errors import EXIT_USAGE, PolicyError, SyncerError, exit_code_of
+from syncer.errors import EXIT_USAGE, SyncerError, exit_code_of
 from syncer.index.db import AUTHORITY, StateDB
 from syncer.index.runs import abandon_unfinished, last_started
-from syncer.policy.load import load_global_settings, policies_signature, read_policies
+from syncer.policy.load import load_global_settings, policies_signature, reread_policies
 from syncer.policy.settings import cron_gaps, cron_trigger, watch_settings
 from syncer.process import stop_running_children
 from syncer.schedule.watch import PendingChanges, Watcher
@@ -186,13 +186,7 @@ class Daemon:
                                  "dataset(s)")
 
     def apply_policies(self, why):
-        try:
-            policies, problems = read_policies(self.policies_dir, state_dir=self.state_dir)
-            settings = load_global_settings(self.policies_dir)
-        except PolicyError as error:
-            policies, problems = [], error.problems
-        except OSError as error:
-            policies, problems = [], [f"{self.policies_dir}: {error.strerror or error}"]
+        policies, problems = reread_policies(self.policies_dir, self.state_dir)
         if problems:
             text = "; ".join(problems)
             log.error("policies not applied (%s): %s; going on with the %d dataset(s) read before", why, text,
@@ -202,7 +196,7 @@ class Daemon:
                 self.settings, "daemon", f"did not apply the edited policies: {text}", EXIT_USAGE)).start()
             return False
         before = set(self.policies)
-        self.settings = settings
+        self.settings = load_global_settings(self.policies_dir)  # its problems were among `problems`
         self.policies = {policy.name: policy for policy in policies}
         for name in self.policies:
             self.dataset_locks.setdefault(name, threading.Lock())
